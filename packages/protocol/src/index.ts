@@ -1,0 +1,3 @@
+export { createCodec } from './codec.ts';
+export type { NodeName, Pid, ServerId } from './ids.ts';
+export { assertNever, isPid, isServerId, pidEquals, pidKey, serverIdEquals, serverIdKey } from './ids.ts';
