@@ -1,0 +1,86 @@
+import type { ClusterConfig, From, RaftRpc, ServerId } from '@otra/protocol';
+import { serverIdKey } from '@otra/protocol';
+import type { Effect, LeaderState, Peer, RaftError, Reply, Role, ServerState } from '../types.ts';
+
+export type Draft = { -readonly [K in keyof ServerState]: ServerState[K] };
+
+/**
+ * One handler invocation: a shallow copy of the input state that the handler edits (nested
+ * objects are replaced, never edited, so the caller's state is untouched), the role it ends in,
+ * and the effects it emits, in order.
+ */
+export interface Ctx {
+  readonly s: Draft;
+  role: Role;
+  readonly fx: Effect[];
+  /** Per-pid `notify` batches of this event, flushed once at the end. */
+  notify: Map<
+    string,
+    { to: import('@otra/protocol').Pid; applied: [import('@otra/protocol').Correlation, unknown][] }
+  > | null;
+}
+
+export function cluster(s: ServerState): ClusterConfig {
+  return s.configs[s.configs.length - 1]!.members;
+}
+
+/** Keys of the voting members of the configuration in force. */
+export function voterKeys(s: ServerState): string[] {
+  const keys: string[] = [];
+  for (const m of cluster(s)) if (m.membership === 'voter') keys.push(serverIdKey(m.id));
+  return keys;
+}
+
+export function isVoter(s: ServerState, key: string): boolean {
+  for (const m of cluster(s)) if (m.membership === 'voter' && serverIdKey(m.id) === key) return true;
+  return false;
+}
+
+export function isMember(s: ServerState, key: string): boolean {
+  for (const m of cluster(s)) if (serverIdKey(m.id) === key) return true;
+  return false;
+}
+
+export function send(ctx: Ctx, to: ServerId, rpc: RaftRpc): void {
+  ctx.fx.push({ type: 'send_rpc', to, rpc });
+}
+
+export function reply(ctx: Ctx, to: From, r: Reply): void {
+  ctx.fx.push({ type: 'reply', to, reply: r });
+}
+
+export function replyError(ctx: Ctx, to: From, error: RaftError, message?: string): void {
+  const r: Reply =
+    message === undefined
+      ? { type: 'error', error, leader: ctx.s.leaderId }
+      : { type: 'error', error, leader: ctx.s.leaderId, message };
+  reply(ctx, to, r);
+}
+
+export function persistMeta(ctx: Ctx): void {
+  ctx.fx.push({ type: 'meta.persist', currentTerm: ctx.s.currentTerm, votedFor: ctx.s.votedFor });
+}
+
+export function armElectionTimer(ctx: Ctx): void {
+  const [minMs, maxMs] = ctx.s.cfg.electionTimeoutMs;
+  ctx.fx.push({ type: 'timer.set', timer: 'election', minMs, maxMs });
+}
+
+export function setLeader(ctx: Ctx, leader: LeaderState): void {
+  ctx.s.leader = leader;
+}
+
+export function updatePeer(ctx: Ctx, i: number, patch: Partial<Peer>): Peer {
+  const leader = ctx.s.leader!;
+  const peers = leader.peers.slice();
+  const next = { ...peers[i]!, ...patch };
+  peers[i] = next;
+  ctx.s.leader = { ...leader, peers };
+  return next;
+}
+
+export function peerIndex(leader: LeaderState, key: string): number {
+  const peers = leader.peers;
+  for (let i = 0; i < peers.length; i++) if (peers[i]!.key === key) return i;
+  return -1;
+}

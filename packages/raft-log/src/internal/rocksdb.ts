@@ -1,0 +1,152 @@
+import { createRequire } from 'node:module';
+
+/**
+ * A typed, promise-based wrapper over the `rocksdb` binding (abstract-leveldown API, no types of
+ * its own). Only what the stores use; keys and values are Buffers throughout.
+ */
+
+export type KvOp =
+  | { readonly type: 'put'; readonly key: Buffer; readonly value: Buffer }
+  | { readonly type: 'del'; readonly key: Buffer };
+
+export interface KvRange {
+  readonly gte?: Buffer;
+  readonly gt?: Buffer;
+  readonly lte?: Buffer;
+  readonly lt?: Buffer;
+  readonly limit?: number;
+  readonly reverse?: boolean;
+  readonly keys?: boolean;
+  readonly values?: boolean;
+}
+
+/** The key/value operations the stores need. `RocksKv` is the real one; tests wrap it to inject faults. */
+export interface Kv {
+  batch(ops: readonly KvOp[], sync: boolean): Promise<void>;
+  get(key: Buffer): Promise<Buffer | undefined>;
+  /** Pairs in key order, a chunk at a time (about `highWaterMark` bytes or 1,000 pairs). */
+  iterateChunks(range: KvRange, highWaterMark?: number): AsyncIterable<Array<[Buffer, Buffer]>>;
+  close(): Promise<void>;
+}
+
+/** The native iterator handle of the binding. */
+type IteratorContext = { readonly __brand: 'rocksdb.iterator' };
+
+/** The binding's iterator functions, used directly: the abstract-leveldown iterator costs a nextTick per entry. */
+interface RawBinding {
+  iterator_init(db: unknown, options: Record<string, unknown>): IteratorContext;
+  /** `array` holds `[..., value1, key1, value0, key0]` (reversed, to be popped); `finished` once exhausted. */
+  iterator_next(
+    it: IteratorContext,
+    cb: (err: Error | null, array: Buffer[], finished: boolean) => void,
+  ): void;
+  iterator_end(it: IteratorContext, cb: (err?: Error | null) => void): void;
+}
+
+interface RawDb {
+  open(options: Record<string, unknown>, cb: (err?: Error | null) => void): void;
+  close(cb: (err?: Error | null) => void): void;
+  batch(ops: readonly KvOp[], options: { sync: boolean }, cb: (err?: Error | null) => void): void;
+  get(
+    key: Buffer,
+    options: { asBuffer: boolean },
+    cb: (err: Error | null | undefined, value?: Buffer) => void,
+  ): void;
+  readonly context: unknown;
+}
+
+type RawFactory = (location: string) => RawDb;
+
+const require = createRequire(import.meta.url);
+let factory: RawFactory | undefined;
+let binding: RawBinding | undefined;
+
+function loadFactory(): RawFactory {
+  factory ??= require('rocksdb') as RawFactory;
+  binding ??= require('rocksdb/binding.js') as RawBinding;
+  return factory;
+}
+
+export interface RocksOpenOptions {
+  readonly createIfMissing?: boolean;
+  /** RocksDB's block cache, bytes (default 8 MiB). */
+  readonly cacheSize?: number;
+  /** RocksDB's memtable size, bytes (default 16 MiB here: a burst of appends should not stall on flushes). */
+  readonly writeBufferSize?: number;
+}
+
+export class RocksKv implements Kv {
+  private constructor(
+    private readonly db: RawDb,
+    readonly location: string,
+  ) {}
+
+  static open(location: string, options: RocksOpenOptions = {}): Promise<RocksKv> {
+    const db = loadFactory()(location);
+    return new Promise((resolve, reject) => {
+      db.open(
+        {
+          createIfMissing: options.createIfMissing ?? true,
+          errorIfExists: false,
+          cacheSize: options.cacheSize ?? 8 << 20,
+          writeBufferSize: options.writeBufferSize ?? 16 << 20,
+          infoLogLevel: 'error',
+        },
+        (err) => (err ? reject(err) : resolve(new RocksKv(db, location))),
+      );
+    });
+  }
+
+  batch(ops: readonly KvOp[], sync: boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.db.batch(ops, { sync }, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  get(key: Buffer): Promise<Buffer | undefined> {
+    return new Promise((resolve, reject) => {
+      this.db.get(key, { asBuffer: true }, (err, value) => {
+        if (err) {
+          if (/NotFound/i.test(err.message)) resolve(undefined);
+          else reject(err);
+        } else resolve(value);
+      });
+    });
+  }
+
+  async *iterate(range: KvRange, highWaterMark = 64 * 1024): AsyncIterable<[Buffer, Buffer]> {
+    for await (const chunk of this.iterateChunks(range, highWaterMark)) yield* chunk;
+  }
+
+  /** Pairs in key order, a chunk (up to 1,000 pairs or about `highWaterMark` bytes) at a time. */
+  async *iterateChunks(range: KvRange, highWaterMark = 256 * 1024): AsyncIterable<Array<[Buffer, Buffer]>> {
+    const raw = binding!;
+    const it = raw.iterator_init(this.db.context, {
+      ...range,
+      keyAsBuffer: true,
+      valueAsBuffer: true,
+      highWaterMark,
+    });
+    try {
+      for (;;) {
+        const { array, finished } = await new Promise<{ array: Buffer[]; finished: boolean }>(
+          (resolve, reject) => {
+            raw.iterator_next(it, (err, array, finished) =>
+              err ? reject(err) : resolve({ array, finished }),
+            );
+          },
+        );
+        const chunk: Array<[Buffer, Buffer]> = [];
+        for (let i = array.length - 1; i > 0; i -= 2) chunk.push([array[i]!, array[i - 1]!]);
+        if (chunk.length > 0) yield chunk;
+        if (finished) return;
+      }
+    } finally {
+      await new Promise<void>((resolve) => raw.iterator_end(it, () => resolve()));
+    }
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve, reject) => this.db.close((err) => (err ? reject(err) : resolve())));
+  }
+}
