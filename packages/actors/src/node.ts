@@ -733,7 +733,7 @@ export class Node {
   /** Is `pid` a live local actor? */
   isAlive(pid: Pid): boolean {
     const proc = pid.node === this.name ? this.resolve(pid) : undefined;
-    return proc !== undefined && proc.alive;
+    return proc?.alive === true;
   }
 
   /** The number of live actors. */
