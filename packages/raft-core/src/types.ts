@@ -85,6 +85,8 @@ export interface Peer {
   readonly ackedRound: number;
   /** Heard from since the last check-quorum. */
   readonly active: boolean;
+  /** Heard from since the last tick: if not, batches in flight are presumed lost and resent. */
+  readonly replied: boolean;
   /** Ticks left before a snapshot transfer in progress is considered lost (0: none). */
   readonly snapshotTicks: number;
 }

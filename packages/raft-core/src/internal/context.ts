@@ -57,7 +57,7 @@ export function replyError(ctx: Ctx, to: From, error: RaftError, message?: strin
   reply(ctx, to, r);
 }
 
-export function persistMeta(ctx: Ctx): void {
+function persistMeta(ctx: Ctx): void {
   ctx.fx.push({ type: 'meta.persist', currentTerm: ctx.s.currentTerm, votedFor: ctx.s.votedFor });
 }
 
@@ -83,4 +83,11 @@ export function peerIndex(leader: LeaderState, key: string): number {
   const peers = leader.peers;
   for (let i = 0; i < peers.length; i++) if (peers[i]!.key === key) return i;
   return -1;
+}
+
+/** Coalesces with an immediately preceding `meta.persist` so one barrier covers both changes. */
+export function persistMetaCoalesced(ctx: Ctx): void {
+  const last = ctx.fx[ctx.fx.length - 1];
+  if (last !== undefined && last.type === 'meta.persist') ctx.fx.pop();
+  persistMeta(ctx);
 }

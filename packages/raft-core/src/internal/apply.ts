@@ -1,0 +1,224 @@
+import type { CommandEntry, ConfigEntry, LogEntry, SystemEntry } from '@otra/protocol';
+import { serverIdKey } from '@otra/protocol';
+import type { ApplyMeta, MachineEffect } from '../machine.ts';
+import { appendCommands } from './client.ts';
+import { type Ctx, isMember, reply } from './context.ts';
+import { entryAt, termAt } from './log.ts';
+import { answerConsistentQueries, answerLocalQueries } from './queries.ts';
+import { becomeFollower } from './roles.ts';
+
+/**
+ * Applies committed entries in order. Stops at a noop asking for a machine version we do not
+ * have: the server keeps replicating (and acknowledging) but its machine waits for an upgrade.
+ */
+export function applyCommitted(ctx: Ctx): void {
+  const s = ctx.s;
+  if (s.lastApplied >= s.commitIndex) return;
+  const isLeader = ctx.role === 'leader';
+  let removedSelf = false;
+  let appended: unknown[] | null = null;
+  while (s.lastApplied < s.commitIndex && s.awaitingUpgrade === null) {
+    const index = s.lastApplied + 1;
+    const entry = entryAt(s.log, index);
+    if (entry === undefined) break;
+    switch (entry.type) {
+      case 'command':
+        appended = applyCommand(ctx, entry, isLeader, appended);
+        break;
+      case 'noop': {
+        const local = s.cfg.machine.version?.() ?? 0;
+        if (entry.machineVersion > local) {
+          s.awaitingUpgrade = entry.machineVersion;
+          continue;
+        }
+        s.machineVersion = entry.machineVersion;
+        break;
+      }
+      case 'config':
+        if (isLeader) {
+          if (entry.from !== undefined) reply(ctx, entry.from, { type: 'ok', leader: s.cfg.id });
+          if (!isMemberOf(entry, s.cfg.idKey)) removedSelf = true;
+        }
+        break;
+      case 'system':
+        appended = applySystem(ctx, entry, isLeader, appended);
+        break;
+    }
+    s.lastApplied = index;
+  }
+  pruneConfigs(ctx);
+  if (s.localQueries.length > 0) answerLocalQueries(ctx);
+  if (ctx.role === 'leader') {
+    if (removedSelf && !isMember(s, s.cfg.idKey)) {
+      // The leader's own removal is committed: hand over by stepping down.
+      ctx.fx.push({ type: 'hook', hook: 'follower_removed', id: s.cfg.id });
+      becomeFollower(ctx, null);
+      return;
+    }
+    if (appended !== null)
+      appendCommands(
+        ctx,
+        appended.map((command) => ({ command, reply: { mode: 'noreply' } })),
+      );
+    if (s.leader!.queries.length > 0) answerConsistentQueries(ctx);
+  }
+}
+
+function isMemberOf(entry: ConfigEntry, key: string): boolean {
+  return entry.cluster.some((m) => serverIdKey(m.id) === key);
+}
+
+function metaOf(ctx: Ctx, entry: CommandEntry | SystemEntry): ApplyMeta {
+  return {
+    index: entry.index,
+    term: entry.term,
+    systemTime: entry.systemTime,
+    machineVersion: ctx.s.machineVersion,
+  };
+}
+
+function moduleFor(ctx: Ctx) {
+  const m = ctx.s.cfg.machine;
+  return m.whichModule === undefined ? m : m.whichModule(ctx.s.machineVersion);
+}
+
+function applyCommand(
+  ctx: Ctx,
+  entry: CommandEntry,
+  isLeader: boolean,
+  appended: unknown[] | null,
+): unknown[] | null {
+  const s = ctx.s;
+  let result: readonly [unknown, unknown, (readonly MachineEffect[])?];
+  try {
+    result = moduleFor(ctx).apply(metaOf(ctx, entry), entry.command, s.machineState);
+  } catch (err) {
+    // Deterministic on every member: the entry is a no-op for the state and the caller learns why.
+    if (isLeader) answer(ctx, entry, undefined, err instanceof Error ? err.message : String(err));
+    return appended;
+  }
+  s.machineState = result[0];
+  if (isLeader) answer(ctx, entry, result[1], undefined);
+  const effects = result[2];
+  if (effects !== undefined && effects.length > 0) return machineEffects(ctx, effects, isLeader, appended);
+  return appended;
+}
+
+function answer(ctx: Ctx, entry: CommandEntry, value: unknown, error: string | undefined): void {
+  const r = entry.reply;
+  const leader = ctx.s.cfg.id;
+  switch (r.mode) {
+    case 'await_consensus':
+      reply(
+        ctx,
+        r.from,
+        error === undefined
+          ? { type: 'applied', index: entry.index, term: entry.term, reply: value, leader }
+          : { type: 'error', error: 'machine_error', leader, message: error },
+      );
+      break;
+    case 'notify': {
+      ctx.notify ??= new Map();
+      const key = `${r.to.node}.${r.to.id}.${r.to.creation}`;
+      let batch = ctx.notify.get(key);
+      if (batch === undefined) {
+        batch = { to: r.to, applied: [] };
+        ctx.notify.set(key, batch);
+      }
+      batch.applied.push([
+        r.correlation,
+        error === undefined ? value : { error: 'machine_error', message: error },
+      ]);
+      break;
+    }
+    case 'after_log_append':
+    case 'noreply':
+      break;
+  }
+}
+
+function applySystem(
+  ctx: Ctx,
+  entry: SystemEntry,
+  isLeader: boolean,
+  appended: unknown[] | null,
+): unknown[] | null {
+  const m = moduleFor(ctx);
+  if (m.applySystem === undefined) return appended;
+  let result: readonly [unknown, (readonly MachineEffect[])?];
+  try {
+    result = m.applySystem(metaOf(ctx, entry), entry.event, ctx.s.machineState);
+  } catch {
+    return appended;
+  }
+  ctx.s.machineState = result[0];
+  const effects = result[1];
+  if (effects !== undefined && effects.length > 0) return machineEffects(ctx, effects, isLeader, appended);
+  return appended;
+}
+
+/**
+ * Routes machine effects: `release_cursor` is handled here on every member, `checkpoint` and `aux`
+ * go to the shell on every member, everything else only on the leader. `append` commands are
+ * collected and appended after the apply loop; `log` reads the in-memory log now.
+ */
+export function machineEffects(
+  ctx: Ctx,
+  effects: readonly MachineEffect[],
+  isLeader: boolean,
+  appended: unknown[] | null,
+): unknown[] | null {
+  let out = appended;
+  for (const effect of effects) {
+    switch (effect.type) {
+      case 'release_cursor':
+        releaseCursor(ctx, effect.index, effect.machineState);
+        break;
+      case 'checkpoint':
+      case 'aux':
+        ctx.fx.push({ type: 'machine', effect });
+        break;
+      case 'append':
+        if (isLeader) {
+          out ??= [];
+          out.push(effect.command);
+        }
+        break;
+      case 'log':
+        if (isLeader) {
+          const entries: LogEntry[] = [];
+          for (const i of effect.indexes) {
+            const e = entryAt(ctx.s.log, i);
+            if (e !== undefined) entries.push(e);
+          }
+          out = machineEffects(ctx, effect.fn(entries), isLeader, out);
+        }
+        break;
+      default:
+        if (isLeader) ctx.fx.push({ type: 'machine', effect });
+    }
+  }
+  return out;
+}
+
+/** The machine no longer needs entries up to `index`: snapshot its state there (one at a time). */
+export function releaseCursor(ctx: Ctx, index: number, machineState: unknown): void {
+  const s = ctx.s;
+  if (s.snapshotWriting !== null || index > s.lastApplied || index <= s.log.snapshotIndex) return;
+  const term = termAt(s.log, index);
+  if (term === undefined) return;
+  let members = s.configs[0]!.members;
+  for (const c of s.configs) if (c.index <= index) members = c.members;
+  const meta = { index, term, cluster: members, machineVersion: s.machineVersion };
+  s.snapshotWriting = meta;
+  ctx.fx.push({ type: 'snapshot.write', meta, machineState });
+}
+
+/** Configurations at or below the commit index are settled: keep only the newest as the base. */
+function pruneConfigs(ctx: Ctx): void {
+  const configs = ctx.s.configs;
+  if (configs.length < 2 || configs[1]!.index > ctx.s.commitIndex) return;
+  let base = 0;
+  while (base + 1 < configs.length && configs[base + 1]!.index <= ctx.s.commitIndex) base++;
+  ctx.s.configs = configs.slice(base);
+}

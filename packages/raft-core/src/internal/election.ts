@@ -1,0 +1,206 @@
+import type {
+  NoopEntry,
+  PreVoteReply,
+  PreVoteRequest,
+  TimeoutNow,
+  VoteReply,
+  VoteRequest,
+} from '@otra/protocol';
+import { serverIdKey } from '@otra/protocol';
+import type { Peer } from '../types.ts';
+import { armElectionTimer, type Ctx, isVoter, persistMetaCoalesced, send, voterKeys } from './context.ts';
+import { appendOne, isUpToDate, lastIndex, lastTerm } from './log.ts';
+import { hasQuorum } from './quorum.ts';
+import { replicateAll } from './replication.ts';
+import { becomeFollower, enterRole, observeTerm } from './roles.ts';
+
+/**
+ * A leader lease: while a follower hears from a live leader (its election timer has not fired)
+ * it refuses pre-votes and ignores vote requests, so a server cut off from the leader alone
+ * (a partial partition) cannot depose it.
+ */
+function inLease(ctx: Ctx): boolean {
+  return (
+    ctx.role === 'leader' ||
+    ((ctx.role === 'follower' || ctx.role === 'receive_snapshot') && ctx.s.leaderId !== null)
+  );
+}
+
+function voterIds(ctx: Ctx) {
+  const self = ctx.s.cfg.idKey;
+  const out = [];
+  for (const m of ctx.s.configs[ctx.s.configs.length - 1]!.members) {
+    if (m.membership === 'voter' && serverIdKey(m.id) !== self) out.push(m.id);
+  }
+  return out;
+}
+
+/** The election timer fired (or `trigger_election`): start a pre-vote round if we may vote. */
+export function onElectionTimeout(ctx: Ctx): void {
+  if (ctx.role === 'leader' || ctx.role === 'stop') return;
+  if (!isVoter(ctx.s, ctx.s.cfg.idKey)) {
+    // Non-voters never campaign; keep a timer so a later promotion starts with one armed.
+    ctx.s.leaderId = null;
+    armElectionTimer(ctx);
+    return;
+  }
+  startPreVote(ctx);
+}
+
+export function startPreVote(ctx: Ctx): void {
+  const s = ctx.s;
+  s.leaderId = null;
+  s.receiving = null;
+  s.votes = [s.cfg.idKey];
+  enterRole(ctx, 'pre_vote');
+  armElectionTimer(ctx);
+  if (hasQuorum(voterKeys(s), s.votes)) {
+    startElection(ctx, false);
+    return;
+  }
+  const rpc: PreVoteRequest = {
+    type: 'pre_vote.request',
+    from: s.cfg.id,
+    term: s.currentTerm + 1,
+    lastLogIndex: lastIndex(s.log),
+    lastLogTerm: lastTerm(s.log),
+  };
+  for (const id of voterIds(ctx)) send(ctx, id, rpc);
+}
+
+/** Raft's candidate: new term, vote for ourselves (persisted before any request leaves). */
+export function startElection(ctx: Ctx, transfer: boolean): void {
+  const s = ctx.s;
+  s.currentTerm += 1;
+  s.votedFor = s.cfg.id;
+  s.leaderId = null;
+  s.matchedIndex = 0;
+  s.votes = [s.cfg.idKey];
+  enterRole(ctx, 'candidate');
+  persistMetaCoalesced(ctx);
+  armElectionTimer(ctx);
+  if (hasQuorum(voterKeys(s), s.votes)) {
+    becomeLeader(ctx);
+    return;
+  }
+  const rpc: VoteRequest = {
+    type: 'vote.request',
+    from: s.cfg.id,
+    term: s.currentTerm,
+    lastLogIndex: lastIndex(s.log),
+    lastLogTerm: lastTerm(s.log),
+    transfer,
+  };
+  for (const id of voterIds(ctx)) send(ctx, id, rpc);
+}
+
+export function onPreVoteRequest(ctx: Ctx, m: PreVoteRequest): void {
+  const s = ctx.s;
+  const granted = m.term > s.currentTerm && !inLease(ctx) && isUpToDate(s.log, m.lastLogIndex, m.lastLogTerm);
+  const reply: PreVoteReply = {
+    type: 'pre_vote.reply',
+    from: s.cfg.id,
+    term: granted ? m.term : s.currentTerm,
+    granted,
+  };
+  send(ctx, m.from, reply);
+}
+
+export function onPreVoteReply(ctx: Ctx, m: PreVoteReply): void {
+  const s = ctx.s;
+  if (!m.granted) {
+    if (m.term > s.currentTerm) observeTerm(ctx, m.term, null);
+    return;
+  }
+  if (ctx.role !== 'pre_vote' || m.term !== s.currentTerm + 1) return;
+  const key = serverIdKey(m.from);
+  if (s.votes.includes(key)) return;
+  s.votes = [...s.votes, key];
+  if (hasQuorum(voterKeys(s), s.votes)) startElection(ctx, false);
+}
+
+export function onVoteRequest(ctx: Ctx, m: VoteRequest): void {
+  const s = ctx.s;
+  if (m.term > s.currentTerm) {
+    // Disruption guard: a live leader's followers ignore higher terms unless it is a transfer.
+    if (inLease(ctx) && !m.transfer) {
+      send(ctx, m.from, { type: 'vote.reply', from: s.cfg.id, term: s.currentTerm, granted: false });
+      return;
+    }
+    observeTerm(ctx, m.term, null);
+  }
+  let granted = false;
+  if (m.term === s.currentTerm) {
+    const canVote = s.votedFor === null || serverIdKey(s.votedFor) === serverIdKey(m.from);
+    granted = canVote && isUpToDate(s.log, m.lastLogIndex, m.lastLogTerm);
+    if (granted && s.votedFor === null) {
+      s.votedFor = m.from;
+      persistMetaCoalesced(ctx);
+    }
+    if (granted) armElectionTimer(ctx);
+  }
+  const reply: VoteReply = { type: 'vote.reply', from: s.cfg.id, term: s.currentTerm, granted };
+  send(ctx, m.from, reply);
+}
+
+export function onVoteReply(ctx: Ctx, m: VoteReply): void {
+  const s = ctx.s;
+  if (m.term > s.currentTerm) {
+    observeTerm(ctx, m.term, null);
+    return;
+  }
+  if (ctx.role !== 'candidate' || m.term !== s.currentTerm || !m.granted) return;
+  const key = serverIdKey(m.from);
+  if (s.votes.includes(key)) return;
+  s.votes = [...s.votes, key];
+  if (hasQuorum(voterKeys(s), s.votes)) becomeLeader(ctx);
+}
+
+/** Leadership transfer: the leader asked us to campaign now, bypassing pre-vote and leases. */
+export function onTimeoutNow(ctx: Ctx, m: TimeoutNow): void {
+  const s = ctx.s;
+  if (m.term < s.currentTerm) return;
+  observeTerm(ctx, m.term, m.from);
+  if (ctx.role === 'leader' || ctx.role === 'stop' || !isVoter(s, s.cfg.idKey)) return;
+  startElection(ctx, true);
+}
+
+export function becomeLeader(ctx: Ctx): void {
+  const s = ctx.s;
+  s.leaderId = s.cfg.id;
+  s.votes = [];
+  const next = lastIndex(s.log) + 1;
+  const peers: Peer[] = [];
+  for (const m of s.configs[s.configs.length - 1]!.members) {
+    const key = serverIdKey(m.id);
+    if (key === s.cfg.idKey) continue;
+    peers.push(newPeer(m.id, key, next));
+  }
+  const noop: NoopEntry = {
+    type: 'noop',
+    index: next,
+    term: s.currentTerm,
+    machineVersion: s.cfg.machine.version?.() ?? 0,
+  };
+  s.log = appendOne(s.log, noop);
+  s.leader = { peers, round: 0, ticks: 0, termStartIndex: next, queries: [], lowQueue: [] };
+  enterRole(ctx, 'leader');
+  ctx.fx.push({ type: 'timer.cancel', timer: 'election' });
+  ctx.fx.push({ type: 'log.append', entries: [noop] });
+  ctx.fx.push({ type: 'hook', hook: 'elected', term: s.currentTerm });
+  replicateAll(ctx);
+}
+
+export function newPeer(id: Peer['id'], key: string, nextIndex: number): Peer {
+  return {
+    id,
+    key,
+    nextIndex,
+    matchIndex: 0,
+    inFlight: 0,
+    ackedRound: 0,
+    active: false,
+    replied: true,
+    snapshotTicks: 0,
+  };
+}

@@ -1,0 +1,336 @@
+import type { AppendEntriesReply, AppendEntriesRequest, ConfigEntry, LogEntry } from '@otra/protocol';
+import { applyCommitted } from './apply.ts';
+import { flushLowPriority } from './client.ts';
+import { armElectionTimer, type Ctx, peerIndex, send, updatePeer, voterKeys } from './context.ts';
+import { append, lastIndex, lastTerm, slice, termAt, truncateFrom } from './log.ts';
+import { maybePromote } from './membership.ts';
+import { answerConsistentQueries } from './queries.ts';
+import { committedIndex, quorumSize } from './quorum.ts';
+import { becomeFollower, observeTerm } from './roles.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Leader side
+
+/**
+ * Sends what the follower at `i` lacks, up to `maxInFlight` batches of `maxAppendEntriesBatch`
+ * entries, without waiting for our own write (Raft allows the leader to write in parallel).
+ * A follower behind the snapshot is sent the snapshot instead.
+ */
+export function replicate(ctx: Ctx, i: number): boolean {
+  const s = ctx.s;
+  let peer = s.leader!.peers[i]!;
+  if (peer.snapshotTicks > 0) return false;
+  if (peer.nextIndex <= s.log.snapshotIndex) {
+    if (s.snapshot === null) return false;
+    updatePeer(ctx, i, { snapshotTicks: 2 * s.cfg.electionTimeoutTicks, inFlight: 0 });
+    ctx.fx.push({ type: 'snapshot.send', to: peer.id, term: s.currentTerm, meta: s.snapshot });
+    return true;
+  }
+  const last = lastIndex(s.log);
+  if (peer.nextIndex > last || peer.inFlight >= s.cfg.maxInFlight) return false;
+  let { nextIndex, inFlight } = peer;
+  const round = s.leader!.round;
+  while (inFlight < s.cfg.maxInFlight && nextIndex <= last) {
+    const to = Math.min(last, nextIndex + s.cfg.maxAppendEntriesBatch - 1);
+    const rpc: AppendEntriesRequest = {
+      type: 'append_entries.request',
+      from: s.cfg.id,
+      term: s.currentTerm,
+      prevLogIndex: nextIndex - 1,
+      prevLogTerm: termAt(s.log, nextIndex - 1)!,
+      entries: slice(s.log, nextIndex, to),
+      leaderCommit: s.commitIndex,
+      round,
+    };
+    send(ctx, peer.id, rpc);
+    nextIndex = to + 1;
+    inFlight++;
+  }
+  peer = updatePeer(ctx, i, { nextIndex, inFlight });
+  return true;
+}
+
+export function replicateAll(ctx: Ctx): void {
+  const n = ctx.s.leader!.peers.length;
+  for (let i = 0; i < n; i++) replicate(ctx, i);
+}
+
+/**
+ * An empty AppendEntries anchored at what the follower is known to hold, so it always matches:
+ * it asserts leadership, carries the commit index and acknowledges read-index rounds.
+ */
+export function heartbeat(ctx: Ctx, i: number): void {
+  const s = ctx.s;
+  const peer = s.leader!.peers[i]!;
+  if (peer.snapshotTicks > 0) return;
+  const prev = Math.min(Math.max(peer.matchIndex, s.log.snapshotIndex), lastIndex(s.log));
+  const rpc: AppendEntriesRequest = {
+    type: 'append_entries.request',
+    from: s.cfg.id,
+    term: s.currentTerm,
+    prevLogIndex: prev,
+    prevLogTerm: termAt(s.log, prev)!,
+    entries: [],
+    leaderCommit: s.commitIndex,
+    round: s.leader!.round,
+  };
+  send(ctx, peer.id, rpc);
+}
+
+/** Leader's periodic work: resend lost batches, heartbeat idle followers, check quorum. */
+export function leaderTick(ctx: Ctx): void {
+  const s = ctx.s;
+  const n = s.leader!.peers.length;
+  for (let i = 0; i < n; i++) {
+    const peer = s.leader!.peers[i]!;
+    if (peer.snapshotTicks > 0) {
+      // A snapshot transfer that stays silent this long is presumed lost: start over.
+      const left = peer.snapshotTicks - 1;
+      updatePeer(
+        ctx,
+        i,
+        left === 0 ? { snapshotTicks: 0, nextIndex: peer.matchIndex + 1 } : { snapshotTicks: left },
+      );
+      continue;
+    }
+    if (!peer.replied && peer.inFlight > 0) {
+      updatePeer(ctx, i, { inFlight: 0, nextIndex: peer.matchIndex + 1 });
+    }
+    updatePeer(ctx, i, { replied: false });
+    if (!replicate(ctx, i)) heartbeat(ctx, i);
+  }
+  const leader = s.leader!;
+  const ticks = leader.ticks + 1;
+  if (ticks < s.cfg.electionTimeoutTicks) {
+    s.leader = { ...leader, ticks };
+    return;
+  }
+  // Check-quorum: step down if a majority of voters was silent for an election timeout, so a
+  // leader cut off in a minority stops serving (stale) consistent reads and leader queries.
+  const voters = voterKeys(s);
+  let active = 0;
+  for (const key of voters) {
+    if (key === s.cfg.idKey) active++;
+    else {
+      const j = peerIndex(leader, key);
+      if (j >= 0 && leader.peers[j]!.active) active++;
+    }
+  }
+  if (active < quorumSize(voters.length)) {
+    becomeFollower(ctx, null);
+    return;
+  }
+  s.leader = {
+    ...leader,
+    ticks: 0,
+    peers: leader.peers.map((p) => (p.active ? { ...p, active: false } : p)),
+  };
+}
+
+export function onAppendEntriesReply(ctx: Ctx, m: AppendEntriesReply): void {
+  const s = ctx.s;
+  if (m.term > s.currentTerm) {
+    observeTerm(ctx, m.term, null);
+    return;
+  }
+  if (ctx.role !== 'leader' || m.term < s.currentTerm) return;
+  const i = peerIndex(s.leader!, keyOf(m.from));
+  if (i < 0) return;
+  const peer = s.leader!.peers[i]!;
+  if (peer.snapshotTicks > 0) {
+    updatePeer(ctx, i, { active: true, replied: true });
+    return;
+  }
+  const ackedRound = Math.max(peer.ackedRound, m.round);
+  if (m.success) {
+    const matchIndex = Math.max(peer.matchIndex, m.matchIndex);
+    updatePeer(ctx, i, {
+      matchIndex,
+      nextIndex: Math.max(peer.nextIndex, matchIndex + 1),
+      inFlight: Math.max(0, peer.inFlight - 1),
+      ackedRound,
+      active: true,
+      replied: true,
+    });
+    if (matchIndex > peer.matchIndex) {
+      advanceCommit(ctx);
+      if (ctx.role !== 'leader') return;
+      maybePromote(ctx, keyOf(m.from), matchIndex);
+    }
+  } else {
+    // Fast back-off: skip to the follower's last index, then further back over our entries whose
+    // term is newer than the follower's term there (they cannot match: etcd's findConflictByTerm).
+    let idx = Math.min(m.lastIndex, lastIndex(s.log));
+    while (idx > s.log.snapshotIndex && (termAt(s.log, idx) ?? 0) > m.lastTerm) idx--;
+    updatePeer(ctx, i, {
+      nextIndex: Math.max(peer.matchIndex + 1, idx + 1),
+      inFlight: 0,
+      ackedRound,
+      active: true,
+      replied: true,
+    });
+  }
+  if (ctx.role !== 'leader') return;
+  const j = peerIndex(s.leader!, keyOf(m.from));
+  if (j >= 0) replicate(ctx, j);
+  if (s.leader!.queries.length > 0) answerConsistentQueries(ctx);
+}
+
+/**
+ * The commit index is the highest index stored on a majority of voters, and only if it is of the
+ * current term (Raft §5.4.2, Figure 8): earlier-term entries commit indirectly with it. Our own
+ * match is what our log writer confirmed, never what is merely appended in memory.
+ */
+export function advanceCommit(ctx: Ctx): void {
+  const s = ctx.s;
+  const leader = s.leader!;
+  const matches: number[] = [];
+  for (const key of voterKeys(s)) {
+    if (key === s.cfg.idKey) matches.push(s.lastWritten.index);
+    else {
+      const j = peerIndex(leader, key);
+      matches.push(j >= 0 ? leader.peers[j]!.matchIndex : 0);
+    }
+  }
+  const n = committedIndex(matches);
+  if (n > s.commitIndex && termAt(s.log, n) === s.currentTerm) {
+    const from = s.commitIndex;
+    s.commitIndex = n;
+    ctx.fx.push({ type: 'hook', hook: 'command_committed', index: n, count: n - from });
+    applyCommitted(ctx);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Follower side
+
+export function onAppendEntries(ctx: Ctx, m: AppendEntriesRequest): void {
+  const s = ctx.s;
+  if (m.term < s.currentTerm) {
+    send(ctx, m.from, failure(ctx, m.round, lastIndex(s.log)));
+    return;
+  }
+  observeTerm(ctx, m.term, m.from);
+  if (ctx.role === 'receive_snapshot') {
+    // The leader's heartbeats may overtake its snapshot chunks: keep receiving.
+    s.leaderId = m.from;
+    armElectionTimer(ctx);
+    return;
+  }
+  if (ctx.role !== 'follower') becomeFollower(ctx, m.from);
+  s.leaderId = m.from;
+  armElectionTimer(ctx);
+
+  let prevIndex = m.prevLogIndex;
+  let entries = m.entries;
+  if (prevIndex < s.log.snapshotIndex) {
+    // Our snapshot is committed, hence on the leader: skip what it covers.
+    const skip = s.log.snapshotIndex - prevIndex;
+    entries = skip >= entries.length ? [] : entries.slice(skip);
+    prevIndex = s.log.snapshotIndex;
+  } else if (termAt(s.log, prevIndex) !== m.prevLogTerm) {
+    send(ctx, m.from, failure(ctx, m.round, Math.min(prevIndex - 1, lastIndex(s.log))));
+    return;
+  }
+
+  // Skip entries we already hold; truncate at the first conflict and append the rest.
+  let k = 0;
+  let conflict = false;
+  for (; k < entries.length; k++) {
+    const e = entries[k]!;
+    const t = termAt(s.log, e.index);
+    if (t === undefined) break;
+    if (t !== e.term) {
+      conflict = true;
+      break;
+    }
+  }
+  if (k < entries.length) {
+    const rest = k === 0 ? entries : entries.slice(k);
+    const first = rest[0]!.index;
+    if (conflict) {
+      if (first <= s.commitIndex) throw new Error(`conflict at committed index ${first}`);
+      truncateLog(ctx, first);
+      ctx.fx.push({ type: 'log.append', entries: rest, truncateFrom: first });
+    } else {
+      ctx.fx.push({ type: 'log.append', entries: rest });
+    }
+    s.log = append(s.log, rest);
+    noteConfigs(ctx, rest);
+  }
+  const lastNew = prevIndex + entries.length;
+  if (lastNew > s.matchedIndex) s.matchedIndex = lastNew;
+  const commit = Math.min(m.leaderCommit, s.matchedIndex);
+  if (commit > s.commitIndex) s.commitIndex = commit;
+  send(ctx, m.from, success(ctx, m.round));
+  applyCommitted(ctx);
+}
+
+/** Acknowledges only what is both verified against this leader and durable. */
+function success(ctx: Ctx, round: number): AppendEntriesReply {
+  const s = ctx.s;
+  return {
+    type: 'append_entries.reply',
+    from: s.cfg.id,
+    term: s.currentTerm,
+    success: true,
+    matchIndex: Math.min(s.matchedIndex, s.lastWritten.index),
+    lastIndex: lastIndex(s.log),
+    lastTerm: lastTerm(s.log),
+    round,
+  };
+}
+
+function failure(ctx: Ctx, round: number, hint: number): AppendEntriesReply {
+  const s = ctx.s;
+  const idx = Math.max(hint, 0);
+  return {
+    type: 'append_entries.reply',
+    from: s.cfg.id,
+    term: s.currentTerm,
+    success: false,
+    matchIndex: 0,
+    lastIndex: idx,
+    lastTerm: termAt(s.log, idx) ?? 0,
+    round,
+  };
+}
+
+/** Drops entries from `index` on, reverting configurations they carried. */
+export function truncateLog(ctx: Ctx, index: number): void {
+  const s = ctx.s;
+  s.log = truncateFrom(s.log, index);
+  if (s.lastWritten.index >= index) {
+    const idx = index - 1;
+    s.lastWritten = { index: idx, term: termAt(s.log, idx) ?? 0 };
+  }
+  if (s.configs[s.configs.length - 1]!.index >= index) {
+    s.configs = s.configs.filter((c, i) => i === 0 || c.index < index);
+  }
+}
+
+/** A configuration takes effect as soon as it is in the log (ra and the Raft thesis §4.1). */
+export function noteConfigs(ctx: Ctx, entries: readonly LogEntry[]): void {
+  for (const e of entries) {
+    if (e.type === 'config')
+      ctx.s.configs = [...ctx.s.configs, { index: e.index, members: (e as ConfigEntry).cluster }];
+  }
+}
+
+/** The log writer confirmed `upTo` durable. */
+export function onLogWritten(ctx: Ctx, upTo: number, term: number): void {
+  const s = ctx.s;
+  // A confirmation for a branch since truncated refers to entries we no longer hold.
+  if (upTo <= s.lastWritten.index || termAt(s.log, upTo) !== term) return;
+  s.lastWritten = { index: upTo, term };
+  if (ctx.role === 'leader') {
+    advanceCommit(ctx);
+    if (ctx.role === 'leader') flushLowPriority(ctx);
+  } else if (ctx.role === 'follower' && s.leaderId !== null) {
+    send(ctx, s.leaderId, success(ctx, 0));
+  }
+}
+
+function keyOf(id: { readonly name: string; readonly node: string }): string {
+  return `${id.name}@${id.node}`;
+}

@@ -1,0 +1,133 @@
+import type { InstallSnapshotReply, InstallSnapshotRequest, SnapshotMeta } from '@otra/protocol';
+import type { ConfigAt } from '../types.ts';
+import { armElectionTimer, type Ctx, peerIndex, send, updatePeer } from './context.ts';
+import { compact, lastIndex } from './log.ts';
+import { answerLocalQueries } from './queries.ts';
+import { replicate } from './replication.ts';
+import { becomeFollower, enterRole, observeTerm } from './roles.ts';
+
+/** Our own snapshot is durable: move the snapshot point and let the log writer drop the prefix. */
+export function onSnapshotWritten(ctx: Ctx, meta: SnapshotMeta): void {
+  const s = ctx.s;
+  if (s.snapshotWriting === null || s.snapshotWriting.index !== meta.index) return;
+  s.snapshotWriting = null;
+  if (meta.index <= s.log.snapshotIndex) return;
+  s.snapshot = meta;
+  s.log = compact(s.log, meta.index, meta.term);
+  ctx.fx.push({ type: 'log.truncate_prefix', upTo: meta.index });
+}
+
+function ack(
+  ctx: Ctx,
+  to: InstallSnapshotRequest['from'],
+  meta: SnapshotMeta,
+  chunk: number,
+  done: boolean,
+): void {
+  const r: InstallSnapshotReply = {
+    type: 'install_snapshot.reply',
+    from: ctx.s.cfg.id,
+    term: ctx.s.currentTerm,
+    meta,
+    chunk,
+    done,
+  };
+  send(ctx, to, r);
+}
+
+/** A chunk of the leader's snapshot. Chunks are taken strictly in order; others are dropped. */
+export function onInstallSnapshot(ctx: Ctx, m: InstallSnapshotRequest): void {
+  const s = ctx.s;
+  if (m.term < s.currentTerm) {
+    ack(ctx, m.from, m.meta, m.chunk, false);
+    return;
+  }
+  observeTerm(ctx, m.term, m.from);
+  if (ctx.role === 'candidate' || ctx.role === 'pre_vote') becomeFollower(ctx, m.from);
+  s.leaderId = m.from;
+  armElectionTimer(ctx);
+  if (m.meta.index <= s.lastApplied) {
+    // We already have all of it (e.g. a retried transfer): tell the leader where we are.
+    if (ctx.role === 'receive_snapshot') {
+      s.receiving = null;
+      enterRole(ctx, 'follower');
+    }
+    ack(ctx, m.from, m.meta, m.chunk, true);
+    return;
+  }
+  if (ctx.role !== 'receive_snapshot' || s.receiving === null || s.receiving.meta.index !== m.meta.index) {
+    if (m.chunk !== 0) return;
+    s.receiving = { meta: m.meta, nextChunk: 0, leader: m.from };
+    enterRole(ctx, 'receive_snapshot');
+  }
+  if (m.chunk !== s.receiving!.nextChunk) return;
+  s.receiving = { ...s.receiving!, nextChunk: m.chunk + 1 };
+  ctx.fx.push({ type: 'snapshot.chunk.write', meta: m.meta, chunk: m.chunk, last: m.last, data: m.data });
+  if (m.last) ctx.fx.push({ type: 'snapshot.install', meta: m.meta });
+  else ack(ctx, m.from, m.meta, m.chunk, false);
+}
+
+/** The received snapshot is durable and decoded: it replaces the machine state and log prefix. */
+export function onSnapshotInstalled(ctx: Ctx, meta: SnapshotMeta, machineState: unknown): void {
+  const s = ctx.s;
+  if (ctx.role !== 'receive_snapshot' || s.receiving === null || s.receiving.meta.index !== meta.index)
+    return;
+  const leader = s.receiving.leader;
+  s.receiving = null;
+  s.log = compact(s.log, meta.index, meta.term);
+  s.snapshot = meta;
+  s.machineState = machineState;
+  s.machineVersion = meta.machineVersion;
+  s.awaitingUpgrade = null;
+  if (s.commitIndex < meta.index) s.commitIndex = meta.index;
+  s.lastApplied = meta.index;
+  if (s.matchedIndex < meta.index) s.matchedIndex = meta.index;
+  if (s.lastWritten.index < meta.index || lastIndex(s.log) === meta.index) {
+    s.lastWritten = { index: meta.index, term: meta.term };
+  }
+  const configs: ConfigAt[] = [{ index: meta.index, members: meta.cluster }];
+  for (let i = 0; i < s.log.length; i++) {
+    const e = s.log.entries[i]!;
+    if (e.type === 'config') configs.push({ index: e.index, members: e.cluster });
+  }
+  s.configs = configs;
+  enterRole(ctx, 'follower');
+  const machine = s.cfg.machine;
+  if (machine.snapshotInstalled !== undefined) {
+    const effects = machine.snapshotInstalled(
+      { index: meta.index, term: meta.term, systemTime: s.nowMs, machineVersion: meta.machineVersion },
+      machineState,
+    );
+    for (const effect of effects) ctx.fx.push({ type: 'machine', effect });
+  }
+  if (s.localQueries.length > 0) answerLocalQueries(ctx);
+  ack(ctx, leader, meta, -1, true);
+}
+
+export function onInstallSnapshotReply(ctx: Ctx, m: InstallSnapshotReply): void {
+  const s = ctx.s;
+  if (m.term > s.currentTerm) {
+    observeTerm(ctx, m.term, null);
+    return;
+  }
+  if (ctx.role !== 'leader' || m.term < s.currentTerm) return;
+  const i = peerIndex(s.leader!, `${m.from.name}@${m.from.node}`);
+  if (i < 0) return;
+  const peer = s.leader!.peers[i]!;
+  if (!m.done) {
+    if (peer.snapshotTicks > 0)
+      updatePeer(ctx, i, { snapshotTicks: 2 * s.cfg.electionTimeoutTicks, active: true });
+    return;
+  }
+  const matchIndex = Math.max(peer.matchIndex, m.meta.index);
+  updatePeer(ctx, i, {
+    matchIndex,
+    nextIndex: matchIndex + 1,
+    inFlight: 0,
+    snapshotTicks: 0,
+    active: true,
+    replied: true,
+  });
+  ctx.fx.push({ type: 'hook', hook: 'restored', meta: m.meta });
+  replicate(ctx, i);
+}

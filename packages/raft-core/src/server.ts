@@ -1,0 +1,200 @@
+import type { ClusterMember } from '@otra/protocol';
+import { assertNever, serverIdKey } from '@otra/protocol';
+import { applyCommitted } from './internal/apply.ts';
+import { flushLowPriority, onCommands, onSystemEvent } from './internal/client.ts';
+import { armElectionTimer, type Ctx, type Draft } from './internal/context.ts';
+import {
+  onElectionTimeout,
+  onPreVoteReply,
+  onPreVoteRequest,
+  onTimeoutNow,
+  onVoteReply,
+  onVoteRequest,
+} from './internal/election.ts';
+import { lastIndex, lastTerm, logFromEntries } from './internal/log.ts';
+import { onJoin, onLeave, onTransfer } from './internal/membership.ts';
+import { onQuery } from './internal/queries.ts';
+import {
+  leaderTick,
+  noteConfigs,
+  onAppendEntries,
+  onAppendEntriesReply,
+  onLogWritten,
+} from './internal/replication.ts';
+import {
+  onInstallSnapshot,
+  onInstallSnapshotReply,
+  onSnapshotInstalled,
+  onSnapshotWritten,
+} from './internal/snapshot.ts';
+import { type MachineConfig, toModule } from './machine.ts';
+import type {
+  HandleResult,
+  Message,
+  Recovered,
+  ResolvedConfig,
+  Role,
+  ServerConfig,
+  ServerState,
+} from './types.ts';
+
+export const defaults = {
+  electionTimeoutMs: [1000, 2000] as const,
+  electionTimeoutTicks: 10,
+  maxAppendEntriesBatch: 256,
+  maxInFlight: 4,
+  lowPriorityBatch: 32,
+};
+
+export function resolveConfig(config: ServerConfig): ResolvedConfig {
+  return {
+    id: config.id,
+    idKey: serverIdKey(config.id),
+    machine: toModule(config.machine),
+    electionTimeoutMs: config.electionTimeoutMs ?? defaults.electionTimeoutMs,
+    electionTimeoutTicks: config.electionTimeoutTicks ?? defaults.electionTimeoutTicks,
+    maxAppendEntriesBatch: config.maxAppendEntriesBatch ?? defaults.maxAppendEntriesBatch,
+    maxInFlight: config.maxInFlight ?? defaults.maxInFlight,
+    lowPriorityBatch: config.lowPriorityBatch ?? defaults.lowPriorityBatch,
+  };
+}
+
+/**
+ * Builds a server's state from what durable storage held. Everything recovered counts as written.
+ * The commit index restarts at the snapshot: committed entries after it are re-applied once a
+ * leader tells us its commit index.
+ */
+export function initServer(config: ServerConfig, recovered: Recovered): ServerState {
+  const cfg = resolveConfig(config);
+  const snap = recovered.snapshot;
+  const snapIndex = snap?.meta.index ?? 0;
+  const snapTerm = snap?.meta.term ?? 0;
+  const log = logFromEntries(snapIndex, snapTerm, recovered.entries);
+  const initial: ClusterMember[] = config.initialMembers.map((id) => ({ id, membership: 'voter' }));
+  const machineConfig: MachineConfig = {
+    name: config.id.name,
+    serverId: config.id,
+    ...(config.machineConfig ?? {}),
+  };
+  const state: Draft = {
+    cfg,
+    currentTerm: recovered.currentTerm,
+    votedFor: recovered.votedFor,
+    leaderId: null,
+    log,
+    lastWritten: { index: lastIndex(log), term: lastTerm(log) },
+    matchedIndex: 0,
+    commitIndex: snapIndex,
+    lastApplied: snapIndex,
+    machineState: snap !== null ? snap.machineState : cfg.machine.init(machineConfig),
+    machineVersion: snap?.meta.machineVersion ?? 0,
+    awaitingUpgrade: null,
+    configs: [{ index: snapIndex, members: snap?.meta.cluster ?? initial }],
+    snapshot: snap?.meta ?? null,
+    snapshotWriting: null,
+    votes: [],
+    leader: null,
+    localQueries: [],
+    receiving: null,
+    nowMs: 0,
+  };
+  const ctx: Ctx = { s: state, role: 'follower', fx: [], notify: null };
+  noteConfigs(ctx, log.entries.slice(0, log.length));
+  return state;
+}
+
+/** The first step after `initServer`: the server starts as a follower with its election timer armed. */
+export function startServer(state: ServerState): HandleResult {
+  const ctx: Ctx = { s: { ...state }, role: 'follower', fx: [], notify: null };
+  armElectionTimer(ctx);
+  const machine = state.cfg.machine;
+  if (machine.stateEnter !== undefined) {
+    for (const effect of machine.stateEnter('follower', state.machineState))
+      ctx.fx.push({ type: 'machine', effect });
+  }
+  return { role: ctx.role, state: ctx.s, effects: ctx.fx };
+}
+
+/**
+ * The core: one message in, the next role, state and effects out. Never mutates `state` (nested
+ * values are replaced, the log array is shared append-only, see `LogView`).
+ */
+export function handle(role: Role, state: ServerState, msg: Message): HandleResult {
+  if (role === 'stop') return { role, state, effects: [] };
+  const ctx: Ctx = { s: { ...state }, role, fx: [], notify: null };
+  dispatch(ctx, msg);
+  if (ctx.notify !== null) {
+    for (const b of ctx.notify.values()) ctx.fx.push({ type: 'notify', to: b.to, applied: b.applied });
+  }
+  return { role: ctx.role, state: ctx.s, effects: ctx.fx };
+}
+
+function dispatch(ctx: Ctx, msg: Message): void {
+  switch (msg.type) {
+    case 'append_entries.request':
+      return onAppendEntries(ctx, msg);
+    case 'append_entries.reply':
+      return onAppendEntriesReply(ctx, msg);
+    case 'vote.request':
+      return onVoteRequest(ctx, msg);
+    case 'vote.reply':
+      return onVoteReply(ctx, msg);
+    case 'pre_vote.request':
+      return onPreVoteRequest(ctx, msg);
+    case 'pre_vote.reply':
+      return onPreVoteReply(ctx, msg);
+    case 'install_snapshot.request':
+      return onInstallSnapshot(ctx, msg);
+    case 'install_snapshot.reply':
+      return onInstallSnapshotReply(ctx, msg);
+    case 'timeout_now':
+      return onTimeoutNow(ctx, msg);
+    case 'election.timeout':
+    case 'trigger_election':
+      return onElectionTimeout(ctx);
+    case 'tick':
+      return onTick(ctx, msg.nowMs);
+    case 'log.written':
+      return onLogWritten(ctx, msg.upTo, msg.term);
+    case 'snapshot.written':
+      return onSnapshotWritten(ctx, msg.meta);
+    case 'snapshot.installed':
+      return onSnapshotInstalled(ctx, msg.meta, msg.machineState);
+    case 'command':
+      return onCommands(ctx, [msg]);
+    case 'commands':
+      return onCommands(ctx, msg.commands);
+    case 'query':
+      return onQuery(ctx, msg);
+    case 'membership.join':
+      return onJoin(ctx, msg.member, msg.from);
+    case 'membership.leave':
+      return onLeave(ctx, msg.id, msg.from);
+    case 'transfer_leadership':
+      return onTransfer(ctx, msg.to, msg.from);
+    case 'down':
+      return onSystemEvent(ctx, { type: 'down', pid: msg.pid, reason: msg.reason });
+    case 'nodedown':
+      return onSystemEvent(ctx, { type: 'nodedown', node: msg.node });
+    case 'nodeup':
+      return onSystemEvent(ctx, { type: 'nodeup', node: msg.node });
+    case 'machine.timeout':
+      return onSystemEvent(ctx, { type: 'timeout', name: msg.name });
+    default:
+      return assertNever(msg, 'unknown message');
+  }
+}
+
+function onTick(ctx: Ctx, nowMs: number): void {
+  const s = ctx.s;
+  s.nowMs = nowMs;
+  if (ctx.role !== 'leader') return;
+  leaderTick(ctx);
+  if (ctx.role !== 'leader') return;
+  flushLowPriority(ctx);
+  const machine = s.cfg.machine;
+  if (machine.tick !== undefined) {
+    for (const effect of machine.tick(nowMs, s.machineState)) ctx.fx.push({ type: 'machine', effect });
+  }
+  applyCommitted(ctx);
+}
