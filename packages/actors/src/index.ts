@@ -18,6 +18,8 @@ export { flushMicrotasks, ManualClock, systemClock } from './clock.ts';
 export { CallTimeoutError, ExitError, NoProcError, StartError } from './errors.ts';
 export type { ActorInfo, ActorStatus, InspectionEvent, InspectionListener, NodeTree } from './inspect.ts';
 export type { Distribution, Signal } from './internal/signals.ts';
+export type { LoopbackOptions } from './loopback.ts';
+export { LoopbackNetwork } from './loopback.ts';
 export type { NodeOptions } from './node.ts';
 export { Node } from './node.ts';
 export type {
