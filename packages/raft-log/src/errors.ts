@@ -5,6 +5,7 @@
 export type StorageErrorCode =
   | 'log.input'
   | 'log.corrupt'
+  | 'meta.corrupt'
   | 'log.write_failed'
   | 'log.writer_failed'
   | 'storage.open_failed'
@@ -49,6 +50,18 @@ export class LogCorruptionError extends StorageError {
     super(
       `log of ${uid} is corrupt at index ${index} (${reason})${detail === undefined ? '' : `: ${detail}`}`,
     );
+  }
+}
+
+/** A server's stored meta value `key` failed its checksum or cannot be decoded. */
+export class MetaCorruptionError extends StorageError {
+  readonly code = 'meta.corrupt';
+  override readonly name = 'MetaCorruptionError';
+  constructor(
+    readonly uid: string,
+    readonly key: string,
+  ) {
+    super(`meta of ${uid} is corrupt at key ${JSON.stringify(key)}`);
   }
 }
 

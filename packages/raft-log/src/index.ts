@@ -1,1 +1,48 @@
-export {};
+export { crc32c } from './crc32c.ts';
+export {
+  type CorruptionReason,
+  LogCorruptionError,
+  LogInputError,
+  LogWriteError,
+  MetaCorruptionError,
+  SnapshotAbortedError,
+  SnapshotChecksumError,
+  SnapshotCorruptionError,
+  SnapshotStaleError,
+  StorageClosedError,
+  StorageError,
+  type StorageErrorCode,
+  StorageOpenError,
+  WriterFailedError,
+} from './errors.ts';
+export { FileSnapshotStore } from './file-snapshots.ts';
+export type { Kv, KvOp, KvRange, RocksOpenOptions } from './internal/rocksdb.ts';
+export {
+  createMemoryStorage,
+  MemoryLogStore,
+  MemoryMetaStore,
+  MemorySnapshotStore,
+  type MemoryStorage,
+} from './memory.ts';
+export { RocksLogStore, RocksMetaStore } from './rocks-log.ts';
+export { openRocksStorage, type RocksStorage, type RocksStorageOptions } from './rocks-storage.ts';
+export type {
+  AppendOptions,
+  IndexTerm,
+  LogStore,
+  LogWritten,
+  MetaStore,
+  MetaWritten,
+  RaftStorage,
+  RecoveredServer,
+  ServerMeta,
+  SnapshotInfo,
+  SnapshotMeta,
+  SnapshotReader,
+  SnapshotReceiver,
+  SnapshotSource,
+  SnapshotStore,
+  StoredEntry,
+} from './types.ts';
+export { newServerUid } from './uid.ts';
+export { GroupCommitWriter, type WriteRequest, type WriterOptions, type WriterStats } from './writer.ts';

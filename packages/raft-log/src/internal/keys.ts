@@ -20,12 +20,15 @@ const ENTRY = 0x45;
 const LOG_START = 0x4c;
 const META = 0x4d;
 
-const UID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
+const UID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
-/** Uids are ASCII names of at most 128 characters (also used as snapshot directory names). */
+/** Uids are ASCII names of at most 128 characters starting with a letter or digit (also used as snapshot directory names). */
 export function checkUid(uid: string): void {
   if (!UID_PATTERN.test(uid)) {
-    throw new LogInputError(uid, 'a server uid is 1-128 characters of [A-Za-z0-9._:@-]');
+    throw new LogInputError(
+      uid,
+      'a server uid is 1-128 characters of [A-Za-z0-9._:@-], starting with a letter or digit',
+    );
   }
 }
 

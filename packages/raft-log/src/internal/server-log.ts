@@ -1,4 +1,4 @@
-import { LogCorruptionError, LogInputError } from '../errors.ts';
+import { LogInputError } from '../errors.ts';
 import type { IndexTerm, StoredEntry } from '../types.ts';
 import { TermRuns } from './term-runs.ts';
 
@@ -42,6 +42,8 @@ export class ServerLog {
   tail: StoredEntry[] = [];
   tailStart = 1;
   corruption: Error | undefined;
+  /** Bumped whenever entries already in the log are replaced or dropped, so a slow read can tell. */
+  generation = 0;
   private pending: PendingWrite[] = [];
 
   constructor(
@@ -122,6 +124,7 @@ export class ServerLog {
   /** Applies a planned append to the view. */
   apply(entries: readonly StoredEntry[], truncateFrom: number | undefined): void {
     if (truncateFrom !== undefined) {
+      this.generation++;
       this.runs.truncateFrom(truncateFrom);
       if (truncateFrom <= this.tailStart) {
         this.tail = [];
@@ -185,6 +188,7 @@ export class ServerLog {
       throw new LogInputError(this.uid, `bad snapshot point ${upTo.index}/${upTo.term}`);
     }
     if (upTo.index <= this.start.index) return undefined;
+    this.generation++;
     const oldFirst = this.firstIndex;
     const keepsSuffix = upTo.index <= this.lastIndex && this.termAt(upTo.index) === upTo.term;
     const oldLast = this.lastIndex;

@@ -1,0 +1,308 @@
+import { createCodec, isServerId } from '@otra/protocol';
+import { LogCorruptionError, LogInputError } from './errors.ts';
+import { decodeEntry, encodeEntry, encodeLogStart, sealRecord } from './internal/entry-codec.ts';
+import { checkUid, entryKey, indexOfEntryKey, logStartKey, metaKey, splitKey } from './internal/keys.ts';
+import type { Kv, KvOp } from './internal/rocksdb.ts';
+import { ServerLog } from './internal/server-log.ts';
+import type {
+  AppendOptions,
+  IndexTerm,
+  LogStore,
+  LogWritten,
+  MetaStore,
+  MetaWritten,
+  ServerMeta,
+  StoredEntry,
+} from './types.ts';
+import type { GroupCommitWriter } from './writer.ts';
+
+const EMPTY: IndexTerm = { index: 0, term: 0 };
+/** Reads retry this many times when a truncation races with them, then give up. */
+const READ_ATTEMPTS = 8;
+/** Entries per background delete batch. */
+const DELETE_CHUNK = 4096;
+
+/**
+ * Deletes entries no longer part of any log (below a snapshot point), one unsynced batch at a time
+ * behind the writer. Losing such a delete in a crash is harmless: the log start record says where
+ * the log begins, and recovery schedules the leftovers again.
+ */
+export class BackgroundDeleter {
+  private jobs: Array<{ uid: string; from: number; to: number }> = [];
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  /** The last delete error, if any (deletes are retried at the next open). */
+  lastError: unknown;
+  deleted = 0;
+
+  constructor(private readonly kv: Kv) {}
+
+  enqueue(uid: string, from: number, to: number): void {
+    if (to < from || this.stopped) return;
+    this.jobs.push({ uid, from, to });
+    this.running ??= this.run().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  idle(): Promise<void> {
+    return this.running ?? Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.idle();
+  }
+
+  private async run(): Promise<void> {
+    for (;;) {
+      const job = this.jobs.shift();
+      if (job === undefined || this.stopped) return;
+      for (let from = job.from; from <= job.to && !this.stopped; from += DELETE_CHUNK) {
+        const to = Math.min(job.to, from + DELETE_CHUNK - 1);
+        const ops: KvOp[] = [];
+        for (let i = from; i <= to; i++) ops.push({ type: 'del', key: entryKey(job.uid, i) });
+        try {
+          await this.kv.batch(ops, false);
+          this.deleted += ops.length;
+        } catch (error) {
+          this.lastError = error;
+          this.stopped = true;
+          return;
+        }
+      }
+    }
+  }
+}
+
+/** The RocksDB log: a view per server (start, terms, recent tail) in memory; writes through the shared writer. */
+export class RocksLogStore implements LogStore {
+  /** @internal Built by `openRocksStorage`, which recovers the views first. */
+  constructor(
+    private readonly kv: Kv,
+    private readonly writer: GroupCommitWriter,
+    private readonly deleter: BackgroundDeleter,
+    /** @internal */ readonly views: Map<string, ServerLog>,
+    private readonly tailEntries: number,
+  ) {}
+
+  private view(uid: string): ServerLog {
+    let log = this.views.get(uid);
+    if (log === undefined) {
+      checkUid(uid);
+      log = new ServerLog(uid, this.tailEntries);
+      this.views.set(uid, log);
+    }
+    return log;
+  }
+
+  private peek(uid: string): ServerLog | undefined {
+    const log = this.views.get(uid);
+    log?.checkUsable();
+    return log;
+  }
+
+  append(uid: string, entries: readonly StoredEntry[], options?: AppendOptions): Promise<LogWritten> {
+    const log = this.view(uid);
+    const truncateFrom = options?.truncateFrom;
+    const plan = log.plan(entries, truncateFrom);
+    const ops: KvOp[] = [];
+    for (const entry of entries) {
+      ops.push({
+        type: 'put',
+        key: entryKey(uid, entry.index),
+        value: encodeEntry(entry.index, entry.term, entry.data),
+      });
+    }
+    for (let i = plan.deleteFrom; i <= plan.deleteTo; i++) ops.push({ type: 'del', key: entryKey(uid, i) });
+    log.apply(entries, truncateFrom);
+    const written: LogWritten = {
+      type: 'log.written',
+      uid,
+      upTo: plan.written.upTo,
+      term: plan.written.term,
+    };
+    return new Promise((resolve, reject) => {
+      this.writer.submit({ uid, ops }, (error) => {
+        if (error !== undefined) return reject(error);
+        log.written();
+        resolve(written);
+      });
+    });
+  }
+
+  last(uid: string): IndexTerm {
+    const log = this.peek(uid);
+    return log === undefined ? EMPTY : { index: log.lastIndex, term: log.lastTerm };
+  }
+
+  firstIndex(uid: string): number {
+    return this.peek(uid)?.firstIndex ?? 1;
+  }
+
+  durableIndex(uid: string): number {
+    return this.peek(uid)?.durable ?? 0;
+  }
+
+  termAt(uid: string, index: number): number | undefined {
+    const log = this.peek(uid);
+    if (log === undefined) return index === 0 ? 0 : undefined;
+    return log.termAt(index);
+  }
+
+  tryRead(uid: string, from: number, to: number): StoredEntry[] | undefined {
+    const log = this.peek(uid);
+    if (log === undefined) return from >= 1 ? [] : undefined;
+    return log.tryRead(from, to);
+  }
+
+  async read(uid: string, from: number, to: number): Promise<StoredEntry[]> {
+    const log = this.peek(uid);
+    if (log === undefined) return [];
+    for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+      log.checkUsable();
+      if (from < log.firstIndex) {
+        throw new LogInputError(uid, `read from ${from} is below the first index ${log.firstIndex}`);
+      }
+      const generation = log.generation;
+      const end = Math.min(to, log.lastIndex);
+      const result: StoredEntry[] = [];
+      let next = from;
+      while (next <= end && log.generation === generation) {
+        const cached = log.tryRead(next, end);
+        if (cached !== undefined) {
+          for (const entry of cached) result.push(entry);
+          next = end + 1;
+        } else {
+          const diskEnd = Math.min(end, log.tailStart - 1);
+          const entries = await this.readDisk(log, next, diskEnd);
+          for (const entry of entries) result.push(entry);
+          next = diskEnd + 1;
+        }
+      }
+      if (log.generation === generation) return result;
+    }
+    throw new LogInputError(uid, `read ${from}..${to} kept racing with truncations`);
+  }
+
+  private async readDisk(log: ServerLog, from: number, to: number): Promise<StoredEntry[]> {
+    const entries: StoredEntry[] = [];
+    let expected = from;
+    const fail = (index: number, reason: 'checksum' | 'gap' | 'key_mismatch' | 'unreadable'): never => {
+      const error = new LogCorruptionError(log.uid, index, reason);
+      log.corruption ??= error;
+      throw error;
+    };
+    const range = { gte: entryKey(log.uid, from), lte: entryKey(log.uid, to) };
+    for await (const chunk of this.kv.iterateChunks(range)) {
+      for (const [key, value] of chunk) {
+        const index = indexOfEntryKey(splitKey(key)?.rest ?? Buffer.alloc(0));
+        if (index !== expected) fail(expected, 'gap');
+        const decoded = decodeEntry(value);
+        if (!decoded.ok) return fail(expected, decoded.reason);
+        if (decoded.index !== index) fail(expected, 'key_mismatch');
+        entries.push({ index: decoded.index, term: decoded.term, data: decoded.data });
+        expected++;
+      }
+    }
+    if (expected <= to) fail(expected, 'gap');
+    return entries;
+  }
+
+  deletePrefix(uid: string, upTo: IndexTerm): Promise<void> {
+    const log = this.view(uid);
+    const plan = log.dropPrefix(upTo);
+    if (plan === undefined) return Promise.resolve();
+    const ops: KvOp[] = [
+      { type: 'put', key: logStartKey(uid), value: encodeLogStart(upTo.index, upTo.term) },
+    ];
+    for (let i = plan.discardFrom; i <= plan.discardTo; i++) ops.push({ type: 'del', key: entryKey(uid, i) });
+    return new Promise((resolve, reject) => {
+      this.writer.submit({ uid, ops }, (error) => {
+        if (error !== undefined) return reject(error);
+        log.written();
+        this.deleter.enqueue(uid, plan.backgroundFrom, plan.backgroundTo);
+        resolve();
+      });
+    });
+  }
+
+  servers(): string[] {
+    const uids: string[] = [];
+    for (const [uid, log] of this.views)
+      if (log.lastIndex > 0 || log.corruption !== undefined) uids.push(uid);
+    return uids;
+  }
+}
+
+const TERM_AND_VOTE = 'tv';
+const USER_PREFIX = 'u:';
+
+/** The meta key names of the stored form: `tv` for currentTerm/votedFor, `u:<key>` for user values. */
+export const META_NAMES = { termAndVote: TERM_AND_VOTE, userPrefix: USER_PREFIX } as const;
+
+export function checkServerMeta(uid: string, meta: ServerMeta): void {
+  if (!Number.isSafeInteger(meta.currentTerm) || meta.currentTerm < 0) {
+    throw new LogInputError(uid, `currentTerm ${meta.currentTerm} is not a non-negative integer`);
+  }
+  if (meta.votedFor !== null && !isServerId(meta.votedFor)) {
+    throw new LogInputError(uid, 'votedFor must be a server id {name, node} or null');
+  }
+}
+
+/** currentTerm/votedFor and small values per server, cached in memory, written through the shared writer. */
+export class RocksMetaStore implements MetaStore {
+  private readonly codec = createCodec();
+
+  /** @internal Built by `openRocksStorage` with the recovered values. */
+  constructor(
+    private readonly writer: GroupCommitWriter,
+    /** @internal */ readonly metas: Map<string, ServerMeta>,
+    /** @internal */ readonly values: Map<string, Map<string, unknown>>,
+    /** @internal */ readonly corruption: Map<string, Error>,
+  ) {}
+
+  private check(uid: string): void {
+    checkUid(uid);
+    const error = this.corruption.get(uid);
+    if (error !== undefined) throw error;
+  }
+
+  get(uid: string): ServerMeta {
+    this.check(uid);
+    return this.metas.get(uid) ?? { currentTerm: 0, votedFor: null };
+  }
+
+  store(uid: string, meta: ServerMeta): Promise<MetaWritten> {
+    this.check(uid);
+    checkServerMeta(uid, meta);
+    const votedFor = meta.votedFor === null ? null : { name: meta.votedFor.name, node: meta.votedFor.node };
+    const stored: ServerMeta = { currentTerm: meta.currentTerm, votedFor };
+    this.metas.set(uid, stored);
+    const value = sealRecord(this.codec.encode(stored));
+    const written: MetaWritten = { type: 'meta.written', uid, ...stored };
+    return this.writer
+      .write({ uid, ops: [{ type: 'put', key: metaKey(uid, TERM_AND_VOTE), value }] })
+      .then(() => written);
+  }
+
+  getValue(uid: string, key: string): unknown {
+    this.check(uid);
+    return this.values.get(uid)?.get(key);
+  }
+
+  setValue(uid: string, key: string, value: unknown): Promise<void> {
+    this.check(uid);
+    const encoded = sealRecord(this.codec.encode(value));
+    let map = this.values.get(uid);
+    if (map === undefined) {
+      map = new Map();
+      this.values.set(uid, map);
+    }
+    map.set(key, this.codec.decode(encoded.subarray(4)));
+    return this.writer.write({
+      uid,
+      ops: [{ type: 'put', key: metaKey(uid, USER_PREFIX + key), value: encoded }],
+    });
+  }
+}

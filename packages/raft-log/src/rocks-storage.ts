@@ -1,0 +1,318 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { createCodec } from '@otra/protocol';
+import {
+  LogCorruptionError,
+  MetaCorruptionError,
+  StorageClosedError,
+  type StorageError,
+  StorageOpenError,
+} from './errors.ts';
+import { FileSnapshotStore } from './file-snapshots.ts';
+import { decodeEntry, decodeLogStart, openRecord } from './internal/entry-codec.ts';
+import {
+  ALL_ENTRIES,
+  ALL_LOG_STARTS,
+  ALL_META,
+  checkUid,
+  FORMAT_KEY,
+  FORMAT_VERSION,
+  indexOfEntryKey,
+  splitKey,
+} from './internal/keys.ts';
+import { type Kv, RocksKv, type RocksOpenOptions } from './internal/rocksdb.ts';
+import { ServerLog } from './internal/server-log.ts';
+import {
+  BackgroundDeleter,
+  checkServerMeta,
+  META_NAMES,
+  RocksLogStore,
+  RocksMetaStore,
+} from './rocks-log.ts';
+import type { IndexTerm, RaftStorage, RecoveredServer, ServerMeta, StoredEntry } from './types.ts';
+import { GroupCommitWriter, type WriterOptions } from './writer.ts';
+
+export interface RocksStorageOptions {
+  /** Durable entries kept in memory per server for reads (default 1,024); older ones are read from RocksDB. */
+  readonly tailEntries?: number;
+  readonly writer?: WriterOptions;
+  readonly rocksdb?: RocksOpenOptions;
+  /** Check every snapshot's full checksum at open (default true). */
+  readonly verifySnapshots?: boolean;
+  /** Wraps the database handle, e.g. to inject write faults in tests. */
+  readonly wrapKv?: (kv: Kv) => Kv;
+}
+
+/** The RocksDB-backed storage of one raft system: `<dir>/db` (RocksDB) and `<dir>/snapshots`. */
+export interface RocksStorage extends RaftStorage {
+  readonly log: RocksLogStore;
+  readonly meta: RocksMetaStore;
+  readonly snapshots: FileSnapshotStore;
+  /** The shared WAL writer (group commit); its `stats()` count batches and fsyncs. */
+  readonly writer: GroupCommitWriter;
+  readonly dir: string;
+  /** Every server uid with a log, meta or snapshot. */
+  servers(): string[];
+  /** Damage found at open, per server (also thrown by `recover`). */
+  problems(): ReadonlyMap<string, StorageError>;
+  /** Resolves once background prefix deletion has caught up (for tests and orderly shutdown). */
+  backgroundIdle(): Promise<void>;
+}
+
+/**
+ * Opens (creating if missing) the storage of one raft system and recovers every server in it:
+ * each server's current snapshot, then its log after the snapshot (every entry's checksum checked,
+ * the log checked for gaps), then its meta. Damage is recorded per server and thrown by
+ * `recover(uid)` for that server only. Rejects with `StorageOpenError` when RocksDB cannot open the
+ * database (including corruption RocksDB itself detects, `corrupt: true`) or the format is foreign.
+ */
+export async function openRocksStorage(
+  dir: string,
+  options: RocksStorageOptions = {},
+): Promise<RocksStorage> {
+  const dbDir = path.join(dir, 'db');
+  let raw: RocksKv;
+  try {
+    await fs.mkdir(dbDir, { recursive: true });
+    raw = await RocksKv.open(dbDir, options.rocksdb ?? {});
+  } catch (cause) {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    throw new StorageOpenError(dbDir, /corrupt/i.test(message), message, cause);
+  }
+  const kv = options.wrapKv?.(raw) ?? raw;
+  try {
+    return await recoverStorage(dir, kv, options);
+  } catch (cause) {
+    await raw.close().catch(() => undefined);
+    if (cause instanceof StorageOpenError) throw cause;
+    const message = cause instanceof Error ? cause.message : String(cause);
+    throw new StorageOpenError(dbDir, /corrupt/i.test(message), `recovery failed: ${message}`, cause);
+  }
+}
+
+async function recoverStorage(dir: string, kv: Kv, options: RocksStorageOptions): Promise<RocksStorage> {
+  const dbDir = path.join(dir, 'db');
+  const format = await kv.get(FORMAT_KEY);
+  if (format === undefined) {
+    await kv.batch([{ type: 'put', key: FORMAT_KEY, value: Buffer.from(FORMAT_VERSION) }], true);
+  } else if (format.toString() !== FORMAT_VERSION) {
+    throw new StorageOpenError(dbDir, false, `unknown format ${JSON.stringify(format.toString())}`);
+  }
+  const tailEntries = options.tailEntries ?? 1024;
+  const snapshots = await FileSnapshotStore.open(path.join(dir, 'snapshots'), {
+    verify: options.verifySnapshots ?? true,
+  });
+  const problems = new Map<string, StorageError>();
+  const report = (uid: string, error: StorageError): void => {
+    if (!problems.has(uid)) problems.set(uid, error);
+  };
+  for (const uid of snapshots.servers()) {
+    const error = snapshots.corruptionOf(uid);
+    if (error !== undefined) report(uid, error);
+  }
+
+  // Log starts, then entries: each server's entries are one contiguous key range.
+  const starts = new Map<string, IndexTerm>();
+  for await (const chunk of kv.iterateChunks(ALL_LOG_STARTS)) {
+    for (const [key, value] of chunk) {
+      const split = splitKey(key);
+      if (split === undefined) continue;
+      const start = decodeLogStart(value);
+      if (start === undefined)
+        report(split.uid, new LogCorruptionError(split.uid, 0, 'unreadable', 'log start record'));
+      else starts.set(split.uid, start);
+    }
+  }
+  const views = new Map<string, ServerLog>();
+  const stale: Array<{ uid: string; from: number; to: number }> = [];
+  let current: RecoveringLog | undefined;
+  const finish = (): void => {
+    if (current === undefined) return;
+    const log = current.finish();
+    views.set(log.uid, log);
+    if (current.staleTo >= current.staleFrom)
+      stale.push({ uid: log.uid, from: current.staleFrom, to: current.staleTo });
+    current = undefined;
+  };
+  for await (const chunk of kv.iterateChunks(ALL_ENTRIES, 1 << 20)) {
+    for (const [key, value] of chunk) {
+      const split = splitKey(key);
+      const index = split === undefined ? undefined : indexOfEntryKey(split.rest);
+      if (split === undefined || index === undefined) continue;
+      if (current?.uid !== split.uid) {
+        finish();
+        current = new RecoveringLog(split.uid, starts.get(split.uid) ?? { index: 0, term: 0 }, tailEntries);
+      }
+      current.add(index, value);
+    }
+  }
+  finish();
+  for (const [uid, start] of starts) {
+    if (!views.has(uid)) views.set(uid, new RecoveringLog(uid, start, tailEntries).finish());
+  }
+  for (const [uid, log] of views)
+    if (log.corruption instanceof LogCorruptionError) report(uid, log.corruption);
+
+  // Meta.
+  const codec = createCodec();
+  const metas = new Map<string, ServerMeta>();
+  const values = new Map<string, Map<string, unknown>>();
+  const metaCorruption = new Map<string, Error>();
+  for await (const chunk of kv.iterateChunks(ALL_META)) {
+    for (const [key, value] of chunk) {
+      const split = splitKey(key);
+      if (split === undefined) continue;
+      const { uid } = split;
+      const name = split.rest.toString('utf8');
+      const payload = openRecord(value);
+      let decoded: unknown;
+      let ok = payload !== undefined;
+      if (payload !== undefined) {
+        try {
+          decoded = codec.decode(payload);
+        } catch {
+          ok = false;
+        }
+      }
+      if (ok && name === META_NAMES.termAndVote) {
+        try {
+          checkServerMeta(uid, decoded as ServerMeta);
+          metas.set(uid, decoded as ServerMeta);
+        } catch {
+          ok = false;
+        }
+      } else if (ok && name.startsWith(META_NAMES.userPrefix)) {
+        let map = values.get(uid);
+        if (map === undefined) {
+          map = new Map();
+          values.set(uid, map);
+        }
+        map.set(name.slice(META_NAMES.userPrefix.length), decoded);
+      }
+      if (!ok) {
+        const error = new MetaCorruptionError(uid, name);
+        metaCorruption.set(uid, error);
+        report(uid, error);
+      }
+    }
+  }
+
+  const writer = new GroupCommitWriter(kv, options.writer ?? {});
+  const deleter = new BackgroundDeleter(kv);
+  const log = new RocksLogStore(kv, writer, deleter, views, tailEntries);
+  const meta = new RocksMetaStore(writer, metas, values, metaCorruption);
+  for (const job of stale) deleter.enqueue(job.uid, job.from, job.to);
+
+  // A crash between completing a snapshot and truncating the log: truncate now.
+  for (const uid of snapshots.servers()) {
+    if (problems.has(uid)) continue;
+    const info = snapshots.current(uid);
+    if (info !== null && info.meta.index > log.firstIndex(uid) - 1) {
+      await log.deletePrefix(uid, { index: info.meta.index, term: info.meta.term });
+    }
+  }
+
+  let closed = false;
+  const storage: RocksStorage = {
+    log,
+    meta,
+    snapshots,
+    writer,
+    dir,
+    servers: () => [...new Set([...views.keys(), ...metas.keys(), ...values.keys(), ...snapshots.servers()])],
+    problems: () => problems,
+    backgroundIdle: () => deleter.idle(),
+    recover(uid: string): RecoveredServer {
+      if (closed) throw new StorageClosedError();
+      checkUid(uid);
+      const problem = problems.get(uid);
+      if (problem !== undefined) throw problem;
+      return {
+        uid,
+        snapshot: snapshots.current(uid),
+        firstIndex: log.firstIndex(uid),
+        last: log.last(uid),
+        meta: meta.get(uid),
+      };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await writer.close();
+      await deleter.stop();
+      await snapshots.close();
+      await kv.close();
+    },
+  };
+  return storage;
+}
+
+/** Rebuilds one server's view from its entries in key order, checking every checksum and the sequence. */
+class RecoveringLog {
+  private readonly log: ServerLog;
+  private expected: number;
+  private tail: StoredEntry[] = [];
+  private lastTerm: number;
+  staleFrom = Number.POSITIVE_INFINITY;
+  staleTo = 0;
+
+  constructor(
+    readonly uid: string,
+    private readonly start: IndexTerm,
+    private readonly tailEntries: number,
+  ) {
+    this.log = new ServerLog(uid, tailEntries);
+    this.expected = start.index + 1;
+    this.lastTerm = start.term;
+  }
+
+  add(index: number, value: Buffer): void {
+    if (this.log.corruption !== undefined) return;
+    if (index <= this.start.index) {
+      // Below the log start: a prefix delete that had not finished; finish it in the background.
+      this.staleFrom = Math.min(this.staleFrom, index);
+      this.staleTo = Math.max(this.staleTo, index);
+      return;
+    }
+    if (index !== this.expected) {
+      this.corrupt(this.expected, 'gap', `next stored entry is ${index}`);
+      return;
+    }
+    const decoded = decodeEntry(value);
+    if (!decoded.ok) {
+      this.corrupt(index, decoded.reason);
+      return;
+    }
+    if (decoded.index !== index) {
+      this.corrupt(index, 'key_mismatch', `value holds ${decoded.index}`);
+      return;
+    }
+    if (decoded.term < this.lastTerm) {
+      this.corrupt(index, 'unreadable', `term ${decoded.term} decreases`);
+      return;
+    }
+    this.log.runs.push(index, decoded.term);
+    this.tail.push({ index, term: decoded.term, data: decoded.data });
+    if (this.tail.length >= this.tailEntries * 2)
+      this.tail = this.tail.slice(this.tail.length - this.tailEntries);
+    this.lastTerm = decoded.term;
+    this.expected++;
+  }
+
+  private corrupt(
+    index: number,
+    reason: 'checksum' | 'gap' | 'key_mismatch' | 'unreadable',
+    detail?: string,
+  ): void {
+    this.log.corruption = new LogCorruptionError(this.uid, index, reason, detail);
+  }
+
+  finish(): ServerLog {
+    const last = this.expected - 1;
+    const lastTerm = last === this.start.index ? this.start.term : this.lastTerm;
+    const tail =
+      this.tail.length > this.tailEntries ? this.tail.slice(this.tail.length - this.tailEntries) : this.tail;
+    this.log.restore(this.start, { index: last, term: lastTerm }, tail);
+    return this.log;
+  }
+}

@@ -1,0 +1,328 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  crc32c,
+  type Kv,
+  LogCorruptionError,
+  LogWriteError,
+  MetaCorruptionError,
+  openRocksStorage,
+  type RocksStorage,
+  SnapshotCorruptionError,
+  StorageOpenError,
+  WriterFailedError,
+} from '../src/index.ts';
+import { entryKey, metaKey } from '../src/internal/keys.ts';
+import { RocksKv } from '../src/internal/rocksdb.ts';
+import { bytesOf, describeStorageContract, entries, text } from './storage-contract.ts';
+
+function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'otra-'));
+}
+
+describeStorageContract('rocksdb', () => {
+  const dir = tempDir();
+  return {
+    // A tiny tail, so reads beyond the last few entries go to RocksDB.
+    open: () => openRocksStorage(dir, { tailEntries: 2 }),
+    cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+});
+
+/** Opens the raw database of a closed storage, to look at or damage what is on disk. */
+async function withRawDb<T>(dir: string, fn: (kv: RocksKv) => Promise<T>): Promise<T> {
+  const kv = await RocksKv.open(path.join(dir, 'db'));
+  try {
+    return await fn(kv);
+  } finally {
+    await kv.close();
+  }
+}
+
+async function countEntryKeys(kv: RocksKv, uid: string): Promise<number> {
+  let n = 0;
+  for await (const chunk of kv.iterateChunks({ gte: entryKey(uid, 0), lte: entryKey(uid, 2 ** 48) }))
+    n += chunk.length;
+  return n;
+}
+
+describe('rocksdb storage', () => {
+  let dir: string;
+  let s: RocksStorage | undefined;
+
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(async () => {
+    await s?.close();
+    s = undefined;
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function reopen(options: Parameters<typeof openRocksStorage>[1] = {}): Promise<RocksStorage> {
+    await s?.close();
+    s = await openRocksStorage(dir, { tailEntries: 4, ...options });
+    return s;
+  }
+
+  it('recovers everything acknowledged after a restart', async () => {
+    let st = await reopen();
+    await st.log.append('a', entries(1, 100, 1));
+    await st.log.append('a', entries(90, 95, 2, 'x'), { truncateFrom: 90 });
+    await st.log.append('b', entries(1, 3, 5));
+    await st.meta.store('a', { currentTerm: 2, votedFor: { name: 'kv', node: 'n3' } });
+    await st.meta.setValue('b', 'machine_version', 3);
+    await st.snapshots.write('b', { index: 2, term: 5 }, Buffer.from('state'));
+    await st.log.deletePrefix('b', { index: 2, term: 5 });
+
+    st = await reopen();
+    expect(st.servers().sort()).toEqual(['a', 'b']);
+    expect(st.recover('a')).toMatchObject({ firstIndex: 1, last: { index: 95, term: 2 }, snapshot: null });
+    expect(st.meta.get('a')).toEqual({ currentTerm: 2, votedFor: { name: 'kv', node: 'n3' } });
+    expect((await st.log.read('a', 1, 200)).map(text)).toEqual([
+      ...entries(1, 89, 1).map(text),
+      ...entries(90, 95, 2, 'x').map(text),
+    ]);
+    expect(st.log.termAt('a', 89)).toBe(1);
+    expect(st.log.termAt('a', 90)).toBe(2);
+    const b = st.recover('b');
+    expect(b).toMatchObject({
+      firstIndex: 3,
+      last: { index: 3, term: 5 },
+      snapshot: { meta: { index: 2, term: 5 } },
+    });
+    expect(st.meta.getValue('b', 'machine_version')).toBe(3);
+    expect(Buffer.from(await bytesOf(st, 'b')).toString()).toBe('state');
+    // Appending continues where the log ends.
+    await st.log.append('a', entries(96, 96, 2));
+    st = await reopen();
+    expect(st.log.last('a')).toEqual({ index: 96, term: 2 });
+  });
+
+  it('reads old entries from RocksDB and recent ones from the in-memory tail', async () => {
+    const st = await reopen({ tailEntries: 8 });
+    for (let i = 1; i <= 200; i += 10) await st.log.append('a', entries(i, i + 9, 1 + Math.floor(i / 50)));
+    expect(st.log.tryRead('a', 1, 10)).toBeUndefined();
+    expect(st.log.tryRead('a', 199, 200)?.length).toBe(2);
+    const all = await st.log.read('a', 1, 200);
+    expect(all.map((e) => e.index)).toEqual(Array.from({ length: 200 }, (_, k) => k + 1));
+    expect(all[120]!.term).toBe(st.log.termAt('a', 121));
+  });
+
+  it('deletes a snapshotted prefix from disk in the background', async () => {
+    let st = await reopen();
+    await st.log.append('a', entries(1, 10_000, 1));
+    await st.log.append('ab', entries(1, 10, 1));
+    await st.log.deletePrefix('a', { index: 9_000, term: 1 });
+    await st.backgroundIdle();
+    await st.close();
+    s = undefined;
+    expect(await withRawDb(dir, (kv) => countEntryKeys(kv, 'a'))).toBe(1_000);
+    expect(await withRawDb(dir, (kv) => countEntryKeys(kv, 'ab'))).toBe(10);
+    st = await reopen();
+    expect(st.recover('a')).toMatchObject({ firstIndex: 9_001, last: { index: 10_000, term: 1 } });
+  });
+
+  it('finishes the log truncation of a snapshot completed just before a crash', async () => {
+    let st = await reopen();
+    await st.log.append('a', entries(1, 50, 1));
+    await st.snapshots.write('a', { index: 30, term: 1 }, Buffer.from('s'));
+    st = await reopen();
+    expect(st.recover('a')).toMatchObject({ firstIndex: 31, last: { index: 50, term: 1 } });
+    await st.backgroundIdle();
+    await st.close();
+    s = undefined;
+    expect(await withRawDb(dir, (kv) => countEntryKeys(kv, 'a'))).toBe(20);
+  });
+
+  it('keeps the previous snapshot when a receive is interrupted by a restart', async () => {
+    let st = await reopen();
+    await st.snapshots.write('a', { index: 3, term: 1 }, Buffer.from('old'));
+    const receiver = await st.snapshots.beginReceive('a', { index: 9, term: 2 });
+    await receiver.writeChunk(Buffer.from('new-but-incomplete'));
+    st = await reopen();
+    expect(st.snapshots.current('a')?.meta).toEqual({ index: 3, term: 1 });
+    expect(Buffer.from(await bytesOf(st, 'a')).toString()).toBe('old');
+    expect(fs.readdirSync(path.join(dir, 'snapshots', 'a'))).toEqual(['000000000001.snap']);
+  });
+
+  it('reports a damaged entry with its server and index instead of truncating', async () => {
+    let st = await reopen();
+    await st.log.append('a', entries(1, 10, 1));
+    await st.log.append('b', entries(1, 10, 1));
+    await st.close();
+    s = undefined;
+    await withRawDb(dir, async (kv) => {
+      const key = entryKey('a', 6);
+      const value = (await kv.get(key))!;
+      value[value.length - 1]! ^= 0x01;
+      await kv.batch([{ type: 'put', key, value }], true);
+    });
+    st = await reopen();
+    expect(() => st.recover('a')).toThrow(LogCorruptionError);
+    try {
+      st.recover('a');
+    } catch (error) {
+      expect(error).toMatchObject({ code: 'log.corrupt', uid: 'a', index: 6, reason: 'checksum' });
+    }
+    expect(() => st.log.append('a', entries(11, 11, 1))).toThrow(LogCorruptionError);
+    expect(st.problems().get('a')).toBeInstanceOf(LogCorruptionError);
+    expect(st.recover('b')).toMatchObject({ last: { index: 10, term: 1 } });
+    // Nothing was dropped: the damaged entry and the ones after it are still on disk.
+    await st.close();
+    s = undefined;
+    expect(await withRawDb(dir, (kv) => countEntryKeys(kv, 'a'))).toBe(10);
+  });
+
+  it('reports a missing entry in the middle of a log as a gap', async () => {
+    let st = await reopen();
+    await st.log.append('a', entries(1, 10, 1));
+    await st.close();
+    s = undefined;
+    await withRawDb(dir, (kv) => kv.batch([{ type: 'del', key: entryKey('a', 4) }], true));
+    st = await reopen();
+    expect(() => st.recover('a')).toThrow(expect.objectContaining({ uid: 'a', index: 4, reason: 'gap' }));
+  });
+
+  it('reports damage found while reading an entry that is no longer in memory', async () => {
+    let st = await reopen({ tailEntries: 2 });
+    await st.log.append('a', entries(1, 20, 1));
+    await st.close();
+    s = undefined;
+    st = await reopen({ tailEntries: 2 });
+    // Damage it behind the running storage's back (as bit rot would).
+    await st.close();
+    s = undefined;
+    await withRawDb(dir, async (kv) => {
+      const key = entryKey('a', 3);
+      const moved = (await kv.get(entryKey('a', 4)))!;
+      await kv.batch([{ type: 'put', key, value: moved }], true);
+    });
+    st = await reopen({ tailEntries: 2 });
+    expect(() => st.recover('a')).toThrow(expect.objectContaining({ index: 3, reason: 'key_mismatch' }));
+  });
+
+  it('reports damaged meta and snapshots', async () => {
+    let st = await reopen();
+    await st.meta.store('a', { currentTerm: 5, votedFor: null });
+    await st.snapshots.write('b', { index: 1, term: 1 }, Buffer.alloc(5000, 7));
+    await st.close();
+    s = undefined;
+    await withRawDb(dir, (kv) =>
+      kv.batch([{ type: 'put', key: metaKey('a', 'tv'), value: Buffer.from('junk') }], true),
+    );
+    const [snap] = fs.readdirSync(path.join(dir, 'snapshots', 'b'));
+    const file = path.join(dir, 'snapshots', 'b', snap!);
+    const bytes = fs.readFileSync(file);
+    bytes[100]! ^= 0xff;
+    fs.writeFileSync(file, bytes);
+    st = await reopen();
+    expect(() => st.recover('a')).toThrow(MetaCorruptionError);
+    expect(() => st.recover('b')).toThrow(SnapshotCorruptionError);
+    // The damaged snapshot is kept for the operator.
+    expect(fs.existsSync(file)).toBe(true);
+  });
+
+  it('rejects an unopenable or foreign database at open with a typed error', async () => {
+    const st = await reopen();
+    // Locked by the open instance.
+    await expect(openRocksStorage(dir)).rejects.toThrow(StorageOpenError);
+    await st.close();
+    s = undefined;
+
+    fs.writeFileSync(path.join(dir, 'db', 'CURRENT'), 'MANIFEST-999999\n');
+    const error = await openRocksStorage(dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StorageOpenError);
+
+    const other = tempDir();
+    try {
+      await withRawDb(other, (kv) =>
+        kv.batch(
+          [{ type: 'put', key: Buffer.from([0, ...Buffer.from('format')]), value: Buffer.from('x/9') }],
+          true,
+        ),
+      );
+      await expect(openRocksStorage(other)).rejects.toThrow(/unknown format/);
+    } finally {
+      fs.rmSync(other, { recursive: true, force: true });
+    }
+  });
+
+  it('fails the affected appends on a write error, acknowledges nothing more and stays failed', async () => {
+    let failNext = false;
+    const faulty = (kv: Kv): Kv => ({
+      batch: (ops, sync) =>
+        failNext && sync
+          ? Promise.reject(new Error('IO error: No space left on device'))
+          : kv.batch(ops, sync),
+      get: (key) => kv.get(key),
+      iterateChunks: (range, hwm) => kv.iterateChunks(range, hwm),
+      close: () => kv.close(),
+    });
+    const st = await reopen({ wrapKv: faulty });
+    await st.log.append('a', entries(1, 5, 1));
+    failNext = true;
+    const acked: number[] = [];
+    const results = await Promise.allSettled([
+      st.log.append('a', entries(6, 6, 1)).then((w) => acked.push(w.upTo)),
+      st.log.append('b', entries(1, 1, 1)).then((w) => acked.push(w.upTo)),
+    ]);
+    expect(acked).toEqual([]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    const reason = (results[0] as PromiseRejectedResult).reason as LogWriteError;
+    expect(reason).toBeInstanceOf(LogWriteError);
+    expect(reason.message).toMatch(/No space left/);
+    expect([...reason.uids].sort()).toEqual(['a', 'b']);
+    failNext = false;
+    await expect(st.log.append('a', entries(7, 7, 1))).rejects.toThrow(WriterFailedError);
+    await expect(st.meta.store('a', { currentTerm: 1, votedFor: null })).rejects.toThrow(WriterFailedError);
+    expect(st.writer.failed).toBeInstanceOf(LogWriteError);
+    expect(st.log.durableIndex('a')).toBe(5);
+    // After a restart, only what was acknowledged is there.
+    const again = await reopen();
+    expect(again.log.last('a')).toEqual({ index: 5, term: 1 });
+    expect(again.log.last('b')).toEqual({ index: 0, term: 0 });
+  });
+
+  it('group-commits appends from 1,000 servers through one writer', async () => {
+    let st = await reopen();
+    const uids = Array.from({ length: 1000 }, (_, k) => `server-${k}`);
+    const rounds = 5;
+    const acked = new Map<string, number>();
+    await Promise.all(
+      uids.map(async (uid) => {
+        for (let r = 1; r <= rounds; r++) {
+          const w = await st.log.append(uid, entries(r, r, 1, uid));
+          expect(w.upTo).toBe(r);
+          acked.set(uid, w.upTo);
+        }
+      }),
+    );
+    const stats = st.writer.stats();
+    expect(stats.requests).toBe(uids.length * rounds);
+    // One fsync per round (give or take a split), never one per append.
+    expect(stats.batches).toBeLessThan(rounds * 4);
+    st = await reopen();
+    for (const uid of uids) {
+      expect(st.log.last(uid)).toEqual({ index: rounds, term: 1 });
+      expect((await st.log.read(uid, rounds, rounds)).map(text)).toEqual(
+        entries(rounds, rounds, 1, uid).map(text),
+      );
+    }
+  });
+
+  it('keeps the checksum of a snapshot written from a stream', async () => {
+    const st = await reopen();
+    const parts = Array.from({ length: 5 }, (_, k) => Buffer.alloc(300_000, k));
+    async function* stream() {
+      for (const part of parts) yield part;
+    }
+    const info = await st.snapshots.write('a', { index: 7, term: 1 }, stream());
+    expect(info.checksum).toBe(crc32c(Buffer.concat(parts)));
+    expect(info.size).toBe(1_500_000);
+    const again = await reopen();
+    expect(again.snapshots.current('a')).toEqual(info);
+  });
+});
