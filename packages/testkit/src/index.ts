@@ -1,1 +1,14 @@
-export {};
+export type { ClusterOptions, ReplyListener } from './cluster.ts';
+export { Cluster, SimServer } from './cluster.ts';
+export { SafetyChecker, SafetyViolation } from './invariants.ts';
+export type { KvCommand, KvReply, KvState } from './kv.ts';
+export { kvMachine } from './kv.ts';
+export type { LinearizabilityResult, RegisterOp } from './linearizability.ts';
+export { checkKv, checkRegister } from './linearizability.ts';
+export type { NetworkFaults } from './network.ts';
+export { SimNetwork } from './network.ts';
+export { EventQueue, Prng, SimClock } from './prng.ts';
+export type { SimulationOptions, SimulationResult } from './simulate.ts';
+export { runSimulation, SimulationFailure } from './simulate.ts';
+export { MemoryStorage } from './storage.ts';
+export { describeEffect, describeMessage } from './transcript.ts';

@@ -1,0 +1,302 @@
+import type { Pid } from '@otra/protocol';
+import type { Machine, Reply } from '@otra/raft-core';
+import { Cluster, type ClusterOptions } from './cluster.ts';
+import { kvMachine, type KvState } from './kv.ts';
+import { checkKv, type RegisterOp } from './linearizability.ts';
+
+export interface SimulationOptions {
+  readonly seed: number;
+  /** Number of servers (3 or 5 in CI). */
+  readonly servers?: number;
+  /** Length of the fault phase; then faults heal and the cluster must make progress. */
+  readonly faultMs?: number;
+  /** How long a healed cluster gets to elect a leader, commit a probe and converge. */
+  readonly settleMs?: number;
+  readonly clients?: number;
+  readonly keys?: number;
+  /** Release a snapshot every this many applied commands (0: never). */
+  readonly snapshotEvery?: number;
+  readonly driver?: 'handle' | 'statechart';
+  readonly transcript?: (line: string) => void;
+  /** Turn random faults off (drop, duplicate, partitions, crashes). */
+  readonly faults?: boolean;
+}
+
+export interface SimulationResult {
+  readonly seed: number;
+  readonly steps: number;
+  readonly committed: number;
+  readonly elections: number;
+  readonly ops: { readonly ok: number; readonly unknown: number; readonly retried: number };
+  readonly faults: number;
+}
+
+export class SimulationFailure extends Error {
+  constructor(
+    readonly seed: number,
+    cause: unknown,
+  ) {
+    super(
+      `simulation failed with seed ${seed}: ${cause instanceof Error ? cause.message : String(cause)}\n` +
+        `replay: runSimulation({ seed: ${seed}, ... }) or pnpm soak --seed ${seed}`,
+      { cause },
+    );
+  }
+}
+
+type ClientOp =
+  | { readonly kind: 'put'; readonly key: string; readonly value: string }
+  | { readonly kind: 'get'; readonly key: string };
+
+interface Client {
+  readonly name: string;
+  readonly pid: Pid;
+  target: string;
+  ref: number;
+  pending: { op: ClientOp; invoke: number; ref: number; retries: number } | null;
+  seq: number;
+}
+
+/**
+ * One seeded run: a KV cluster under random faults (message loss, duplication, delay/reordering,
+ * symmetric, one-way and partial partitions, crashes and restarts) with clients issuing puts
+ * (commands) and consistent reads (read-index queries). Safety is checked after every step; after
+ * the fault phase the network heals, every server restarts, and the cluster must elect a leader,
+ * commit a new command and converge. The client history must be linearizable.
+ */
+export function runSimulation(options: SimulationOptions): SimulationResult {
+  try {
+    return simulate(options);
+  } catch (err) {
+    throw new SimulationFailure(options.seed, err);
+  }
+}
+
+function simulate(options: SimulationOptions): SimulationResult {
+  const n = options.servers ?? 3;
+  const faultMs = options.faultMs ?? 3000;
+  const settleMs = options.settleMs ?? 5000;
+  const faultsOn = options.faults ?? true;
+  const names = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  const snapshotEvery = options.snapshotEvery ?? 0;
+  const clusterOptions: ClusterOptions = {
+    seed: options.seed,
+    servers: names,
+    machine: () => kvMachine(snapshotEvery) as Machine<unknown, unknown, unknown>,
+    driver: options.driver ?? 'handle',
+    ...(options.transcript === undefined ? {} : { transcript: options.transcript }),
+  };
+  const c = new Cluster(clusterOptions);
+  const rng = c.rng;
+  if (faultsOn) {
+    c.network.faults = {
+      drop: rng.pick([0, 0.01, 0.05, 0.1]),
+      duplicate: rng.pick([0, 0.01, 0.05]),
+      minDelayMs: 1,
+      maxDelayMs: rng.pick([5, 20, 60]),
+    };
+  }
+  c.start();
+
+  // ---- clients
+  const keys = Array.from({ length: options.keys ?? 3 }, (_, i) => `k${i}`);
+  const history = new Map<string, RegisterOp[]>(keys.map((k) => [k, []]));
+  let logical = 0;
+  const stamp = () => ++logical;
+  let okOps = 0;
+  let unknownOps = 0;
+  let retried = 0;
+  let clientsActive = true;
+  const clients: Client[] = Array.from({ length: options.clients ?? 3 }, (_, i) => {
+    const name = `client${i + 1}`;
+    return { name, pid: { node: name, id: 1, creation: 1 }, target: rng.pick(names), ref: 0, pending: null, seq: 0 };
+  });
+  const byNode = new Map(clients.map((cl) => [cl.name, cl]));
+  const clientTimeoutMs = 1500;
+
+  const issue = (cl: Client) => {
+    const p = cl.pending!;
+    cl.ref++;
+    p.ref = cl.ref;
+    const from = { pid: cl.pid, ref: cl.ref };
+    if (p.op.kind === 'put') {
+      c.sendFromClient(cl.name, cl.target, {
+        type: 'command',
+        command: { op: 'put', key: p.op.key, value: p.op.value },
+        reply: { mode: 'await_consensus', from },
+      });
+    } else {
+      const key = p.op.key;
+      c.sendFromClient(cl.name, cl.target, {
+        type: 'query',
+        kind: 'consistent',
+        fn: (s) => (s as KvState).data[key] ?? null,
+        from,
+      });
+    }
+    const ref = cl.ref;
+    c.at(c.now + clientTimeoutMs, () => {
+      if (cl.pending === null || cl.pending.ref !== ref) return;
+      // Unknown outcome: a put may take effect any time from its invocation, or never.
+      if (cl.pending.op.kind === 'put') {
+        history.get(cl.pending.op.key)!.push({ kind: 'write', value: cl.pending.op.value, invoke: cl.pending.invoke, response: Infinity });
+      }
+      unknownOps++;
+      cl.pending = null;
+      cl.target = rng.pick(names);
+      next(cl, 10);
+    });
+  };
+
+  const next = (cl: Client, delay: number) => {
+    if (!clientsActive) return;
+    c.at(c.now + delay, () => {
+      if (!clientsActive || cl.pending !== null) return;
+      const key = rng.pick(keys);
+      cl.seq++;
+      const op: ClientOp = rng.chance(0.5) ? { kind: 'put', key, value: `${cl.name}.${cl.seq}` } : { kind: 'get', key };
+      cl.pending = { op, invoke: stamp(), ref: 0, retries: 0 };
+      issue(cl);
+    });
+  };
+
+  c.onReply = (to, reply) => {
+    const cl = byNode.get(to.pid.node);
+    if (cl === undefined || 'notify' in reply) return;
+    onClientReply(cl, to.ref ?? -1, reply);
+  };
+  const onClientReply = (cl: Client, ref: number, r: Reply) => {
+    const p = cl.pending;
+    // Replies to an earlier attempt (or duplicated by the network) are ignored.
+    if (p === null || p.ref !== ref) return;
+    switch (r.type) {
+      case 'applied':
+        if (p.op.kind !== 'put') return;
+        history.get(p.op.key)!.push({ kind: 'write', value: p.op.value, invoke: p.invoke, response: stamp() });
+        break;
+      case 'query':
+        if (p.op.kind !== 'get') return;
+        history.get(p.op.key)!.push({ kind: 'read', value: r.result as string | null, invoke: p.invoke, response: stamp() });
+        break;
+      case 'error':
+        // Not appended (not_leader) or not answered (leadership_lost): safe to retry elsewhere.
+        retried++;
+        p.retries++;
+        cl.target = r.leader?.name ?? rng.pick(names);
+        c.at(c.now + (p.retries > 3 ? 50 : 1), () => {
+          if (cl.pending === p) issue(cl);
+        });
+        return;
+      default:
+        return;
+    }
+    okOps++;
+    cl.pending = null;
+    next(cl, rng.int(0, 20));
+  };
+  for (const cl of clients) next(cl, rng.int(0, 50));
+
+  // ---- faults
+  let faults = 0;
+  const scheduleFault = (t: number) => {
+    if (!faultsOn || t >= faultMs) return;
+    c.at(t, () => {
+      faults++;
+      injectFault(c, names);
+      scheduleFault(c.now + rng.int(100, 600));
+    });
+  };
+  scheduleFault(rng.int(100, 400));
+
+  c.runUntilTime(faultMs);
+
+  // ---- heal and check progress
+  clientsActive = false;
+  c.network.healAll();
+  c.network.faults = { ...c.network.faults, drop: 0, duplicate: 0 };
+  for (const name of names) if (!c.server(name).up) c.restart(name);
+  // Let outstanding client calls finish or time out before the probe.
+  c.runFor(clientTimeoutMs + 100);
+  let probeOk = false;
+  let probeIndex = 0;
+  const probeFrom = { pid: { node: 'probe', id: 1, creation: 1 }, ref: 1 };
+  const sendProbe = () => {
+    const leader = c.leader();
+    if (leader === undefined || probeOk) return;
+    c.send(leader.name, {
+      type: 'command',
+      command: { op: 'put', key: 'probe', value: 'done' },
+      reply: { mode: 'await_consensus', from: probeFrom },
+    });
+  };
+  const prevOnReply = c.onReply;
+  c.onReply = (to, reply) => {
+    if (to.pid.node === 'probe') {
+      if (!('notify' in reply) && reply.type === 'applied') {
+        probeOk = true;
+        probeIndex = reply.index;
+      }
+      return;
+    }
+    prevOnReply(to, reply);
+  };
+  const deadline = c.now + settleMs;
+  while (!probeOk && c.now < deadline) {
+    sendProbe();
+    c.runFor(200);
+  }
+  if (!probeOk) throw new Error(`no progress: probe not committed within ${settleMs}ms after healing`);
+  const converged = c.runUntil(
+    () => [...c.servers.values()].every((s) => s.up && s.state.lastApplied >= probeIndex),
+    settleMs,
+  );
+  if (!converged) {
+    const where = [...c.servers.values()].map((s) => `${s.name}:${s.role}@${s.state.lastApplied}`).join(' ');
+    throw new Error(`servers did not converge to ${probeIndex}: ${where}`);
+  }
+
+  const lin = checkKv(history);
+  if (!lin.ok) throw new Error(`history of key ${lin.key} is not linearizable`);
+
+  let elections = 0;
+  for (const s of c.servers.values()) elections = Math.max(elections, s.state.currentTerm);
+  return {
+    seed: options.seed,
+    steps: c.steps,
+    committed: c.checker.committedIndex,
+    elections,
+    ops: { ok: okOps, unknown: unknownOps, retried },
+    faults,
+  };
+}
+
+/** One random fault: partitions (symmetric, one-way, partial), crash/restart, or healing. */
+function injectFault(c: Cluster, names: readonly string[]): void {
+  const rng = c.rng;
+  const r = rng.next();
+  if (r < 0.2) {
+    const shuffled = rng.shuffle(names);
+    const k = rng.int(1, names.length - 1);
+    c.network.partition([shuffled.slice(0, k), shuffled.slice(k)]);
+    c.transcriptLine(`fault partition ${shuffled.slice(0, k).join(',')} | ${shuffled.slice(k).join(',')}`);
+  } else if (r < 0.35) {
+    const [a, b] = rng.shuffle(names);
+    c.network.cutLink(a!, b!);
+    c.transcriptLine(`fault cut ${a} -> ${b}`);
+  } else if (r < 0.5) {
+    // Partial: a follower loses the leader (both ways) but still reaches the others.
+    const leader = c.leader()?.name ?? rng.pick(names);
+    const other = rng.pick(names.filter((x) => x !== leader));
+    c.network.cutBoth(leader, other);
+    c.transcriptLine(`fault partial ${leader} x ${other}`);
+  } else if (r < 0.7) {
+    const victim = rng.chance(0.5) ? (c.leader()?.name ?? rng.pick(names)) : rng.pick(names);
+    c.crash(victim);
+    c.at(c.now + rng.int(50, 800), () => {
+      if (!c.server(victim).up) c.restart(victim);
+    });
+  } else {
+    c.network.healAll();
+    c.transcriptLine('fault heal');
+  }
+}
