@@ -1,1 +1,58 @@
-export {};
+export type { CommandOf, Machine, MachineModule, ReplyOf, SimpleMachine, StateOf } from '@otra/raft-core';
+export { defineMachine } from '@otra/raft-core';
+export {
+  addMember,
+  consistentQuery,
+  deleteCluster,
+  forceDeleteServer,
+  keyMetrics,
+  leaderQuery,
+  leaveAndDeleteServer,
+  localQuery,
+  members,
+  overview,
+  pipelineCommand,
+  processCommand,
+  removeMember,
+  restartServer,
+  startCluster,
+  startPipelineClient,
+  startServer,
+  stopServer,
+  transferLeadership,
+  triggerElection,
+} from './api.ts';
+export {
+  ClusterChangeNotPermittedError,
+  InvalidRequestError,
+  MachineError,
+  NotLeaderError,
+  NotUpToDateError,
+  RaftError,
+  RequestRefusedError,
+  ServerNotFoundError,
+  TimeoutError,
+} from './errors.ts';
+export type { RaftSystem } from './internal/system.ts';
+export { startSystem } from './internal/system.ts';
+export type {
+  AppendResult,
+  AppliedNotification,
+  CommandOptions,
+  CommandResult,
+  Counters,
+  KeyMetrics,
+  LeaderHooks,
+  MachineModuleSpec,
+  MachineRef,
+  MemberInfo,
+  Overview,
+  Query,
+  QueryOptions,
+  QueryResult,
+  RaftNotification,
+  RejectedNotification,
+  ReplyFrom,
+  StartClusterResult,
+  SystemOptions,
+} from './types.ts';

@@ -1,0 +1,71 @@
+import { type Node, terminateChild } from '@otra/actors';
+import type { Pid, ServerId } from '@otra/protocol';
+import type { RaftStorage } from '@otra/raft-log';
+import type { MachineModuleSpec } from '../types.ts';
+
+/** What a server's record in the system directory holds: enough to restart it from disk. */
+export interface ServerRecord {
+  readonly uid: string;
+  readonly cluster: string;
+  readonly id: ServerId;
+  readonly module: string;
+  readonly machineConfig?: Readonly<Record<string, unknown>>;
+  readonly initialMembers: readonly ServerId[];
+}
+
+/** Resolved system settings shared by every server of a system. */
+export interface SystemSettings {
+  readonly electionTimeoutMs: readonly [number, number];
+  readonly tickMs: number;
+  readonly electionTimeoutTicks: number;
+  readonly maxAppendEntriesBatch?: number;
+  readonly maxInFlight?: number;
+  readonly snapshotChunkBytes: number;
+}
+
+/** A raft system as its servers see it (one per `startSystem`). */
+export interface SystemRuntime {
+  readonly name: string;
+  readonly node: Node;
+  readonly storage: RaftStorage;
+  readonly settings: SystemSettings;
+  readonly machines: ReadonlyMap<string, MachineModuleSpec>;
+  /** Cluster name -> leader, as far as this node knows (updated by local servers). */
+  readonly leaders: Map<string, ServerId | null>;
+  /** The `simple_one_for_one` supervisor of per-server supervisors (it may have been restarted). */
+  serversSup(): Pid | undefined;
+  log(level: 'info' | 'warn' | 'error', message: string): void;
+}
+
+/** The directory key space: one meta "server" holds the system's records by server name. */
+export const DIRECTORY_UID = 'system:directory';
+
+export function readRecord(sys: SystemRuntime, name: string): ServerRecord | undefined {
+  const value = sys.storage.meta.getValue(DIRECTORY_UID, name);
+  return value === undefined || value === null ? undefined : (value as ServerRecord);
+}
+
+export async function writeRecord(
+  sys: SystemRuntime,
+  record: ServerRecord | null,
+  name: string,
+): Promise<void> {
+  await sys.storage.meta.setValue(DIRECTORY_UID, name, record);
+}
+
+/**
+ * Removes a server for good: its directory record and its data, then its supervisor (which stops
+ * the server and its helpers). Used by `forceDeleteServer` and after a cluster's end of life.
+ */
+export async function deleteServer(
+  sys: SystemRuntime,
+  record: ServerRecord,
+  supervisor: Pid | undefined,
+): Promise<void> {
+  await writeRecord(sys, null, record.id.name);
+  await sys.storage.deleteServer(record.uid);
+  const servers = sys.serversSup();
+  if (supervisor !== undefined && servers !== undefined) {
+    void terminateChild(sys.node, servers, supervisor).catch(() => undefined);
+  }
+}

@@ -1,0 +1,979 @@
+import type {
+  ActorContext,
+  From as ActorFrom,
+  BatchItem,
+  BatchServer,
+  DownMessage,
+  TimerRef,
+} from '@otra/actors';
+import { startChild } from '@otra/actors';
+import {
+  assertNever,
+  type From,
+  isServerId,
+  type LogEntry,
+  type Pid,
+  pidKey,
+  type RaftRpc,
+  type ServerId,
+  type SnapshotMeta,
+  serverIdEquals,
+  serverIdKey,
+} from '@otra/protocol';
+import {
+  type CommandMsg,
+  type Effect,
+  type LeaderHook,
+  type MachineEffect,
+  type Message,
+  type QueryKind,
+  type RaftMachine,
+  type Recovered,
+  type Role,
+  raftMachine,
+  type ServerState,
+} from '@otra/raft-core';
+import type { SnapshotReceiver } from '@otra/raft-log';
+import { initialTransition, type SnapshotFrom, transition } from 'xstate';
+import type { Counters, KeyMetrics, LeaderHooks, MemberInfo, Overview } from '../types.ts';
+import { concatBytes, decodeEntry, decodeState, encodeState, storedEntry } from './codec.ts';
+import { type ApplyTap, END_OF_LIFE, wrapMachine } from './machine-wrapper.ts';
+import { deleteServer, type ServerRecord, type SystemRuntime } from './runtime.ts';
+import { snapshotSenderSpec } from './snapshot-sender.ts';
+
+type RaftSnapshot = SnapshotFrom<RaftMachine>;
+
+/** Requests the API makes to a server with `call`. */
+export type ServerCall =
+  | {
+      readonly type: 'raft.command';
+      readonly command: unknown;
+      readonly replyFrom: 'after_log_append' | 'await_consensus';
+    }
+  | {
+      readonly type: 'raft.query';
+      readonly kind: QueryKind;
+      /** A function (same node only) or a named query of the machine's module. */
+      readonly query:
+        | ((state: unknown) => unknown)
+        | { readonly name: string; readonly args?: readonly unknown[] };
+      readonly condition?: { readonly index: number; readonly term: number };
+    }
+  | {
+      readonly type: 'raft.join';
+      readonly id: ServerId;
+      readonly membership: 'voter' | 'promotable' | 'non_voter';
+    }
+  | { readonly type: 'raft.leave'; readonly id: ServerId }
+  | { readonly type: 'raft.transfer'; readonly to: ServerId }
+  | { readonly type: 'raft.overview' }
+  | { readonly type: 'raft.key_metrics' }
+  | { readonly type: 'raft.trigger_election' };
+
+/** Pipelined commands arrive as casts. */
+export interface PipelineCast {
+  readonly type: 'raft.pipeline';
+  readonly command: unknown;
+  readonly correlation: string | number;
+  readonly notify: Pid;
+  readonly priority: 'normal' | 'low';
+}
+
+/** What the shell answers for API errors it detects itself (before the core). */
+export interface ShellError {
+  readonly type: 'error';
+  readonly error: 'invalid_request' | 'unknown_query' | 'query_error';
+  readonly message: string;
+  readonly leader: ServerId | null;
+}
+
+export interface ServerArgs {
+  readonly sys: SystemRuntime;
+  readonly record: ServerRecord;
+  /** The server's own `one_for_all` supervisor: snapshot senders are started under it. */
+  readonly supervisor: Pid;
+}
+
+interface ShellState {
+  readonly sys: SystemRuntime;
+  readonly record: ServerRecord;
+  readonly id: ServerId;
+  readonly supervisor: Pid;
+  readonly tap: ApplyTap;
+  readonly hooks: LeaderHooks | undefined;
+  readonly queries: Readonly<Record<string, (state: unknown, ...args: unknown[]) => unknown>>;
+  snap: RaftSnapshot;
+  electionTimer: TimerRef | undefined;
+  electionGen: number;
+  machineTimers: Map<string, TimerRef>;
+  /** Machine monitors by pid key, and what each monitor ref is for. */
+  machineMonitors: Map<string, number>;
+  monitorRefs: Map<number, { kind: 'machine' } | { kind: 'sender'; peer: string }>;
+  senders: Map<string, Pid>;
+  receiver: { receiver: SnapshotReceiver; meta: SnapshotMeta; checksum: number | undefined } | undefined;
+  counters: Counters;
+  /** A fatal storage error: the server stops (its supervisor restarts it from disk). */
+  failed: Error | undefined;
+  /** The cluster's end-of-life command was applied: delete the data and stop. */
+  ending: boolean;
+}
+
+const RPC_TYPES = new Set<string>([
+  'append_entries.request',
+  'append_entries.reply',
+  'vote.request',
+  'vote.reply',
+  'pre_vote.request',
+  'pre_vote.reply',
+  'install_snapshot.request',
+  'install_snapshot.reply',
+  'timeout_now',
+]);
+
+/** The registered name of a server's aux actor. */
+export function auxName(serverName: string): string {
+  return `${serverName}.aux`;
+}
+
+function toCoreFrom(from: ActorFrom): From {
+  return { pid: { node: from.node, id: 0, creation: from.creation }, ref: from.ref };
+}
+
+function toActorFrom(from: From): ActorFrom {
+  return { node: from.pid.node, creation: from.pid.creation, ref: from.ref };
+}
+
+/** Rejects malformed RPCs from the network before they reach the core. */
+function isValidRpc(msg: { type: string }): msg is RaftRpc {
+  const m = msg as Record<string, unknown>;
+  if (!isServerId(m.from) || !Number.isInteger(m.term) || (m.term as number) < 0) return false;
+  switch (m.type) {
+    case 'append_entries.request':
+      return (
+        Number.isInteger(m.prevLogIndex) &&
+        Number.isInteger(m.prevLogTerm) &&
+        Number.isInteger(m.leaderCommit) &&
+        Number.isInteger(m.round) &&
+        Array.isArray(m.entries) &&
+        (m.entries as unknown[]).every(
+          (e) =>
+            typeof e === 'object' &&
+            e !== null &&
+            Number.isInteger((e as LogEntry).index) &&
+            Number.isInteger((e as LogEntry).term) &&
+            typeof (e as LogEntry).type === 'string',
+        )
+      );
+    case 'append_entries.reply':
+      return (
+        typeof m.success === 'boolean' && Number.isInteger(m.matchIndex) && Number.isInteger(m.lastIndex)
+      );
+    case 'vote.request':
+    case 'pre_vote.request':
+      return Number.isInteger(m.lastLogIndex) && Number.isInteger(m.lastLogTerm);
+    case 'vote.reply':
+    case 'pre_vote.reply':
+      return typeof m.granted === 'boolean';
+    case 'install_snapshot.request':
+      return (
+        typeof m.meta === 'object' &&
+        m.meta !== null &&
+        Number.isInteger(m.chunk) &&
+        typeof m.last === 'boolean'
+      );
+    case 'install_snapshot.reply':
+      return typeof m.meta === 'object' && m.meta !== null && Number.isInteger(m.chunk);
+    case 'timeout_now':
+      return true;
+    default:
+      return false;
+  }
+}
+
+function emptyCounters(): Counters {
+  return {
+    commands: 0,
+    pipelined: 0,
+    elections: 0,
+    preVotes: 0,
+    queries: 0,
+    droppedSends: 0,
+    snapshotsWritten: 0,
+    snapshotsInstalled: 0,
+    snapshotsSent: 0,
+    hookErrors: 0,
+  };
+}
+
+/** Reads what storage holds for `uid`: snapshot, then the log after it, then meta. */
+async function recover(sys: SystemRuntime, uid: string): Promise<Recovered> {
+  const found = sys.storage.recover(uid);
+  let snapshot: Recovered['snapshot'] = null;
+  if (found.snapshot !== null) {
+    const reader = await sys.storage.snapshots.openRead(uid);
+    if (reader !== null) {
+      try {
+        const chunks: Uint8Array[] = [];
+        for await (const chunk of reader.chunks()) chunks.push(chunk);
+        snapshot = {
+          meta: reader.info.meta as unknown as SnapshotMeta,
+          machineState: decodeState(concatBytes(chunks)),
+        };
+      } finally {
+        await reader.close();
+      }
+    }
+  }
+  const from = snapshot === null ? found.firstIndex : Math.max(found.firstIndex, snapshot.meta.index + 1);
+  const stored = found.last.index >= from ? await sys.storage.log.read(uid, from, found.last.index) : [];
+  return {
+    currentTerm: found.meta.currentTerm,
+    votedFor: found.meta.votedFor,
+    snapshot,
+    entries: stored.map(decodeEntry),
+  };
+}
+
+function core(state: ShellState): ServerState {
+  return state.snap.context.server;
+}
+
+function roleOf(state: ShellState): Role {
+  return state.snap.context.role;
+}
+
+/**
+ * The RaftServer actor (ra's `ra_server_proc`): hosts the core's statechart and is the one place
+ * that executes its effects. It is a batch actor: every message queued since the last turn is
+ * handled in one go, consecutive commands become one `commands` event (one append, one
+ * AppendEntries per follower), and effects run once per batch.
+ */
+export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
+  kind: 'batch',
+  maxBatchSize: 1024,
+
+  async init({ sys, record, supervisor }, ctx) {
+    const spec = sys.machines.get(record.module);
+    if (spec === undefined)
+      throw new Error(`machine module not registered on ${sys.node.name}: ${record.module}`);
+    ctx.register(record.id.name);
+    const tap: ApplyTap = {
+      applied: [],
+      record: spec.hooks?.onCommandCommitted !== undefined,
+      endOfLife: null,
+    };
+    const recovered = await recover(sys, record.uid);
+    const [snap] = initialTransition(raftMachine, {
+      config: {
+        id: record.id,
+        initialMembers: record.initialMembers,
+        machine: wrapMachine(spec.machine, tap),
+        ...(record.machineConfig === undefined ? {} : { machineConfig: record.machineConfig }),
+        electionTimeoutMs: sys.settings.electionTimeoutMs,
+        electionTimeoutTicks: sys.settings.electionTimeoutTicks,
+        ...(sys.settings.maxAppendEntriesBatch === undefined
+          ? {}
+          : { maxAppendEntriesBatch: sys.settings.maxAppendEntriesBatch }),
+        ...(sys.settings.maxInFlight === undefined ? {} : { maxInFlight: sys.settings.maxInFlight }),
+      },
+      recovered,
+    });
+    const state: ShellState = {
+      sys,
+      record,
+      id: record.id,
+      supervisor,
+      tap,
+      hooks: spec.hooks,
+      queries: (spec as { queries?: ShellState['queries'] }).queries ?? {},
+      snap,
+      electionTimer: undefined,
+      electionGen: 0,
+      machineTimers: new Map(),
+      machineMonitors: new Map(),
+      monitorRefs: new Map(),
+      senders: new Map(),
+      receiver: undefined,
+      counters: emptyCounters(),
+      failed: undefined,
+      ending: false,
+    };
+    sys.leaders.set(record.cluster, null);
+    ctx.sendAfter(sys.settings.tickMs, { type: 'raft.tick' });
+    if (recovered.snapshot !== null && spec.hooks?.onRestoredFromFiles !== undefined) {
+      runHook(state, () =>
+        spec.hooks?.onRestoredFromFiles?.(recovered.snapshot!.meta, core(state).machineState),
+      );
+    }
+    await execute(state, ctx, [...snap.context.effects]);
+    return state;
+  },
+
+  handleBatch(items, state, ctx) {
+    const effects: Effect[] = [];
+    let commands: CommandMsg[] = [];
+    const flushCommands = (): void => {
+      if (commands.length === 0) return;
+      const batch = commands;
+      commands = [];
+      step(
+        state,
+        batch.length === 1 ? (batch[0] as CommandMsg) : { type: 'commands', commands: batch },
+        effects,
+        ctx,
+      );
+    };
+    for (const item of items) {
+      const command = asCommand(state, item);
+      if (command !== undefined) {
+        commands.push(command);
+        continue;
+      }
+      flushCommands();
+      handleItem(state, item, effects, ctx);
+    }
+    flushCommands();
+    if (state.failed !== undefined) throw state.failed;
+    const done = execute(state, ctx, effects);
+    if (done instanceof Promise) return done.then(() => afterBatch(state, ctx));
+    afterBatch(state, ctx);
+    return state;
+  },
+
+  terminate(_reason, state) {
+    void state.receiver?.receiver.abort().catch(() => undefined);
+    if (state.sys.leaders.get(state.record.cluster) !== undefined) {
+      const leader = state.sys.leaders.get(state.record.cluster);
+      if (leader !== null && leader !== undefined && serverIdEquals(leader, state.id)) {
+        state.sys.leaders.set(state.record.cluster, null);
+      }
+    }
+  },
+
+  describe: (state) => state.snap.value,
+};
+
+function afterBatch(state: ShellState, ctx: ActorContext): ShellState | Promise<ShellState> {
+  if (state.ending) {
+    state.sys.log(
+      'info',
+      `${serverIdKey(state.id)}: cluster ${state.record.cluster} deleted; removing its data`,
+    );
+    return deleteServer(state.sys, state.record, state.supervisor).then(() => {
+      ctx.stop('normal');
+      return state;
+    });
+  }
+  if (roleOf(state) === 'stop') ctx.stop('normal');
+  return state;
+}
+
+/** Pipelined and `processCommand` commands, gathered into one core event per batch. */
+function asCommand(state: ShellState, item: BatchItem): CommandMsg | undefined {
+  if (item.kind === 'cast') {
+    const m = item.msg as PipelineCast;
+    if (m?.type !== 'raft.pipeline') return undefined;
+    state.counters.pipelined++;
+    return {
+      type: 'command',
+      command: m.command,
+      reply: { mode: 'notify', to: m.notify, correlation: m.correlation },
+      priority: m.priority === 'low' ? 'low' : 'normal',
+    };
+  }
+  if (item.kind === 'call') {
+    const r = item.request as ServerCall;
+    if (r?.type !== 'raft.command') return undefined;
+    state.counters.commands++;
+    const mode = r.replyFrom === 'after_log_append' ? 'after_log_append' : 'await_consensus';
+    return { type: 'command', command: r.command, reply: { mode, from: toCoreFrom(item.from) } };
+  }
+  return undefined;
+}
+
+function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: ActorContext): void {
+  if (item.kind === 'call') {
+    handleCall(state, item.request as ServerCall, item.from, effects, ctx);
+    return;
+  }
+  const msg = item.msg as { type?: unknown } | null;
+  if (msg === null || typeof msg !== 'object' || typeof msg.type !== 'string') {
+    state.sys.log('warn', `${serverIdKey(state.id)}: ignored a malformed message`);
+    return;
+  }
+  const type = msg.type;
+  if (RPC_TYPES.has(type)) {
+    if (!isValidRpc(msg as { type: string })) {
+      state.sys.log('warn', `${serverIdKey(state.id)}: dropped a malformed ${type}`);
+      return;
+    }
+    const rpc = msg as RaftRpc;
+    if (rpc.type === 'install_snapshot.reply') {
+      const sender = state.senders.get(serverIdKey(rpc.from));
+      if (sender !== undefined) ctx.send(sender, rpc);
+    }
+    step(state, rpc, effects, ctx);
+    return;
+  }
+  switch (type) {
+    case 'log.written':
+    case 'snapshot.written':
+    case 'snapshot.installed':
+      step(state, msg as Message, effects, ctx);
+      return;
+    case 'raft.tick':
+      step(state, { type: 'tick', nowMs: Date.now() }, effects, ctx);
+      ctx.sendAfter(state.sys.settings.tickMs, { type: 'raft.tick' });
+      return;
+    case 'raft.election_timeout':
+      if ((msg as { gen?: number }).gen === state.electionGen) {
+        state.electionTimer = undefined;
+        step(state, { type: 'election.timeout' }, effects, ctx);
+      }
+      return;
+    case 'raft.machine_timeout': {
+      const name = String((msg as { name?: unknown }).name);
+      state.machineTimers.delete(name);
+      step(state, { type: 'machine.timeout', name }, effects, ctx);
+      return;
+    }
+    case 'raft.fatal':
+      state.failed = (msg as unknown as { error: Error }).error;
+      return;
+    case 'raft.sender_started': {
+      const m = msg as unknown as { peer: string; pid: Pid };
+      const ref = ctx.monitor(m.pid);
+      state.monitorRefs.set(ref, { kind: 'sender', peer: m.peer });
+      state.senders.set(m.peer, m.pid);
+      return;
+    }
+    case '@actors.down': {
+      const down = msg as unknown as DownMessage;
+      const what = state.monitorRefs.get(down.ref);
+      state.monitorRefs.delete(down.ref);
+      if (what?.kind === 'sender') {
+        if (state.senders.get(what.peer)?.id === (down.pid as Pid).id) state.senders.delete(what.peer);
+      } else if (what?.kind === 'machine') {
+        state.machineMonitors.delete(pidKey(down.pid as Pid));
+        step(state, { type: 'down', pid: down.pid as Pid, reason: down.reason }, effects, ctx);
+      }
+      return;
+    }
+    case '@actors.nodeup':
+    case '@actors.nodedown': {
+      const node = String((msg as { node?: unknown }).node);
+      step(state, { type: type === '@actors.nodeup' ? 'nodeup' : 'nodedown', node }, effects, ctx);
+      return;
+    }
+    default:
+      state.sys.log('warn', `${serverIdKey(state.id)}: ignored an unknown message ${type}`);
+  }
+}
+
+function handleCall(
+  state: ShellState,
+  request: ServerCall,
+  from: ActorFrom,
+  effects: Effect[],
+  ctx: ActorContext,
+) {
+  const refuse = (message: string, error: ShellError['error'] = 'invalid_request'): void => {
+    ctx.reply(from, { type: 'error', error, message, leader: core(state).leaderId } satisfies ShellError);
+  };
+  switch (request?.type) {
+    case 'raft.query': {
+      state.counters.queries++;
+      const fn = resolveQuery(state, request.query);
+      if (typeof fn === 'string') {
+        refuse(fn, 'unknown_query');
+        return;
+      }
+      step(
+        state,
+        {
+          type: 'query',
+          kind: request.kind,
+          fn,
+          from: toCoreFrom(from),
+          ...(request.condition === undefined ? {} : { condition: request.condition }),
+        },
+        effects,
+        ctx,
+      );
+      return;
+    }
+    case 'raft.join':
+      if (!isServerId(request.id)) return refuse('join needs a server id');
+      step(
+        state,
+        {
+          type: 'membership.join',
+          member: { id: request.id, membership: request.membership ?? 'voter' },
+          from: toCoreFrom(from),
+        },
+        effects,
+        ctx,
+      );
+      return;
+    case 'raft.leave':
+      if (!isServerId(request.id)) return refuse('leave needs a server id');
+      step(state, { type: 'membership.leave', id: request.id, from: toCoreFrom(from) }, effects, ctx);
+      return;
+    case 'raft.transfer':
+      if (!isServerId(request.to)) return refuse('transfer needs a server id');
+      step(state, { type: 'transfer_leadership', to: request.to, from: toCoreFrom(from) }, effects, ctx);
+      return;
+    case 'raft.trigger_election':
+      step(state, { type: 'trigger_election' }, effects, ctx);
+      ctx.reply(from, { type: 'ok', leader: core(state).leaderId });
+      return;
+    case 'raft.overview':
+      ctx.reply(from, overview(state));
+      return;
+    case 'raft.key_metrics':
+      ctx.reply(from, keyMetrics(state));
+      return;
+    default:
+      refuse(`unknown request ${String((request as { type?: unknown })?.type)}`);
+  }
+}
+
+/** The built-in named query used for follower reads: answers nothing, but only after a read-index round. */
+export const READ_INDEX_QUERY = '@otra.read_index';
+
+function resolveQuery(
+  state: ShellState,
+  query: ServerCall & { type: 'raft.query' } extends { query: infer Q } ? Q : never,
+) {
+  if (typeof query === 'function') return query;
+  if (query === null || typeof query !== 'object' || typeof query.name !== 'string')
+    return 'a query is a function or { name, args }';
+  if (query.name === READ_INDEX_QUERY) return () => null;
+  const named = state.queries[query.name];
+  if (named === undefined) return `unknown query ${query.name} for module ${state.record.module}`;
+  const args = Array.isArray(query.args) ? query.args : [];
+  return (machineState: unknown) => named(machineState, ...args);
+}
+
+/** Runs one event through the statechart and collects its effects; leader hooks fire here. */
+function step(state: ShellState, msg: Message, effects: Effect[], ctx: ActorContext): void {
+  const before = roleOf(state);
+  const [next] = transition(raftMachine, state.snap, msg);
+  state.snap = next;
+  const after = next.context.role;
+  for (const e of next.context.effects) effects.push(e);
+  if (before !== after) onRoleChange(state, after);
+  if (state.tap.applied.length > 0) {
+    const applied = state.tap.applied;
+    state.tap.applied = [];
+    if (after === 'leader' && state.hooks?.onCommandCommitted !== undefined) {
+      for (const a of applied)
+        runHook(state, () => state.hooks?.onCommandCommitted?.(a.before, a.command, a.reply, a.after));
+    }
+  }
+  if (state.tap.endOfLife !== null) {
+    // every member deletes its data once it applied the end-of-life command (after this batch)
+    state.tap.endOfLife = null;
+    state.ending = true;
+  }
+  const leader = next.context.server.leaderId;
+  state.sys.leaders.set(state.record.cluster, leader);
+}
+
+function onRoleChange(state: ShellState, role: Role): void {
+  if (role === 'candidate') state.counters.elections++;
+  if (role === 'pre_vote') state.counters.preVotes++;
+}
+
+function runHook(state: ShellState, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    state.counters.hookErrors++;
+    state.sys.log(
+      'warn',
+      `${serverIdKey(state.id)}: leader hook threw: ${(err as Error)?.message ?? String(err)}`,
+    );
+  }
+}
+
+function runLeaderHook(state: ShellState, hook: LeaderHook): void {
+  const hooks = state.hooks;
+  if (hooks === undefined) return;
+  const machineState = core(state).machineState;
+  switch (hook.hook) {
+    case 'elected':
+      if (hooks.onElected !== undefined) runHook(state, () => hooks.onElected?.(state.id, hook.term));
+      return;
+    case 'command_committed':
+      // per-command hooks fire from the apply tap in `step`, with before/after states
+      return;
+    case 'follower_added':
+      if (hooks.onFollowerAdded !== undefined)
+        runHook(state, () => hooks.onFollowerAdded?.(hook.member, machineState));
+      return;
+    case 'follower_removed':
+      if (hooks.onFollowerRemoved !== undefined)
+        runHook(state, () => hooks.onFollowerRemoved?.(hook.id, machineState));
+      return;
+    case 'query_answered':
+      if (hooks.onQueryAnswered !== undefined)
+        runHook(state, () => hooks.onQueryAnswered?.(hook.count, machineState));
+      return;
+    case 'restored':
+      if (hooks.onRestoredFromFiles !== undefined)
+        runHook(state, () => hooks.onRestoredFromFiles?.(hook.meta, machineState));
+      return;
+    default:
+      assertNever(hook);
+  }
+}
+
+// ---- the effect interpreter -------------------------------------------------------------------
+
+/**
+ * Executes effects in order. Synchronous until a barrier (`meta.persist`, snapshot chunk writes and
+ * installs) needs the disk; then it returns a promise and resumes after it. Nothing after a barrier
+ * runs before the barrier is durable.
+ */
+function execute(
+  state: ShellState,
+  ctx: ActorContext,
+  effects: readonly Effect[],
+  from = 0,
+): void | Promise<void> {
+  for (let i = from; i < effects.length; i++) {
+    const effect = effects[i] as Effect;
+    const pending = executeOne(state, ctx, effect);
+    if (pending !== undefined) return pending.then(() => execute(state, ctx, effects, i + 1));
+  }
+  return undefined;
+}
+
+function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promise<void> | undefined {
+  const { sys, record } = state;
+  switch (effect.type) {
+    case 'meta.persist':
+      return sys.storage.meta
+        .store(record.uid, { currentTerm: effect.currentTerm, votedFor: effect.votedFor })
+        .then(() => undefined);
+    case 'log.append': {
+      const entries = effect.entries.map(storedEntry);
+      const options = effect.truncateFrom === undefined ? undefined : { truncateFrom: effect.truncateFrom };
+      sys.storage.log.append(record.uid, entries, options).then(
+        (written) => ctx.send(ctx.self, { type: 'log.written', upTo: written.upTo, term: written.term }),
+        (err: unknown) => ctx.send(ctx.self, { type: 'raft.fatal', error: asError(err) }),
+      );
+      return undefined;
+    }
+    case 'log.truncate_prefix': {
+      const s = core(state);
+      const term =
+        s.snapshot !== null && s.snapshot.index === effect.upTo
+          ? s.snapshot.term
+          : sys.storage.log.termAt(record.uid, effect.upTo);
+      if (term === undefined) return undefined;
+      sys.storage.log
+        .deletePrefix(record.uid, { index: effect.upTo, term })
+        .catch((err: unknown) => ctx.send(ctx.self, { type: 'raft.fatal', error: asError(err) }));
+      return undefined;
+    }
+    case 'send_rpc':
+      if (ctx.send({ name: effect.to.name, node: effect.to.node }, effect.rpc) !== 'ok')
+        state.counters.droppedSends++;
+      return undefined;
+    case 'reply':
+      ctx.reply(toActorFrom(effect.to), effect.reply);
+      return undefined;
+    case 'notify':
+      ctx.send(effect.to, { type: 'raft.applied', server: state.id, applied: effect.applied });
+      return undefined;
+    case 'notify.rejected':
+      ctx.send(effect.to, {
+        type: 'raft.rejected',
+        server: state.id,
+        correlations: effect.correlations,
+        error: effect.error,
+        leader: effect.leader,
+      });
+      return undefined;
+    case 'timer.set': {
+      if (state.electionTimer !== undefined) ctx.cancelTimer(state.electionTimer);
+      const ms = effect.minMs + Math.random() * Math.max(0, effect.maxMs - effect.minMs);
+      state.electionGen++;
+      state.electionTimer = ctx.sendAfter(ms, { type: 'raft.election_timeout', gen: state.electionGen });
+      return undefined;
+    }
+    case 'timer.cancel':
+      if (state.electionTimer !== undefined) ctx.cancelTimer(state.electionTimer);
+      state.electionTimer = undefined;
+      state.electionGen++;
+      return undefined;
+    case 'snapshot.write': {
+      const bytes = encodeState(effect.machineState);
+      const meta = effect.meta;
+      sys.storage.snapshots.write(record.uid, meta as never, bytes).then(
+        () => {
+          state.counters.snapshotsWritten++;
+          ctx.send(ctx.self, { type: 'snapshot.written', meta });
+        },
+        (err: unknown) => ctx.send(ctx.self, { type: 'raft.fatal', error: asError(err) }),
+      );
+      return undefined;
+    }
+    case 'snapshot.send':
+      startSnapshotSender(state, ctx, effect.to, effect.term, effect.meta);
+      return undefined;
+    case 'snapshot.chunk.write':
+      return writeChunk(state, effect.meta, effect.chunk, effect.last, effect.data);
+    case 'snapshot.install':
+      return installSnapshot(state, ctx, effect.meta);
+    case 'machine':
+      machineEffect(state, ctx, effect.effect);
+      return undefined;
+    case 'hook':
+      runLeaderHook(state, effect);
+      return undefined;
+    default:
+      return assertNever(effect, 'unknown effect');
+  }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+function machineEffect(state: ShellState, ctx: ActorContext, effect: MachineEffect): void {
+  switch (effect.type) {
+    case 'send_msg':
+      ctx.send(effect.to, effect.msg);
+      return;
+    case 'monitor':
+      if (effect.kind === 'node') ctx.monitorNode(effect.node, true);
+      else if (!state.machineMonitors.has(pidKey(effect.pid))) {
+        const ref = ctx.monitor(effect.pid);
+        state.machineMonitors.set(pidKey(effect.pid), ref);
+        state.monitorRefs.set(ref, { kind: 'machine' });
+      }
+      return;
+    case 'demonitor':
+      if (effect.kind === 'node') ctx.monitorNode(effect.node, false);
+      else {
+        const ref = state.machineMonitors.get(pidKey(effect.pid));
+        if (ref !== undefined) {
+          ctx.demonitor(ref);
+          state.machineMonitors.delete(pidKey(effect.pid));
+          state.monitorRefs.delete(ref);
+        }
+      }
+      return;
+    case 'timer': {
+      const existing = state.machineTimers.get(effect.name);
+      if (existing !== undefined) ctx.cancelTimer(existing);
+      state.machineTimers.delete(effect.name);
+      if (effect.ms !== 'infinity') {
+        state.machineTimers.set(
+          effect.name,
+          ctx.sendAfter(effect.ms, { type: 'raft.machine_timeout', name: effect.name }),
+        );
+      }
+      return;
+    }
+    case 'mod_call':
+      try {
+        effect.fn();
+      } catch (err) {
+        state.sys.log('warn', `${serverIdKey(state.id)}: mod_call threw: ${asError(err).message}`);
+      }
+      return;
+    case 'aux':
+      ctx.send(auxName(state.id.name), {
+        type: 'aux.command',
+        command: effect.command,
+        view: auxView(state),
+      });
+      return;
+    case 'checkpoint':
+      // Checkpoints (snapshots that keep the log) are not persisted yet: the log is kept until the
+      // machine's next release_cursor, which is always safe.
+      return;
+    case 'release_cursor':
+    case 'append':
+    case 'log':
+      // handled inside the core
+      return;
+    default:
+      assertNever(effect, 'unknown machine effect');
+  }
+}
+
+/** The read-only view the aux actor gets (ra's `ra_aux` accessors). */
+export interface AuxView {
+  readonly role: Role;
+  readonly machineState: unknown;
+  readonly commitIndex: number;
+  readonly lastApplied: number;
+  readonly term: number;
+  readonly leader: ServerId | null;
+}
+
+function auxView(state: ShellState): AuxView {
+  const s = core(state);
+  return {
+    role: roleOf(state),
+    machineState: s.machineState,
+    commitIndex: s.commitIndex,
+    lastApplied: s.lastApplied,
+    term: s.currentTerm,
+    leader: s.leaderId,
+  };
+}
+
+function startSnapshotSender(
+  state: ShellState,
+  ctx: ActorContext,
+  to: ServerId,
+  term: number,
+  meta: SnapshotMeta,
+): void {
+  const peer = serverIdKey(to);
+  const old = state.senders.get(peer);
+  if (old !== undefined) {
+    state.senders.delete(peer);
+    ctx.exit(old, 'shutdown');
+  }
+  state.counters.snapshotsSent++;
+  const spec = snapshotSenderSpec(state.sys, {
+    uid: state.record.uid,
+    leader: state.id,
+    to,
+    term,
+    meta,
+    chunkBytes: state.sys.settings.snapshotChunkBytes,
+  });
+  startChild(state.sys.node, state.supervisor, spec).then(
+    (pid) => ctx.send(ctx.self, { type: 'raft.sender_started', peer, pid }),
+    (err: unknown) =>
+      state.sys.log(
+        'warn',
+        `${serverIdKey(state.id)}: snapshot sender failed to start: ${asError(err).message}`,
+      ),
+  );
+}
+
+/** Chunk data as the snapshot sender encodes it. */
+export interface SnapshotChunkData {
+  readonly bytes: Uint8Array;
+  /** crc32c of the whole snapshot (set on every chunk). */
+  readonly checksum: number;
+}
+
+async function writeChunk(
+  state: ShellState,
+  meta: SnapshotMeta,
+  chunk: number,
+  last: boolean,
+  data: unknown,
+): Promise<void> {
+  const d = data as SnapshotChunkData;
+  if (
+    d === null ||
+    typeof d !== 'object' ||
+    !(d.bytes instanceof Uint8Array) ||
+    !Number.isInteger(d.checksum)
+  ) {
+    throw new Error('malformed snapshot chunk');
+  }
+  const snapshots = state.sys.storage.snapshots;
+  if (chunk === 0 || state.receiver === undefined) {
+    if (state.receiver !== undefined) await state.receiver.receiver.abort().catch(() => undefined);
+    state.receiver = {
+      receiver: await snapshots.beginReceive(state.record.uid, meta as never),
+      meta,
+      checksum: undefined,
+    };
+  }
+  await state.receiver.receiver.writeChunk(d.bytes);
+  if (last) state.receiver.checksum = d.checksum;
+}
+
+async function installSnapshot(state: ShellState, ctx: ActorContext, meta: SnapshotMeta): Promise<void> {
+  const receiving = state.receiver;
+  if (receiving === undefined || receiving.checksum === undefined)
+    throw new Error('snapshot install without a complete receive');
+  state.receiver = undefined;
+  await receiving.receiver.complete(receiving.checksum);
+  await state.sys.storage.log.deletePrefix(state.record.uid, { index: meta.index, term: meta.term });
+  const reader = await state.sys.storage.snapshots.openRead(state.record.uid);
+  if (reader === null) throw new Error('installed snapshot vanished');
+  let machineState: unknown;
+  try {
+    const chunks: Uint8Array[] = [];
+    for await (const c of reader.chunks()) chunks.push(c);
+    machineState = decodeState(concatBytes(chunks));
+  } finally {
+    await reader.close();
+  }
+  state.counters.snapshotsInstalled++;
+  ctx.send(ctx.self, { type: 'snapshot.installed', meta, machineState });
+}
+
+// ---- introspection ----------------------------------------------------------------------------
+
+function members(state: ShellState): MemberInfo[] {
+  const s = core(state);
+  const config = s.configs[s.configs.length - 1]?.members ?? [];
+  return config.map((m) => {
+    const peer = s.leader?.peers.find((p) => serverIdEquals(p.id, m.id));
+    const matchIndex =
+      serverIdEquals(m.id, state.id) && s.leader !== null ? s.lastWritten.index : peer?.matchIndex;
+    return matchIndex === undefined
+      ? { id: m.id, membership: m.membership }
+      : { id: m.id, membership: m.membership, matchIndex };
+  });
+}
+
+function overview(state: ShellState): Overview {
+  const s = core(state);
+  const machine = s.cfg.machine;
+  let machineOverview: unknown;
+  try {
+    machineOverview = machine.overview?.(s.machineState);
+  } catch (err) {
+    machineOverview = { error: asError(err).message };
+  }
+  return {
+    id: state.id,
+    uid: state.record.uid,
+    cluster: state.record.cluster,
+    role: roleOf(state),
+    stateValue: state.snap.value,
+    term: s.currentTerm,
+    votedFor: s.votedFor,
+    leader: s.leaderId,
+    commitIndex: s.commitIndex,
+    lastApplied: s.lastApplied,
+    lastIndex: s.log.snapshotIndex + s.log.length,
+    lastWritten: s.lastWritten.index,
+    snapshot: s.snapshot === null ? null : { index: s.snapshot.index, term: s.snapshot.term },
+    machineVersion: s.machineVersion,
+    members: members(state),
+    machine: machineOverview,
+    counters: { ...state.counters },
+  };
+}
+
+function keyMetrics(state: ShellState): KeyMetrics {
+  const s = core(state);
+  return {
+    role: roleOf(state),
+    term: s.currentTerm,
+    commitIndex: s.commitIndex,
+    lastApplied: s.lastApplied,
+    lastIndex: s.log.snapshotIndex + s.log.length,
+    lastWritten: s.lastWritten.index,
+    commands: state.counters.commands + state.counters.pipelined,
+  };
+}
+
+export { END_OF_LIFE };

@@ -1,0 +1,192 @@
+import type { Node } from '@otra/actors';
+import type { ClusterMember, Correlation, Membership, Pid, ServerId, SnapshotMeta } from '@otra/protocol';
+import type { RaftError as CoreRaftError, Machine, Role } from '@otra/raft-core';
+import type { RaftStorage } from '@otra/raft-log';
+
+/**
+ * Leader hooks (as rafted_value's `LeaderHook`): called on the leader only, after the event. A
+ * hook may run again for the same event after a leader change (the new leader re-runs it for
+ * entries it commits), so hooks must be idempotent or tolerate repeats. A hook that throws is
+ * logged and otherwise ignored: it never affects the log.
+ */
+export interface LeaderHooks<C = unknown, R = unknown, S = unknown> {
+  onCommandCommitted?(before: S, command: C, reply: R, after: S): void;
+  onElected?(server: ServerId, term: number): void;
+  onFollowerAdded?(member: ClusterMember, state: S): void;
+  onFollowerRemoved?(id: ServerId, state: S): void;
+  onQueryAnswered?(count: number, state: S): void;
+  onRestoredFromFiles?(meta: SnapshotMeta, state: S): void;
+}
+
+/** A machine registered with a system under a module name, with optional leader hooks. */
+export interface MachineModuleSpec<C = unknown, R = unknown, S = unknown> {
+  readonly machine: Machine<C, R, S>;
+  // biome-ignore lint/suspicious/noExplicitAny: hooks are typed by the machine at definition time
+  readonly hooks?: LeaderHooks<any, any, any>;
+}
+
+/**
+ * Which machine a cluster runs: a module registered on every node's system (functions cannot
+ * cross links; names can) plus a serialisable config passed to `init`.
+ */
+export interface MachineRef {
+  readonly module: string;
+  readonly config?: Readonly<Record<string, unknown>>;
+}
+
+/** Options of a raft system: one shared log (one RocksDB database) and the servers using it. */
+export interface SystemOptions {
+  /** Default `default`. Several systems may run on one node. */
+  readonly name?: string;
+  /** Where RocksDB and snapshots live. Without it (and without `storage`), storage is in memory. */
+  readonly dataDir?: string;
+  /** Inject a storage implementation (tests). */
+  readonly storage?: RaftStorage;
+  /** Machines by module name. Every node that hosts a member must register the same modules. */
+  readonly machines: Readonly<Record<string, Machine | MachineModuleSpec>>;
+  /** Election timeout range; the shell draws uniformly in it. Default [150, 300]. */
+  readonly electionTimeoutMs?: readonly [number, number];
+  /** Heartbeat / tick interval. Default 50 ms. */
+  readonly tickMs?: number;
+  /** Entries per AppendEntries, in-flight batches per follower (core defaults otherwise). */
+  readonly maxAppendEntriesBatch?: number;
+  readonly maxInFlight?: number;
+  /** Bytes per snapshot chunk sent to a lagging follower. Default 256 KiB. */
+  readonly snapshotChunkBytes?: number;
+  /** Where warnings go. */
+  readonly log?: (level: 'info' | 'warn' | 'error', message: string) => void;
+}
+
+/** Reply modes of `processCommand`. */
+export type ReplyFrom = 'after_log_append' | 'await_consensus';
+
+export interface CommandOptions {
+  /** Default 5,000 ms. */
+  readonly timeoutMs?: number;
+  /** Default `await_consensus`. */
+  readonly replyFrom?: ReplyFrom;
+  /** Redirections to the leader before giving up with `NotLeaderError`. Default 5. */
+  readonly maxHops?: number;
+}
+
+export interface CommandResult<R> {
+  readonly reply: R;
+  readonly index: number;
+  readonly term: number;
+  readonly leader: ServerId;
+}
+
+export interface AppendResult {
+  readonly index: number;
+  readonly term: number;
+  readonly leader: ServerId;
+}
+
+/**
+ * A query: a function of the machine state (runs on a member on this node: local, or after a
+ * read-index round trip to the leader for `leader`/`consistent`), or a named query from the
+ * machine's `queries` table with serialisable args (runs wherever the answer is, across links).
+ */
+export type Query<S, T> = ((state: S) => T) | { readonly name: string; readonly args?: readonly unknown[] };
+
+export interface QueryOptions {
+  readonly timeoutMs?: number;
+  /** Local queries: wait until this entry is applied. */
+  readonly condition?: { readonly index: number; readonly term: number };
+}
+
+export interface QueryResult<T> {
+  readonly result: T;
+  readonly index: number;
+  readonly term: number;
+  readonly leader: ServerId | null;
+}
+
+/** Sent to the `notify` pid of pipelined commands once applied (batched per event). */
+export interface AppliedNotification<R = unknown> {
+  readonly type: 'raft.applied';
+  readonly server: ServerId;
+  readonly applied: readonly (readonly [Correlation, R])[];
+}
+
+/** Sent to the `notify` pid when pipelined commands reached a server that is not the leader. */
+export interface RejectedNotification {
+  readonly type: 'raft.rejected';
+  readonly server: ServerId;
+  readonly correlations: readonly Correlation[];
+  readonly error: CoreRaftError;
+  readonly leader: ServerId | null;
+}
+
+export type RaftNotification<R = unknown> = AppliedNotification<R> | RejectedNotification;
+
+export interface MemberInfo {
+  readonly id: ServerId;
+  readonly membership: Membership;
+  /** Leader's view of the member's replicated index (leader only). */
+  readonly matchIndex?: number;
+}
+
+/** `overview(serverId)`. */
+export interface Overview {
+  readonly id: ServerId;
+  readonly uid: string;
+  readonly cluster: string;
+  readonly role: Role;
+  readonly stateValue: unknown;
+  readonly term: number;
+  readonly votedFor: ServerId | null;
+  readonly leader: ServerId | null;
+  readonly commitIndex: number;
+  readonly lastApplied: number;
+  readonly lastIndex: number;
+  readonly lastWritten: number;
+  readonly snapshot: { readonly index: number; readonly term: number } | null;
+  readonly machineVersion: number;
+  readonly members: readonly MemberInfo[];
+  readonly machine: unknown;
+  readonly counters: Counters;
+}
+
+/** Per-server counters. */
+export interface Counters {
+  commands: number;
+  pipelined: number;
+  elections: number;
+  preVotes: number;
+  queries: number;
+  droppedSends: number;
+  snapshotsWritten: number;
+  snapshotsInstalled: number;
+  snapshotsSent: number;
+  hookErrors: number;
+}
+
+/** `keyMetrics(serverId)`: a cheap subset of the overview. */
+export interface KeyMetrics {
+  readonly role: Role;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly lastApplied: number;
+  readonly lastIndex: number;
+  readonly lastWritten: number;
+  readonly commands: number;
+}
+
+/** `startCluster` result: it succeeds when a majority started. */
+export interface StartClusterResult {
+  readonly started: readonly ServerId[];
+  readonly notStarted: readonly ServerId[];
+}
+
+/** What `startSystem` returns: a handle used by every API call made from this node. */
+export interface RaftSystemHandle {
+  readonly name: string;
+  readonly node: Node;
+  /** The system's supervisor (rest_for_one: the log writer, then the servers). */
+  readonly supervisor: Pid;
+  readonly storage: RaftStorage;
+  /** Which server leads each cluster, as far as this node knows. */
+  leaderboard(): ReadonlyMap<string, ServerId | null>;
+  stop(): Promise<void>;
+}

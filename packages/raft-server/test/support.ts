@@ -1,0 +1,91 @@
+import { LoopbackNetwork, Node } from '@otra/actors';
+import type { ServerId } from '@otra/protocol';
+import type { MachineModule } from '@otra/raft-core';
+import { type RaftSystem, type SystemOptions, startSystem } from '../src/index.ts';
+
+export type KvCommand =
+  | { op: 'put'; key: string; value: string }
+  | { op: 'delete'; key: string }
+  | { op: 'boom' };
+export type KvState = Record<string, string>;
+
+/** A small KV machine used across the tests. */
+export const kvMachine: MachineModule<KvCommand, string | null, KvState> = {
+  init: () => ({}),
+  apply(_meta, command, state) {
+    switch (command.op) {
+      case 'put':
+        return [{ ...state, [command.key]: command.value }, state[command.key] ?? null];
+      case 'delete': {
+        const { [command.key]: old, ...rest } = state;
+        return [rest, old ?? null];
+      }
+      case 'boom':
+        throw new Error('apply failed on purpose');
+    }
+  },
+  overview: (state) => ({ keys: Object.keys(state).length }),
+};
+
+export const kvQueries = {
+  get: (state: unknown, key: unknown) => (state as KvState)[key as string] ?? null,
+};
+
+export interface LocalCluster {
+  net: LoopbackNetwork;
+  nodes: Node[];
+  systems: RaftSystem[];
+  ids: ServerId[];
+  stop(): Promise<void>;
+}
+
+/** N nodes in this process, joined by the loopback network, each with a raft system in memory. */
+export async function localCluster(
+  n: number,
+  options: Partial<SystemOptions> = {},
+  name = 'kv',
+): Promise<LocalCluster> {
+  const net = new LoopbackNetwork();
+  const nodes = Array.from({ length: n }, (_, i) => new Node({ name: `n${i + 1}` }));
+  for (const node of nodes) net.join(node);
+  const systems = await Promise.all(
+    nodes.map((node) =>
+      startSystem(node, {
+        machines: { kv: { machine: kvMachine, queries: kvQueries } as never },
+        electionTimeoutMs: [150, 300],
+        tickMs: 30,
+        ...options,
+      }),
+    ),
+  );
+  const ids = nodes.map((node) => ({ name, node: node.name }));
+  return {
+    net,
+    nodes,
+    systems,
+    ids,
+    stop: async () => {
+      for (const s of systems) await s.stop();
+    },
+  };
+}
+
+/** Polls `check` every 10 ms until it returns a value other than undefined, or fails after `ms`. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  ms = 5000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (let i = 0; i < 100_000; i++) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`condition not met within ${ms} ms${last ? `: ${(last as Error).message}` : ''}`);
+}
