@@ -204,7 +204,9 @@ export function machineEffects(
 /** The machine no longer needs entries up to `index`: snapshot its state there (one at a time). */
 export function releaseCursor(ctx: Ctx, index: number, machineState: unknown): void {
   const s = ctx.s;
-  if (s.snapshotWriting !== null || index > s.lastApplied || index <= s.log.snapshotIndex) return;
+  // `lastApplied` moves past an entry only after its apply returns, so a machine releasing the
+  // entry it is applying asks for `lastApplied + 1`.
+  if (s.snapshotWriting !== null || index > s.lastApplied + 1 || index <= s.log.snapshotIndex) return;
   const term = termAt(s.log, index);
   if (term === undefined) return;
   let members = s.configs[0]!.members;
