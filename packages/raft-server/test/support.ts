@@ -12,10 +12,15 @@ export type KvState = Record<string, string>;
 /** A small KV machine used across the tests. */
 export const kvMachine: MachineModule<KvCommand, string | null, KvState> = {
   init: () => ({}),
-  apply(_meta, command, state) {
+  apply(meta, command, state) {
     switch (command.op) {
-      case 'put':
-        return [{ ...state, [command.key]: command.value }, state[command.key] ?? null];
+      case 'put': {
+        const next = { ...state, [command.key]: command.value };
+        // every 64 entries the machine no longer needs the log before this point: snapshot it
+        const effects =
+          meta.index % 64 === 0 ? [{ type: 'release_cursor' as const, index: meta.index, machineState: next }] : [];
+        return [next, state[command.key] ?? null, effects];
+      }
       case 'delete': {
         const { [command.key]: old, ...rest } = state;
         return [rest, old ?? null];

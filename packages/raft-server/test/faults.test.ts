@@ -1,0 +1,131 @@
+import type { ServerId } from '@otra/protocol';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  consistentQuery,
+  deleteCluster,
+  localQuery,
+  overview,
+  processCommand,
+  restartServer,
+  startCluster,
+  stopServer,
+} from '../src/index.ts';
+import { eventually, type LocalCluster, localCluster } from './support.ts';
+
+let cluster: LocalCluster | undefined;
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+async function leaderAmong(c: LocalCluster, ids: readonly ServerId[], exclude?: string): Promise<ServerId> {
+  return eventually(async () => {
+    for (const id of ids) {
+      if (id.node === exclude) continue;
+      const sys = c.systems[Number(id.node.slice(1)) - 1]!;
+      const view = await overview(sys, id).catch(() => undefined);
+      if (view?.role === 'leader') return id;
+    }
+    return undefined;
+  }, 10_000);
+}
+
+describe('faults', () => {
+  it('a partitioned leader is replaced and every acknowledged command survives', async () => {
+    cluster = await localCluster(3);
+    const s = cluster.systems;
+    await startCluster(s[0]!, 'kv', { module: 'kv' }, cluster.ids);
+    const acked: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      await processCommand(s[0]!, cluster.ids[0]!, { op: 'put', key: `k${i}`, value: `${i}` });
+      acked.push(`k${i}`);
+    }
+    const old = await leaderAmong(cluster, cluster.ids);
+    for (const other of cluster.nodes) if (other.name !== old.node) cluster.net.partition(old.node, other.name);
+    const other = cluster.ids.find((id) => id.node !== old.node)!;
+    const otherSys = cluster.systems[Number(other.node.slice(1)) - 1]!;
+    const fresh = await leaderAmong(cluster, cluster.ids, old.node);
+    expect(fresh.node).not.toBe(old.node);
+    await processCommand(otherSys, other, { op: 'put', key: 'after', value: 'failover' });
+    const q = await consistentQuery(otherSys, fresh, { name: 'get', args: ['k19'] });
+    expect(q.result).toBe('19');
+    // the old leader steps down (check-quorum) and, healed, catches up
+    await eventually(async () => {
+      const v = await overview(cluster!.systems[Number(old.node.slice(1)) - 1]!, old);
+      return v.role !== 'leader' ? true : undefined;
+    });
+    for (const n of cluster.nodes) if (n.name !== old.node) cluster.net.heal(old.node, n.name);
+    const oldSys = cluster.systems[Number(old.node.slice(1)) - 1]!;
+    await eventually(async () => {
+      const r = await localQuery(oldSys, old, (st: Record<string, string>) => st.after).catch(() => undefined);
+      return r?.result === 'failover' ? true : undefined;
+    });
+  });
+
+  it('a crashed RaftServer actor is restarted by its supervisor from durable state', async () => {
+    cluster = await localCluster(3);
+    const s1 = cluster.systems[0]!;
+    await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
+    for (let i = 0; i < 10; i++) await processCommand(s1, cluster.ids[0]!, { op: 'put', key: `k${i}`, value: `${i}` });
+    const node = cluster.nodes[0]!;
+    const before = node.whereis('kv')!;
+    const restarts: string[] = [];
+    node.inspect((e) => {
+      if (e.type === '@actors.restarted') restarts.push(e.childId);
+    });
+    node.exit(before, 'crash');
+    const after = await eventually(() => {
+      const pid = node.whereis('kv');
+      return pid !== undefined && pid.id !== before.id ? pid : undefined;
+    });
+    expect(after.id).not.toBe(before.id);
+    expect(restarts).toContain('raft_server');
+    const tree = JSON.stringify(node.inspectTree());
+    expect(tree).toContain('"childId":"raft_server"');
+    expect(tree).toContain('"restarts":1');
+    await eventually(async () => {
+      const r = await localQuery(s1, cluster!.ids[0]!, (st: Record<string, string>) => st.k9).catch(() => undefined);
+      return r?.result === '9' ? true : undefined;
+    });
+  });
+
+  it('a follower kept down long enough to need a snapshot catches up through the snapshot sender', async () => {
+    cluster = await localCluster(3, { snapshotChunkBytes: 512 });
+    const s1 = cluster.systems[0]!;
+    await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
+    const leader = await leaderAmong(cluster, cluster.ids);
+    const lagging = cluster.ids.find((id) => id.node !== leader.node)!;
+    const leaderSys = cluster.systems[Number(leader.node.slice(1)) - 1]!;
+    await stopServer(leaderSys, lagging);
+    for (let i = 0; i < 300; i++) {
+      await processCommand(leaderSys, leader, { op: 'put', key: `k${i}`, value: 'x'.repeat(20) });
+    }
+    const view = await eventually(async () => {
+      const v = await overview(leaderSys, leader);
+      return v.snapshot !== null && v.snapshot.index >= 256 ? v : undefined;
+    });
+    expect(view.snapshot?.index).toBeGreaterThanOrEqual(256);
+    await restartServer(leaderSys, lagging);
+    const laggingSys = cluster.systems[Number(lagging.node.slice(1)) - 1]!;
+    const caught = await eventually(async () => {
+      const v = await overview(laggingSys, lagging);
+      return v.lastApplied >= 300 ? v : undefined;
+    }, 10_000);
+    expect(caught.snapshot?.index).toBeGreaterThanOrEqual(256);
+    expect(caught.counters.snapshotsInstalled).toBeGreaterThanOrEqual(1);
+    const r = await localQuery(laggingSys, lagging, (st: Record<string, string>) => Object.keys(st).length);
+    expect(r.result).toBe(300);
+  });
+
+  it('deleteCluster commits end of life and every member deletes itself', async () => {
+    cluster = await localCluster(3);
+    const s1 = cluster.systems[0]!;
+    await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
+    await processCommand(s1, cluster.ids[0]!, { op: 'put', key: 'a', value: '1' });
+    await deleteCluster(s1, cluster.ids);
+    await eventually(() => (cluster!.nodes.every((n) => n.whereis('kv') === undefined) ? true : undefined));
+    for (const sys of cluster.systems) {
+      expect(sys.storage.meta.getValue('system:directory', 'kv')).toBeNull();
+    }
+  });
+});
