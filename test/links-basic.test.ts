@@ -16,7 +16,10 @@ describe('links between two processes', () => {
     const echo1 = await n1.request<Pid>('spawnEcho', { name: 'echo' });
     expect(echo2).toEqual({ node: 'n2', id: expect.any(Number), creation: n2.ready.creation });
 
-    expect(await n1.request('call', { dest: echo2, request: { q: 1 } })).toEqual({ echo: { q: 1 }, node: 'n2' });
+    expect(await n1.request('call', { dest: echo2, request: { q: 1 } })).toEqual({
+      echo: { q: 1 },
+      node: 'n2',
+    });
     expect(await n1.request('call', { dest: { name: 'echo', node: 'n2' }, request: 'by name' })).toEqual({
       echo: 'by name',
       node: 'n2',

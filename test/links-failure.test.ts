@@ -21,7 +21,12 @@ describe('link failures between processes', () => {
     const killedAt = Date.now();
     n2.kill('SIGKILL');
     const down = await n1.waitEvent((e) => e.event === '@actors.down', 5000);
-    expect(down.msg).toEqual({ type: '@actors.down', ref: expect.any(Number), pid: target, reason: 'noconnection' });
+    expect(down.msg).toEqual({
+      type: '@actors.down',
+      ref: expect.any(Number),
+      pid: target,
+      reason: 'noconnection',
+    });
     expect((down.at as number) - killedAt).toBeLessThan(2000);
     await n1.waitEvent((e) => e.event === '@actors.nodedown', 2000);
     await n1.waitLog(/link down: n1 <-> n2/);
@@ -72,13 +77,17 @@ describe('link failures between processes', () => {
     const newPid = await second.request<Pid>('spawnEcho', { name: 'echo' });
     // same id on the new incarnation, but the old pid stays dead: never silently rebound
     expect(newPid.id).toBe(oldPid.id);
-    await expect(n1.request('call', { dest: oldPid, request: 2, timeoutMs: 3000 })).rejects.toThrow(/no process/);
+    await expect(n1.request('call', { dest: oldPid, request: 2, timeoutMs: 3000 })).rejects.toThrow(
+      /no process/,
+    );
     expect(await n1.request('call', { dest: newPid, request: 3 })).toEqual({ echo: 3, node: 'n2' });
     expect(await n1.request('call', { dest: { name: 'echo', node: 'n2' }, request: 4 })).toEqual({
       echo: 4,
       node: 'n2',
     });
     const peers = await n1.request<Array<{ node: string; creation: number; connected: boolean }>>('peers');
-    expect(peers).toEqual([expect.objectContaining({ node: 'n2', connected: true, creation: second.ready.creation })]);
+    expect(peers).toEqual([
+      expect.objectContaining({ node: 'n2', connected: true, creation: second.ready.creation }),
+    ]);
   });
 });

@@ -43,9 +43,14 @@ function closeCode(ws: WebSocket): Promise<number> {
 describe('links: authentication, TLS and hostile input', () => {
   it('refuses a wrong cookie with a logged reason on both sides and delivers nothing', async () => {
     const n2 = await NodeProc.start({ name: 'n2', cookie: freshCookie() }, procs);
-    const n1 = await NodeProc.start({ name: 'n1', cookie: freshCookie(), peers: { n2: n2.ready.url } }, procs);
+    const n1 = await NodeProc.start(
+      { name: 'n1', cookie: freshCookie(), peers: { n2: n2.ready.url } },
+      procs,
+    );
     await expect(n1.request('connect', { node: 'n2', timeoutMs: 3000 })).rejects.toThrow(/cookie mismatch/);
-    await n1.waitLog(/\[n1\] error: handshake with n2 failed \(closed here: 4001 cookie mismatch: n2's proof/);
+    await n1.waitLog(
+      /\[n1\] error: handshake with n2 failed \(closed here: 4001 cookie mismatch: n2's proof/,
+    );
     await n2.waitLog(/\[n2\] error: handshake with n1 failed \(closed by peer: 4001 cookie mismatch/);
     await n2.request('spawnEcho', { name: 'echo' });
     await expect(
@@ -63,8 +68,19 @@ describe('links: authentication, TLS and hostile input', () => {
     const certFile = join(dir, 'c.pem');
     execFileSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1']
-        .concat(['-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1']),
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+        '-days',
+        '1',
+      ].concat(['-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1']),
       { stdio: 'ignore' },
     );
     const cookie = freshCookie();
@@ -74,11 +90,17 @@ describe('links: authentication, TLS and hostile input', () => {
     const n1 = await NodeProc.start({ name: 'n1', cookie, tls, peers: { n2: n2.ready.url } }, procs);
     await n1.request('connect', { node: 'n2' });
     const echo = await n2.request<Pid>('spawnEcho', { name: 'echo' });
-    expect(await n1.request('call', { dest: echo, request: 'over tls' })).toEqual({ echo: 'over tls', node: 'n2' });
+    expect(await n1.request('call', { dest: echo, request: 'over tls' })).toEqual({
+      echo: 'over tls',
+      node: 'n2',
+    });
     // a client that does not trust the certificate cannot connect; plain ws to the TLS port fails too
     expect(await closeCode(new WebSocket(n2.ready.url))).toBe(1006);
     expect(await closeCode(new WebSocket(n2.ready.url.replace('wss:', 'ws:')))).toBe(1006);
-    expect(await n1.request('call', { dest: echo, request: 'still up' })).toEqual({ echo: 'still up', node: 'n2' });
+    expect(await n1.request('call', { dest: echo, request: 'still up' })).toEqual({
+      echo: 'still up',
+      node: 'n2',
+    });
   });
 
   it('survives garbage bytes, plain HTTP, bad frames and an oversized frame', async () => {
@@ -91,7 +113,10 @@ describe('links: authentication, TLS and hostile input', () => {
 
     // random bytes and a plain HTTP request on the port
     for (let i = 0; i < 5; i++) await rawExchange(port, randomBytes(512 + i * 100));
-    const http = await rawExchange(port, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    const http = await rawExchange(
+      port,
+      Buffer.from('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+    );
     expect(http).toMatch(/^HTTP\/1\.1 426/);
 
     // a WebSocket that sends a text frame, one that sends garbage, one that sends data unauthenticated

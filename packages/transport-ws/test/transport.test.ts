@@ -253,3 +253,50 @@ describe('transport in one process', () => {
 });
 
 export type { Node };
+
+describe('incarnations', () => {
+  it('a new incarnation dialling in retires the stale link first: old monitors fire, old pids stay dead', async () => {
+    const a = await startNode('a', { reconnect: false });
+    open.push(a.transport);
+    const b1 = await startNode('b', { reconnect: false });
+    open.push(b1.transport);
+    b1.transport.setPeer('a', a.transport.url);
+    await b1.transport.connect('a');
+    const oldPid = b1.node.spawn(echo([]), undefined, { name: 'echo' });
+    const seen: unknown[] = [];
+    a.node.spawn(
+      {
+        init: (pid: Pid, ctx) => {
+          ctx.monitor(pid);
+          ctx.monitorNode('b');
+          return null;
+        },
+        handleInfo: (msg: unknown, state: null) => {
+          seen.push(msg);
+          return state;
+        },
+      } satisfies GenServer<null, Pid>,
+      oldPid,
+    );
+    expect(await a.node.call(oldPid, 'first')).toEqual({ echo: 'first' });
+
+    // "restart" b: a second node named b (new creation) links while the old link is still up
+    const b2 = await startNode('b', { reconnect: false });
+    open.push(b2.transport);
+    expect(b2.node.creation).not.toBe(b1.node.creation);
+    b2.transport.setPeer('a', a.transport.url);
+    await b2.transport.connect('a');
+    await until(() => seen.length >= 3, 2000, 'down, nodedown, nodeup');
+    expect(seen).toEqual([
+      { type: '@actors.down', ref: expect.any(Number), pid: oldPid, reason: 'noconnection' },
+      { type: '@actors.nodedown', node: 'b' },
+      { type: '@actors.nodeup', node: 'b' },
+    ]);
+    await until(() => !b1.transport.isConnected('a'), 2000, 'old link closed');
+    expect(b1.logs.join('\n')).toMatch(/4008 replaced by incarnation/);
+    const newPid = b2.node.spawn(echo([]), undefined, { name: 'echo' });
+    expect(newPid.id).toBe(oldPid.id);
+    await expect(a.node.call(oldPid, 'x')).rejects.toThrow(/no process/);
+    expect(await a.node.call(newPid, 'second')).toEqual({ echo: 'second' });
+  });
+});

@@ -78,7 +78,12 @@ export class NodeProc {
       const line = this.buffer.slice(0, nl);
       this.buffer = this.buffer.slice(nl + 1);
       nl = this.buffer.indexOf('\n');
-      const msg = JSON.parse(line) as { id?: number; ok?: unknown; error?: { message: string }; event?: string };
+      const msg = JSON.parse(line) as {
+        id?: number;
+        ok?: unknown;
+        error?: { message: string };
+        event?: string;
+      };
       if (msg.event !== undefined) this.events.push(msg as { event: string });
       else if (msg.id !== undefined) {
         const w = this.waiting.get(msg.id);
@@ -126,7 +131,8 @@ export class NodeProc {
   async waitLog(pattern: RegExp, timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!pattern.test(this.stderr)) {
-      if (Date.now() > deadline) throw new Error(`${this.ready.name}: log never matched ${pattern}:\n${this.stderr}`);
+      if (Date.now() > deadline)
+        throw new Error(`${this.ready.name}: log never matched ${pattern}:\n${this.stderr}`);
       await new Promise((r) => setTimeout(r, 10));
     }
   }
