@@ -1,4 +1,4 @@
-import { CallTimeoutError, ExitError, type GenServer, NoProcError, type RegName } from '@otra/actors';
+import { CallTimeoutError, ExitError, type GenServer, type Node, NoProcError, type RegName } from '@otra/actors';
 import { type Correlation, isServerId, type Pid, type ServerId, serverIdEquals } from '@otra/protocol';
 import type { CommandOf, Machine, Reply, ReplyOf, StateOf } from '@otra/raft-core';
 import {
@@ -14,7 +14,7 @@ import {
 } from './errors.ts';
 import { END_OF_LIFE } from './internal/machine-wrapper.ts';
 import { READ_INDEX_QUERY, type ServerCall, type ShellError } from './internal/server.ts';
-import { type ManagerReply, type ManagerRequest, names, type RaftSystem } from './internal/system.ts';
+import { type ManagerReply, type ManagerRequest, names } from './internal/system.ts';
 import type {
   AppendResult,
   CommandOptions,
@@ -29,6 +29,20 @@ import type {
   RaftNotification,
   StartClusterResult,
 } from './types.ts';
+
+/**
+ * What every API call needs: the local node to call from and the raft system's name. A
+ * `RaftSystem` is one; a node that only talks to clusters elsewhere uses `raftClient(node)`.
+ */
+export interface RaftRef {
+  readonly node: Node;
+  readonly name: string;
+}
+
+/** A handle for calling servers of system `name` from `node` (which may host no servers itself). */
+export function raftClient(node: Node, name = 'default'): RaftRef {
+  return { node, name };
+}
 
 const DEFAULT_TIMEOUT = 5000;
 const DEFAULT_HOPS = 5;
@@ -77,7 +91,7 @@ function replyError(reply: ErrorReply, server: ServerId): Error {
   }
 }
 
-function sleep(system: RaftSystem, ms: number): Promise<void> {
+function sleep(system: RaftRef, ms: number): Promise<void> {
   return new Promise((resolve) => system.node.clock.setTimeout(resolve, ms));
 }
 
@@ -87,7 +101,7 @@ function sleep(system: RaftSystem, ms: number): Promise<void> {
  * as typed errors.
  */
 async function leaderCall(
-  system: RaftSystem,
+  system: RaftRef,
   id: ServerId,
   request: ServerCall,
   timeoutMs: number,
@@ -141,19 +155,19 @@ async function leaderCall(
  * still be applied), `NotLeaderError`, `ServerNotFoundError` or `MachineError` (apply threw).
  */
 export async function processCommand<M extends Machine = Machine>(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   command: CommandOf<M>,
   options?: CommandOptions & { readonly replyFrom?: 'await_consensus' },
 ): Promise<CommandResult<ReplyOf<M>>>;
 export async function processCommand<M extends Machine = Machine>(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   command: CommandOf<M>,
   options: CommandOptions & { readonly replyFrom: 'after_log_append' },
 ): Promise<AppendResult>;
 export async function processCommand(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   command: unknown,
   options: CommandOptions = {},
@@ -180,7 +194,7 @@ export async function processCommand(
  * `{ type: 'raft.rejected', leader }` when `serverId` is not the leader (resend there).
  */
 export function pipelineCommand<M extends Machine = Machine>(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   command: CommandOf<M>,
   correlation: Correlation,
@@ -202,7 +216,7 @@ export function pipelineCommand<M extends Machine = Machine>(
  * pid as `notify` in `pipelineCommand`. Stop it with `system.node.stop(pid)`.
  */
 export function startPipelineClient<R = unknown>(
-  system: RaftSystem,
+  system: RaftRef,
   onNotification: (notification: RaftNotification<R>) => void,
 ): Pid {
   const behaviour: GenServer<null, void> = {
@@ -225,7 +239,7 @@ function queryResult<T>(reply: Reply): QueryResult<T> {
 }
 
 async function directQuery<T>(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   request: ServerCall & { type: 'raft.query' },
   timeoutMs: number,
@@ -237,7 +251,7 @@ async function directQuery<T>(
   }
 }
 
-function checkFunctionQuery(system: RaftSystem, serverId: ServerId, query: unknown): void {
+function checkFunctionQuery(system: RaftRef, serverId: ServerId, query: unknown): void {
   if (typeof query === 'function' && serverId.node !== system.node.name) {
     throw new InvalidRequestError(
       `a function query runs on a member on this node (${system.node.name}); use a named query ({ name, args }) for ${serverId.name}@${serverId.node}`,
@@ -250,7 +264,7 @@ function checkFunctionQuery(system: RaftSystem, serverId: ServerId, query: unkno
  * that entry is applied there.
  */
 export async function localQuery<M extends Machine, T>(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   query: Query<StateOf<M>, T>,
   options: QueryOptions = {},
@@ -274,7 +288,7 @@ export async function localQuery<M extends Machine, T>(
 }
 
 async function leaderSideQuery<T>(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   kind: 'leader' | 'consistent',
   query: Query<unknown, T>,
@@ -327,7 +341,7 @@ async function leaderSideQuery<T>(
 
 /** Runs the query on the leader (following redirects); may be stale if the leader was just deposed. */
 export function leaderQuery<M extends Machine, T>(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   query: Query<StateOf<M>, T>,
   options: QueryOptions = {},
@@ -342,7 +356,7 @@ export function leaderQuery<M extends Machine, T>(
  * getting that read index from the leader.
  */
 export function consistentQuery<M extends Machine, T>(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   query: Query<StateOf<M>, T>,
   options: QueryOptions = {},
@@ -353,7 +367,7 @@ export function consistentQuery<M extends Machine, T>(
 // ---- membership -------------------------------------------------------------------------------
 
 async function okCall(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   request: ServerCall,
   timeoutMs: number,
@@ -369,7 +383,7 @@ async function okCall(
  * Start the new server (`startServer`) before or after; it catches up from the leader.
  */
 export async function addMember(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   newId: ServerId,
   options: { readonly membership?: 'voter' | 'promotable' | 'non_voter'; readonly timeoutMs?: number } = {},
@@ -387,7 +401,7 @@ export async function addMember(
 
 /** Removes `id` from the cluster (the leader itself steps down after committing its removal). */
 export async function removeMember(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   id: ServerId,
   options: { readonly timeoutMs?: number } = {},
@@ -405,7 +419,7 @@ export async function removeMember(
 
 /** Asks the leader to hand leadership to `to` (an up-to-date voter), as Raft's TimeoutNow. */
 export async function transferLeadership(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   to: ServerId,
   options: { readonly timeoutMs?: number } = {},
@@ -417,7 +431,7 @@ export async function transferLeadership(
 
 /** The members as the leader sees them (with match indexes), and the leader. */
 export async function members(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   options: { readonly timeoutMs?: number } = {},
 ): Promise<{ members: readonly MemberInfo[]; leader: ServerId | null }> {
@@ -435,7 +449,7 @@ export async function members(
 // ---- introspection ----------------------------------------------------------------------------
 
 async function plainCall<T>(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   request: ServerCall,
   timeoutMs: number,
@@ -450,7 +464,7 @@ async function plainCall<T>(
 
 /** Role, term, leader, indexes, snapshot, members with match indexes, machine overview, counters. */
 export function overview(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   options: { readonly timeoutMs?: number } = {},
 ): Promise<Overview> {
@@ -464,7 +478,7 @@ export function overview(
 
 /** A cheap subset of `overview`. */
 export function keyMetrics(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   options: { readonly timeoutMs?: number } = {},
 ): Promise<KeyMetrics> {
@@ -478,7 +492,7 @@ export function keyMetrics(
 
 /** Makes `serverId` start an election now (pre-vote is skipped, as ra's trigger_election). */
 export async function triggerElection(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   options: { readonly timeoutMs?: number } = {},
 ): Promise<void> {
@@ -488,7 +502,7 @@ export async function triggerElection(
 // ---- lifecycle --------------------------------------------------------------------------------
 
 async function managerCall(
-  system: RaftSystem,
+  system: RaftRef,
   node: string,
   request: ManagerRequest,
   timeoutMs: number,
@@ -510,7 +524,7 @@ async function managerCall(
 
 /** Starts one server (on its node, through that node's system). `members` is the initial cluster. */
 export async function startServer(
-  system: RaftSystem,
+  system: RaftRef,
   config: {
     readonly cluster: string;
     readonly id: ServerId;
@@ -544,7 +558,7 @@ export async function startServer(
  * started (`notStarted` lists the others); otherwise deletes the ones that started and throws.
  */
 export async function startCluster(
-  system: RaftSystem,
+  system: RaftRef,
   cluster: string,
   machine: MachineRef,
   serverIds: readonly ServerId[],
@@ -570,7 +584,7 @@ export async function startCluster(
 
 /** Restarts a server from its durable state (term, vote, log, last snapshot). */
 export function restartServer(
-  system: RaftSystem,
+  system: RaftRef,
   id: ServerId,
   options: { readonly timeoutMs?: number } = {},
 ): Promise<void> {
@@ -585,7 +599,7 @@ export function restartServer(
 
 /** Stops a server, keeping its data (restart it with `restartServer`). */
 export function stopServer(
-  system: RaftSystem,
+  system: RaftRef,
   id: ServerId,
   options: { readonly timeoutMs?: number } = {},
 ): Promise<void> {
@@ -600,7 +614,7 @@ export function stopServer(
 
 /** Stops a server and deletes its data without telling the cluster (use `removeMember` first). */
 export function forceDeleteServer(
-  system: RaftSystem,
+  system: RaftRef,
   id: ServerId,
   options: { readonly timeoutMs?: number } = {},
 ): Promise<void> {
@@ -615,7 +629,7 @@ export function forceDeleteServer(
 
 /** Removes `id` from the cluster, then deletes it. */
 export async function leaveAndDeleteServer(
-  system: RaftSystem,
+  system: RaftRef,
   serverId: ServerId,
   id: ServerId,
   options: { readonly timeoutMs?: number } = {},
@@ -629,7 +643,7 @@ export async function leaveAndDeleteServer(
  * once it applies it. A member that is down then keeps its data until `forceDeleteServer`.
  */
 export async function deleteCluster(
-  system: RaftSystem,
+  system: RaftRef,
   serverIds: readonly ServerId[],
   options: { readonly timeoutMs?: number } = {},
 ): Promise<{ leader: ServerId }> {

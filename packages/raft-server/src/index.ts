@@ -13,6 +13,8 @@ export {
   overview,
   pipelineCommand,
   processCommand,
+  type RaftRef,
+  raftClient,
   removeMember,
   restartServer,
   startCluster,

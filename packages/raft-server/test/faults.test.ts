@@ -41,7 +41,8 @@ describe('faults', () => {
       acked.push(`k${i}`);
     }
     const old = await leaderAmong(cluster, cluster.ids);
-    for (const other of cluster.nodes) if (other.name !== old.node) cluster.net.partition(old.node, other.name);
+    for (const other of cluster.nodes)
+      if (other.name !== old.node) cluster.net.partition(old.node, other.name);
     const other = cluster.ids.find((id) => id.node !== old.node)!;
     const otherSys = cluster.systems[Number(other.node.slice(1)) - 1]!;
     const fresh = await leaderAmong(cluster, cluster.ids, old.node);
@@ -57,7 +58,9 @@ describe('faults', () => {
     for (const n of cluster.nodes) if (n.name !== old.node) cluster.net.heal(old.node, n.name);
     const oldSys = cluster.systems[Number(old.node.slice(1)) - 1]!;
     await eventually(async () => {
-      const r = await localQuery(oldSys, old, (st: Record<string, string>) => st.after).catch(() => undefined);
+      const r = await localQuery(oldSys, old, (st: Record<string, string>) => st.after).catch(
+        () => undefined,
+      );
       return r?.result === 'failover' ? true : undefined;
     });
   });
@@ -66,7 +69,8 @@ describe('faults', () => {
     cluster = await localCluster(3);
     const s1 = cluster.systems[0]!;
     await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
-    for (let i = 0; i < 10; i++) await processCommand(s1, cluster.ids[0]!, { op: 'put', key: `k${i}`, value: `${i}` });
+    for (let i = 0; i < 10; i++)
+      await processCommand(s1, cluster.ids[0]!, { op: 'put', key: `k${i}`, value: `${i}` });
     const node = cluster.nodes[0]!;
     const before = node.whereis('kv')!;
     const restarts: string[] = [];
@@ -84,7 +88,9 @@ describe('faults', () => {
     expect(tree).toContain('"childId":"raft_server"');
     expect(tree).toContain('"restarts":1');
     await eventually(async () => {
-      const r = await localQuery(s1, cluster!.ids[0]!, (st: Record<string, string>) => st.k9).catch(() => undefined);
+      const r = await localQuery(s1, cluster!.ids[0]!, (st: Record<string, string>) => st.k9).catch(
+        () => undefined,
+      );
       return r?.result === '9' ? true : undefined;
     });
   });

@@ -40,11 +40,19 @@ describe('commands', () => {
     const seen = new Map<number, number>();
     const rejected: unknown[] = [];
     const client: Pid = startPipelineClient(s1, (n: RaftNotification) => {
-      if (n.type === 'raft.applied') for (const [corr] of n.applied) seen.set(corr as number, (seen.get(corr as number) ?? 0) + 1);
+      if (n.type === 'raft.applied')
+        for (const [corr] of n.applied) seen.set(corr as number, (seen.get(corr as number) ?? 0) + 1);
       else rejected.push(n);
     });
     for (let i = 0; i < 2000; i++) {
-      pipelineCommand(s1, leader, { op: 'put', key: `k${i % 100}`, value: `${i}` }, i, client, i % 10 === 0 ? 'low' : 'normal');
+      pipelineCommand(
+        s1,
+        leader,
+        { op: 'put', key: `k${i % 100}`, value: `${i}` },
+        i,
+        client,
+        i % 10 === 0 ? 'low' : 'normal',
+      );
     }
     await eventually(() => (seen.size === 2000 ? true : undefined), 10_000);
     expect([...seen.values()].every((n) => n === 1)).toBe(true);
@@ -82,9 +90,15 @@ describe('membership', () => {
     const [s1] = cluster.systems;
     const initial = cluster.ids.slice(0, 3);
     await startCluster(s1!, 'kv', { module: 'kv' }, initial);
-    for (let i = 0; i < 50; i++) await processCommand(s1!, initial[0]!, { op: 'put', key: `k${i}`, value: 'v' });
+    for (let i = 0; i < 50; i++)
+      await processCommand(s1!, initial[0]!, { op: 'put', key: `k${i}`, value: 'v' });
     const newcomer = cluster.ids[3]!;
-    await startServer(s1!, { cluster: 'kv', id: newcomer, machine: { module: 'kv' }, members: [...initial, newcomer] });
+    await startServer(s1!, {
+      cluster: 'kv',
+      id: newcomer,
+      machine: { module: 'kv' },
+      members: [...initial, newcomer],
+    });
     await addMember(s1!, initial[0]!, newcomer, { membership: 'promotable' });
     const promoted = await eventually(async () => {
       const m = await members(s1!, initial[0]!);
@@ -107,7 +121,12 @@ describe('membership', () => {
       const m = await members(s1!, leader);
       return m.members.length === 3 ? m : undefined;
     });
-    expect(after.members.map((m) => m.id.node).sort()).toEqual(cluster.ids.filter((id) => id.node !== victim.node).map((id) => id.node).sort());
+    expect(after.members.map((m) => m.id.node).sort()).toEqual(
+      cluster.ids
+        .filter((id) => id.node !== victim.node)
+        .map((id) => id.node)
+        .sort(),
+    );
     const target = after.members.find((m) => m.id.node !== leader.node)!.id;
     await transferLeadership(s1!, leader, target);
     await eventually(async () => ((await overview(s1!, target)).role === 'leader' ? true : undefined));

@@ -46,7 +46,9 @@ describe('leader hooks', () => {
     const ids = nodes.slice(0, 3).map((n) => ({ name: 'kv', node: n.name }));
     await startCluster(s1, 'kv', { module: 'kv' }, ids);
     const first = await processCommand(s1, ids[0]!, { op: 'put', key: 'a', value: '1' });
-    expect(events.filter((e) => e.startsWith('elected'))).toEqual([`elected ${first.leader.node} ${first.term}`]);
+    expect(events.filter((e) => e.startsWith('elected'))).toEqual([
+      `elected ${first.leader.node} ${first.term}`,
+    ]);
     await processCommand(s1, ids[0]!, { op: 'put', key: 'a', value: '2' });
     expect(committed).toEqual([
       [{}, { op: 'put', key: 'a', value: '1' }, null, { a: '1' }],

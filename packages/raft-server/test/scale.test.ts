@@ -14,9 +14,13 @@ describe('many clusters', () => {
     const s1 = cluster.systems[0]!;
     const names = Array.from({ length: 200 }, (_, i) => `c${i}`);
     const idsOf = (name: string) => cluster!.nodes.map((n) => ({ name, node: n.name }));
-    await Promise.all(names.map((name) => startCluster(s1, name, { module: 'kv' }, idsOf(name), { timeoutMs: 20_000 })));
+    await Promise.all(
+      names.map((name) => startCluster(s1, name, { module: 'kv' }, idsOf(name), { timeoutMs: 20_000 })),
+    );
     const results = await Promise.all(
-      names.map((name, i) => processCommand(s1, idsOf(name)[i % 3]!, { op: 'put', key: 'k', value: name }, { timeoutMs: 20_000 })),
+      names.map((name, i) =>
+        processCommand(s1, idsOf(name)[i % 3]!, { op: 'put', key: 'k', value: name }, { timeoutMs: 20_000 }),
+      ),
     );
     expect(results.every((r) => r.reply === null)).toBe(true);
     const leaders = new Set(results.map((r) => r.leader.node));

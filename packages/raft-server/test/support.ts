@@ -18,7 +18,9 @@ export const kvMachine: MachineModule<KvCommand, string | null, KvState> = {
         const next = { ...state, [command.key]: command.value };
         // every 64 entries the machine no longer needs the log before this point: snapshot it
         const effects =
-          meta.index % 64 === 0 ? [{ type: 'release_cursor' as const, index: meta.index, machineState: next }] : [];
+          meta.index % 64 === 0
+            ? [{ type: 'release_cursor' as const, index: meta.index, machineState: next }]
+            : [];
         return [next, state[command.key] ?? null, effects];
       }
       case 'delete': {
