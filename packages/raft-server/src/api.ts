@@ -1,4 +1,11 @@
-import { CallTimeoutError, ExitError, type GenServer, type Node, NoProcError, type RegName } from '@otra/actors';
+import {
+  CallTimeoutError,
+  ExitError,
+  type GenServer,
+  type Node,
+  NoProcError,
+  type RegName,
+} from '@otra/actors';
 import { type Correlation, isServerId, type Pid, type ServerId, serverIdEquals } from '@otra/protocol';
 import type { CommandOf, Machine, Reply, ReplyOf, StateOf } from '@otra/raft-core';
 import {

@@ -1,4 +1,13 @@
-export type { CommandOf, Machine, MachineModule, ReplyOf, SimpleMachine, StateOf } from '@otra/raft-core';
+export type {
+  ApplyMeta,
+  CommandOf,
+  Machine,
+  MachineEffect,
+  MachineModule,
+  ReplyOf,
+  SimpleMachine,
+  StateOf,
+} from '@otra/raft-core';
 export { defineMachine } from '@otra/raft-core';
 export {
   addMember,

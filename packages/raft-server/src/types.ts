@@ -23,6 +23,11 @@ export interface MachineModuleSpec<C = unknown, R = unknown, S = unknown> {
   readonly machine: Machine<C, R, S>;
   // biome-ignore lint/suspicious/noExplicitAny: hooks are typed by the machine at definition time
   readonly hooks?: LeaderHooks<any, any, any>;
+  /**
+   * Named queries: `consistentQuery(system, id, { name: 'get', args: ['k'] })` runs
+   * `queries.get(state, 'k')` on whichever member answers, across links.
+   */
+  readonly queries?: Readonly<Record<string, (state: S, ...args: never[]) => unknown>>;
 }
 
 /**

@@ -58,7 +58,7 @@ export async function localCluster(
   const systems = await Promise.all(
     nodes.map((node) =>
       startSystem(node, {
-        machines: { kv: { machine: kvMachine, queries: kvQueries } as never },
+        machines: { kv: { machine: kvMachine, queries: kvQueries } },
         electionTimeoutMs: [150, 300],
         tickMs: 30,
         ...options,

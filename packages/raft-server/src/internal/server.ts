@@ -285,7 +285,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
       supervisor,
       tap,
       hooks: spec.hooks,
-      queries: (spec as { queries?: ShellState['queries'] }).queries ?? {},
+      queries: (spec.queries ?? {}) as ShellState['queries'],
       snap,
       electionTimer: undefined,
       electionGen: 0,

@@ -1,0 +1,64 @@
+import type { GenServer, Node } from '@otra/actors';
+import type { RaftSystem } from '@otra/raft';
+
+/** The registered name of a node's admin actor. */
+export const ADMIN = 'otra.admin';
+
+export type AdminRequest =
+  | { readonly type: 'admin.tree' }
+  | { readonly type: 'admin.stats' }
+  /** Sends an exit signal to a registered actor (fault injection for tests and operators). */
+  | { readonly type: 'admin.exit'; readonly name: string; readonly reason: string };
+
+export interface NodeStats {
+  readonly node: string;
+  readonly pid: number;
+  readonly actors: number;
+  readonly rssBytes: number;
+  readonly heapUsedBytes: number;
+  /** Process CPU time since start, in microseconds (user + system). */
+  readonly cpuMicros: number;
+  readonly uptimeMs: number;
+  readonly writer?: unknown;
+}
+
+/**
+ * Answers inspection requests from other nodes (the `otra inspect` CLI, tests): the node's live
+ * actor tree, process figures, and an exit signal to a named actor.
+ */
+export function adminBehaviour(node: Node, system: RaftSystem): GenServer<null, void, AdminRequest, unknown> {
+  return {
+    init: () => null,
+    handleCall(request, _from, state) {
+      switch (request?.type) {
+        case 'admin.tree':
+          return { reply: node.inspectTree(), state };
+        case 'admin.stats': {
+          const mem = process.memoryUsage();
+          const cpu = process.cpuUsage();
+          const writer = (system.storage as { writer?: { stats(): unknown } }).writer?.stats();
+          const stats: NodeStats = {
+            node: node.name,
+            pid: process.pid,
+            actors: node.size,
+            rssBytes: mem.rss,
+            heapUsedBytes: mem.heapUsed,
+            cpuMicros: cpu.user + cpu.system,
+            uptimeMs: Math.round(process.uptime() * 1000),
+            ...(writer === undefined ? {} : { writer }),
+          };
+          return { reply: stats, state };
+        }
+        case 'admin.exit': {
+          const pid = node.whereis(request.name);
+          if (pid === undefined)
+            return { reply: { ok: false, error: `no actor named ${request.name}` }, state };
+          node.exit(pid, request.reason);
+          return { reply: { ok: true }, state };
+        }
+        default:
+          return { reply: { ok: false, error: 'unknown admin request' }, state };
+      }
+    },
+  };
+}
