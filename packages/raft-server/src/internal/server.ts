@@ -320,7 +320,6 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
         state,
         batch.length === 1 ? (batch[0] as CommandMsg) : { type: 'commands', commands: batch },
         effects,
-        ctx,
       );
     };
     for (const item of items) {
@@ -412,29 +411,29 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
       const sender = state.senders.get(serverIdKey(rpc.from));
       if (sender !== undefined) ctx.send(sender, rpc);
     }
-    step(state, rpc, effects, ctx);
+    step(state, rpc, effects);
     return;
   }
   switch (type) {
     case 'log.written':
     case 'snapshot.written':
     case 'snapshot.installed':
-      step(state, msg as Message, effects, ctx);
+      step(state, msg as Message, effects);
       return;
     case 'raft.tick':
-      step(state, { type: 'tick', nowMs: Date.now() }, effects, ctx);
+      step(state, { type: 'tick', nowMs: Date.now() }, effects);
       ctx.sendAfter(state.sys.settings.tickMs, { type: 'raft.tick' });
       return;
     case 'raft.election_timeout':
       if ((msg as { gen?: number }).gen === state.electionGen) {
         state.electionTimer = undefined;
-        step(state, { type: 'election.timeout' }, effects, ctx);
+        step(state, { type: 'election.timeout' }, effects);
       }
       return;
     case 'raft.machine_timeout': {
       const name = String((msg as { name?: unknown }).name);
       state.machineTimers.delete(name);
-      step(state, { type: 'machine.timeout', name }, effects, ctx);
+      step(state, { type: 'machine.timeout', name }, effects);
       return;
     }
     case 'raft.fatal':
@@ -455,14 +454,14 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
         if (state.senders.get(what.peer)?.id === (down.pid as Pid).id) state.senders.delete(what.peer);
       } else if (what?.kind === 'machine') {
         state.machineMonitors.delete(pidKey(down.pid as Pid));
-        step(state, { type: 'down', pid: down.pid as Pid, reason: down.reason }, effects, ctx);
+        step(state, { type: 'down', pid: down.pid as Pid, reason: down.reason }, effects);
       }
       return;
     }
     case '@actors.nodeup':
     case '@actors.nodedown': {
       const node = String((msg as { node?: unknown }).node);
-      step(state, { type: type === '@actors.nodeup' ? 'nodeup' : 'nodedown', node }, effects, ctx);
+      step(state, { type: type === '@actors.nodeup' ? 'nodeup' : 'nodedown', node }, effects);
       return;
     }
     default:
@@ -498,7 +497,6 @@ function handleCall(
           ...(request.condition === undefined ? {} : { condition: request.condition }),
         },
         effects,
-        ctx,
       );
       return;
     }
@@ -512,19 +510,18 @@ function handleCall(
           from: toCoreFrom(from),
         },
         effects,
-        ctx,
       );
       return;
     case 'raft.leave':
       if (!isServerId(request.id)) return refuse('leave needs a server id');
-      step(state, { type: 'membership.leave', id: request.id, from: toCoreFrom(from) }, effects, ctx);
+      step(state, { type: 'membership.leave', id: request.id, from: toCoreFrom(from) }, effects);
       return;
     case 'raft.transfer':
       if (!isServerId(request.to)) return refuse('transfer needs a server id');
-      step(state, { type: 'transfer_leadership', to: request.to, from: toCoreFrom(from) }, effects, ctx);
+      step(state, { type: 'transfer_leadership', to: request.to, from: toCoreFrom(from) }, effects);
       return;
     case 'raft.trigger_election':
-      step(state, { type: 'trigger_election' }, effects, ctx);
+      step(state, { type: 'trigger_election' }, effects);
       ctx.reply(from, { type: 'ok', leader: core(state).leaderId });
       return;
     case 'raft.overview':
@@ -556,7 +553,7 @@ function resolveQuery(
 }
 
 /** Runs one event through the statechart and collects its effects; leader hooks fire here. */
-function step(state: ShellState, msg: Message, effects: Effect[], ctx: ActorContext): void {
+function step(state: ShellState, msg: Message, effects: Effect[]): void {
   const before = roleOf(state);
   const [next] = transition(raftMachine, state.snap, msg);
   state.snap = next;
