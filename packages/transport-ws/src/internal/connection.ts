@@ -166,6 +166,7 @@ export class Connection {
       this.recvSeq = frame.seq;
       const local = this.node.name;
       const peer = (this.peer as PeerInfo).name;
+      delivering = true;
       for (const raw of frame.signals) {
         const signal = wireToSignal(raw, local, peer);
         this.counters.signalsIn++;
@@ -175,6 +176,8 @@ export class Connection {
     } catch (err) {
       if (err instanceof FrameError) this.close(CLOSE.protocol, err.message);
       else this.close(CLOSE.protocol, `internal error on a received frame: ${describe(err)}`);
+    } finally {
+      delivering = false;
     }
   };
 
@@ -250,7 +253,8 @@ export class Connection {
     if (this.queuedBytes >= this.frameCap && this.inflight < this.highWater) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
-      process.nextTick(this.flushTick);
+      if (delivering) process.nextTick(this.flushTick);
+      else queueMicrotask(this.flushNow);
     }
     return 'ok';
   }
@@ -300,7 +304,19 @@ export class Connection {
     this.wantWritable = true;
   }
 
+  /**
+   * Signals routed while a received frame is being delivered flush from `process.nextTick`, which
+   * runs before the promise jobs of the current turn, and then hop once more through
+   * `queueMicrotask`: the continuations already queued (a caller awaiting the reply that just
+   * arrived and making its next call) then add their signals to the same frame. Signals routed
+   * from anywhere else (an actor's handler runs in the node's drain microtask) flush from one
+   * microtask queued behind the current one.
+   */
   private readonly flushTick = (): void => {
+    queueMicrotask(this.flushNow);
+  };
+
+  private readonly flushNow = (): void => {
     this.flushScheduled = false;
     this.flush();
   };
@@ -407,6 +423,8 @@ export class Connection {
 }
 
 const EMPTY = new Uint8Array(0);
+/** True while a received frame's signals are being handed to a node (see `flushTick`). */
+let delivering = false;
 
 function toBytes(data: WebSocket.RawData): Uint8Array {
   if (Array.isArray(data)) return Buffer.concat(data);

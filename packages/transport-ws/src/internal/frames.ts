@@ -253,6 +253,14 @@ function expectLength(tuple: unknown[], n: number, what: string): void {
   if (tuple.length !== n) throw new FrameError(`malformed ${what} signal`);
 }
 
+function mustBeLocal(dest: { node: NodeName }, local: NodeName, what: string): void {
+  if (dest.node !== local) throw new FrameError(`${what} addressed to node ${dest.node}, not ${local}`);
+}
+
+function mustBePeer(pid: { node: NodeName }, peer: NodeName, what: string): void {
+  if (pid.node !== peer) throw new FrameError(`${what} claims node ${pid.node}, but the link is to ${peer}`);
+}
+
 /**
  * Turns a received tuple into a signal, checking that it is addressed to `local` and that every
  * pid it claims as its sender belongs to `peer` (a peer cannot speak for a third node).
@@ -260,29 +268,22 @@ function expectLength(tuple: unknown[], n: number, what: string): void {
 export function wireToSignal(value: unknown, local: NodeName, peer: NodeName): Signal {
   if (!Array.isArray(value) || value.length === 0) throw new FrameError('signal is not a tagged array');
   const tuple = value as unknown[];
-  const mustBeLocal = (dest: { node: NodeName }, what: string): void => {
-    if (dest.node !== local) throw new FrameError(`${what} addressed to node ${dest.node}, not ${local}`);
-  };
-  const mustBePeer = (pid: { node: NodeName }, what: string): void => {
-    if (pid.node !== peer)
-      throw new FrameError(`${what} claims node ${pid.node}, but the link is to ${peer}`);
-  };
   switch (tuple[0]) {
     case SIGNAL_TAGS.send:
     case SIGNAL_TAGS.cast: {
       expectLength(tuple, 3, 'send');
       const to = readDest(tuple[1], 'destination');
-      mustBeLocal(to, 'message');
+      mustBeLocal(to, local, 'message');
       return { t: tuple[0] === SIGNAL_TAGS.send ? 'send' : 'cast', to, msg: tuple[2] };
     }
     case SIGNAL_TAGS.call: {
       expectLength(tuple, 6, 'call');
       const to = readDest(tuple[1], 'destination');
-      mustBeLocal(to, 'call');
+      mustBeLocal(to, local, 'call');
       const [, , request, node, creation, ref] = tuple;
       if (!isName(node) || !isInt(creation) || !isInt(ref)) throw new FrameError('malformed call sender');
       const from: From = { node, creation, ref };
-      mustBePeer(from, 'call');
+      mustBePeer(from, peer, 'call');
       return { t: 'call', to, request, from };
     }
     case SIGNAL_TAGS.reply: {
@@ -290,7 +291,7 @@ export function wireToSignal(value: unknown, local: NodeName, peer: NodeName): S
       const [, node, creation, ref, replyValue] = tuple;
       if (!isName(node) || !isInt(creation) || !isInt(ref)) throw new FrameError('malformed reply target');
       const to: From = { node, creation, ref };
-      mustBeLocal(to, 'reply');
+      mustBeLocal(to, local, 'reply');
       return { t: 'reply', to, value: replyValue };
     }
     case SIGNAL_TAGS.link:
@@ -298,16 +299,16 @@ export function wireToSignal(value: unknown, local: NodeName, peer: NodeName): S
       expectLength(tuple, 3, 'link');
       const from = readPid(tuple[1], 'link sender');
       const to = readPid(tuple[2], 'link target');
-      mustBePeer(from, 'link');
-      mustBeLocal(to, 'link');
+      mustBePeer(from, peer, 'link');
+      mustBeLocal(to, local, 'link');
       return { t: tuple[0] === SIGNAL_TAGS.link ? 'link' : 'unlink', from, to };
     }
     case SIGNAL_TAGS.exit: {
       expectLength(tuple, 5, 'exit');
       const from = readPid(tuple[1], 'exit sender');
       const to = readPid(tuple[2], 'exit target');
-      mustBePeer(from, 'exit');
-      mustBeLocal(to, 'exit');
+      mustBePeer(from, peer, 'exit');
+      mustBeLocal(to, local, 'exit');
       if (typeof tuple[4] !== 'boolean') throw new FrameError('malformed exit signal');
       return { t: 'exit', from, to, reason: readReason(tuple[3]), link: tuple[4] };
     }
@@ -315,8 +316,8 @@ export function wireToSignal(value: unknown, local: NodeName, peer: NodeName): S
       expectLength(tuple, 4, 'monitor');
       const from = readPid(tuple[1], 'monitor sender');
       const to = readDest(tuple[2], 'monitor target');
-      mustBePeer(from, 'monitor');
-      mustBeLocal(to, 'monitor');
+      mustBePeer(from, peer, 'monitor');
+      mustBeLocal(to, local, 'monitor');
       if (!isInt(tuple[3])) throw new FrameError('malformed monitor ref');
       return { t: 'monitor', from, to, ref: tuple[3] };
     }
@@ -324,18 +325,18 @@ export function wireToSignal(value: unknown, local: NodeName, peer: NodeName): S
       expectLength(tuple, 4, 'demonitor');
       const from = readPid(tuple[1], 'demonitor sender');
       const to = readPid(tuple[2], 'demonitor target');
-      mustBePeer(from, 'demonitor');
-      mustBeLocal(to, 'demonitor');
+      mustBePeer(from, peer, 'demonitor');
+      mustBeLocal(to, local, 'demonitor');
       if (!isInt(tuple[3])) throw new FrameError('malformed demonitor ref');
       return { t: 'demonitor', from, to, ref: tuple[3] };
     }
     case SIGNAL_TAGS.down: {
       expectLength(tuple, 5, 'down');
       const to = readPid(tuple[1], 'down target');
-      mustBeLocal(to, 'down');
+      mustBeLocal(to, local, 'down');
       if (!isInt(tuple[2])) throw new FrameError('malformed down ref');
       const pid = readDest(tuple[3], 'down subject');
-      mustBePeer(pid, 'down');
+      mustBePeer(pid, peer, 'down');
       return { t: 'down', to, ref: tuple[2], pid, reason: readReason(tuple[4]) };
     }
     default:
