@@ -7,7 +7,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Distribution, Node, SendStatus, Signal } from '@otra/actors';
-import type { NodeName } from '@otra/protocol';
+import type { NodeName, Pid } from '@otra/protocol';
 import WebSocket, { WebSocketServer } from 'ws';
 import { backoffDelay, type ReconnectOptions } from './internal/backoff.ts';
 import {
@@ -21,6 +21,7 @@ import {
   type LogLevel,
 } from './internal/connection.ts';
 import { CLOSE, type PeerInfo, type Refusal } from './internal/handshake.ts';
+import { linkActorBehaviour, linkActorExited, linkManagerBehaviour } from './internal/link-actors.ts';
 
 /** TLS material. The server side uses `cert`/`key`; `ca` verifies peers (self-signed clusters). */
 export interface TlsOptions {
@@ -113,6 +114,8 @@ interface PeerState {
   lastError: string | undefined;
   connectWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }>;
   writableWaiters: Array<() => void>;
+  /** The link actor of the current link (a child of the `links` manager). */
+  actor: Pid | undefined;
 }
 
 const DEFAULTS = {
@@ -138,6 +141,7 @@ export async function startTransport(node: Node, options: TransportOptions): Pro
   const transport = new Transport(node, options);
   await transport.listen();
   node.setDistribution(transport.distribution);
+  transport.startManager();
   for (const name of Object.keys(options.peers ?? {})) transport.connectInBackground(name);
   return transport;
 }
@@ -160,6 +164,7 @@ export class Transport {
   private closed = false;
   private counts = { linksUp: 0, linksDown: 0, refused: 0 };
   private boundPort = 0;
+  private manager: Pid | undefined;
 
   /** What the node routes through (installed by `startTransport`). */
   readonly distribution: Distribution;
@@ -256,6 +261,22 @@ export class Transport {
     });
     server.on('error', (err) => this.log('error', `link server error: ${describe(err)}`));
     this.boundPort = (server.address() as AddressInfo).port;
+  }
+
+  /**
+   * @internal Spawns the `links` manager actor (called by `startTransport`). If the name is taken
+   * the manager runs unregistered.
+   */
+  startManager(): void {
+    const behaviour = linkManagerBehaviour({
+      describe: () => ({ url: this.boundPort === 0 ? undefined : this.url, peers: this.peersByName.size }),
+      query: (request) =>
+        request === 'stats' ? this.stats() : request === 'peers' ? this.peers() : undefined,
+      close: () => this.close(),
+    });
+    const taken = this.node.whereis('links') !== undefined;
+    if (taken) this.log('warn', 'the name `links` is taken: the link manager runs unregistered');
+    this.manager = this.node.spawn(behaviour, undefined, taken ? {} : { name: 'links' });
   }
 
   // ---- the distribution -----------------------------------------------------------------------
@@ -391,6 +412,8 @@ export class Transport {
     }
     for (const conn of [...this.handshaking]) conn.close(CLOSE.shutdown, `${this.node.name} shutting down`);
     this.node.setDistribution(undefined);
+    if (this.manager !== undefined && this.node.isAlive(this.manager))
+      void this.node.stop(this.manager, 'shutdown');
     const wss = this.wss;
     const server = this.server;
     if (wss !== undefined) await new Promise<void>((resolve) => wss.close(() => resolve()));
@@ -417,6 +440,7 @@ export class Transport {
         lastError: undefined,
         connectWaiters: [],
         writableWaiters: [],
+        actor: undefined,
       };
       this.peersByName.set(name, peer);
     }
@@ -519,6 +543,11 @@ export class Transport {
     peer.lastError = undefined;
     this.counts.linksUp++;
     this.log('info', `link up: ${this.node.name} <-> ${info.name} (creation ${info.creation}, ${conn.role})`);
+    if (this.manager !== undefined && this.node.isAlive(this.manager)) {
+      const actor = this.node.spawn(linkActorBehaviour, conn, { parent: this.manager });
+      peer.actor = actor;
+      void this.node.awaitExit(actor).then((reason) => linkActorExited(conn, reason));
+    }
     this.node.nodeUp(info.name);
     for (const w of peer.connectWaiters.splice(0)) w.resolve();
   }
@@ -538,6 +567,9 @@ export class Transport {
         `link down: ${this.node.name} <-> ${peer.name} (closed ${side}: ${why.code} ${why.reason})`,
       );
       this.node.nodeDown(peer.name);
+      const actor = peer.actor;
+      peer.actor = undefined;
+      if (actor !== undefined && this.node.isAlive(actor)) void this.node.stop(actor, 'normal');
       for (const w of peer.writableWaiters.splice(0)) w();
       this.scheduleRetry(peer);
       return;

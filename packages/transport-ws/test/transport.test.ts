@@ -197,7 +197,8 @@ describe('transport in one process', () => {
     silent.on('error', () => {});
     const silentClosed = new Promise<number>((resolve) => silent.on('close', (code) => resolve(code)));
     expect(await silentClosed).toBe(CLOSE.handshakeTimeout);
-    expect(b.node.size).toBe(0);
+    // nothing was spawned or linked: only the idle link manager runs
+    expect(b.node.inspectTree().roots.map((r) => [r.name, r.children.length])).toEqual([['links', 0]]);
   });
 
   it('applies backpressure: busy, then writable again', async () => {
@@ -253,6 +254,35 @@ describe('transport in one process', () => {
 });
 
 export type { Node };
+
+describe('the link manager in the actor tree', () => {
+  it('shows one link actor per peer, answers remote queries, and closes a link when its actor dies', async () => {
+    const { a, b } = await pair({ reconnect: false });
+    const tree = a.node.inspectTree();
+    const links = tree.roots.find((r) => r.name === 'links');
+    expect(links?.stateValue).toEqual({ url: a.transport.url, peers: 1 });
+    expect(links?.children.map((c) => c.stateValue)).toEqual([
+      expect.objectContaining({ peer: 'b', creation: b.node.creation, role: 'initiator', state: 'up' }),
+    ]);
+    // any node can ask a node's link manager about its peers
+    expect(await b.node.call({ name: 'links', node: 'a' }, 'peers')).toEqual([
+      expect.objectContaining({ node: 'b', connected: true }),
+    ]);
+    const linkActor = links?.children[0]?.pid as Pid;
+    a.node.exit(linkActor, 'kill');
+    await until(() => !b.transport.isConnected('a'), 2000, 'link closed by its actor');
+    expect(a.transport.isConnected('b')).toBe(false);
+    expect(b.logs.join('\n')).toMatch(/4010 link actor exited: killed/);
+  });
+
+  it('node.shutdown() stops the manager, which closes the transport', async () => {
+    const { a, b } = await pair({ reconnect: false });
+    await a.node.shutdown();
+    await until(() => !b.transport.isConnected('a'), 2000, 'b sees the link close');
+    expect(a.transport.isConnected('b')).toBe(false);
+    expect(b.logs.join('\n')).toMatch(/a shutting down/);
+  });
+});
 
 describe('incarnations', () => {
   it('a new incarnation dialling in retires the stale link first: old monitors fire, old pids stay dead', async () => {
