@@ -7,7 +7,7 @@
  *   raw.oneway msgs=N/s          one CBOR-encoded 100 B message per WebSocket frame
  *   raw.rtt p50=..us p99=..us    one request frame, one reply frame
  *
- * Each figure is the median of three alternating rounds (otra, raw, otra, raw, ...), since the
+ * Each figure is the median of five alternating rounds (otra, raw, otra, raw, ...), since the
  * machine is shared and noisy. Run: `pnpm exec tsx bench/links.ts`.
  */
 import { spawn } from 'node:child_process';
@@ -21,9 +21,9 @@ import WebSocket, { WebSocketServer } from 'ws';
 
 const COOKIE = 'bench-cookie';
 const PAYLOAD = 'x'.repeat(100);
-const ONEWAY_MESSAGES = 200_000;
-const RTT_CALLS = 4_000;
-const ROUNDS = 3;
+const ONEWAY_MESSAGES = 150_000;
+const RTT_CALLS = 3_000;
+const ROUNDS = 5;
 
 interface ServerInfo {
   url: string;

@@ -101,6 +101,9 @@ export class Connection {
   private head = 0;
   private queuedBytes = 0;
   private inflight = 0;
+  /** Sizes of the frames handed to the socket whose write has not completed, oldest first. */
+  private writing: number[] = [];
+  private writingHead = 0;
   private flushScheduled = false;
   private sendSeq = 0;
   private recvSeq = 0;
@@ -358,18 +361,24 @@ export class Connection {
     this.sentSinceTick = true;
     this.counters.framesOut++;
     this.counters.bytesOut += length;
-    this.ws.send(frame, { binary: true }, () => this.written(length));
+    this.writing.push(length);
+    this.ws.send(frame, SEND_OPTIONS, this.written);
   }
 
-  private written(length: number): void {
-    this.inflight -= length;
+  /** A frame reached the kernel. Socket writes complete in order, so `writing` is a FIFO. */
+  private readonly written = (): void => {
+    this.inflight -= this.writing[this.writingHead++] ?? 0;
+    if (this.writingHead === this.writing.length) {
+      this.writing.length = 0;
+      this.writingHead = 0;
+    }
     if (this.state !== 'up') return;
     if (this.head < this.queue.length && this.inflight < this.highWater) this.flush();
     if (this.wantWritable && this.buffered * 2 < this.settings.sendBufferBytes) {
       this.wantWritable = false;
       this.hooks.writable(this);
     }
-  }
+  };
 
   // ---- liveness -------------------------------------------------------------------------------
 
@@ -423,6 +432,7 @@ export class Connection {
 }
 
 const EMPTY = new Uint8Array(0);
+const SEND_OPTIONS = { binary: true };
 /** True while a received frame's signals are being handed to a node (see `flushTick`). */
 let delivering = false;
 
