@@ -126,9 +126,9 @@ async function leaderCall(
       reply = await system.node.call<AnyReply>(address(target), request, { timeoutMs: remaining });
     } catch (err) {
       const mapped = mapCallError(err, target, timeoutMs);
-      // a leader we were redirected to may have just died: go back to the server we were given
-      if (mapped instanceof ServerNotFoundError && !serverIdEquals(target, id) && hops < maxHops) {
-        hops++;
+      // A leader we were redirected to may have just died: go back to the server we were given
+      // and wait for it to learn of a new leader (not a hop: the deadline bounds it).
+      if (mapped instanceof ServerNotFoundError && !serverIdEquals(target, id)) {
         target = id;
         await sleep(system, Math.min(25, Math.max(0, deadline - clock.now())));
         continue;
