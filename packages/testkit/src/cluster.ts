@@ -244,12 +244,9 @@ export class Cluster {
   /** Runs events until `time`. */
   runUntilTime(time: number): void {
     for (;;) {
-      const next = this.queue.pop();
-      if (next === undefined) break;
-      if (next.time > time) {
-        this.queue.push(next.time, next.item);
-        break;
-      }
+      const at = this.queue.peekTime();
+      if (at === undefined || at > time) break;
+      const next = this.queue.pop()!;
       this.clock.advanceTo(next.time);
       this.process(next.item);
     }
@@ -366,7 +363,12 @@ export class Cluster {
   private completeWrite(s: SimServer, w: WriteOp): void {
     switch (w.op) {
       case 'append': {
-        const last = s.storage.append(w.effect.entries, w.effect.truncateFrom);
+        let last: ReturnType<MemoryStorage['append']>;
+        try {
+          last = s.storage.append(w.effect.entries, w.effect.truncateFrom);
+        } catch (err) {
+          throw new Error(`${s.name}: ${(err as Error).message}`);
+        }
         if (last !== undefined) this.deliver(s, { type: 'log.written', upTo: last.index, term: last.term });
         return;
       }

@@ -52,6 +52,10 @@ export class EventQueue<T> {
       } else break;
     }
   }
+  /** The time of the next event, without removing it. */
+  peekTime(): number | undefined {
+    return this.heap[0]?.time;
+  }
   pop(): { time: number; item: T } | undefined {
     const h = this.heap;
     if (h.length === 0) return undefined;

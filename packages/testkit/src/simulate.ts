@@ -29,6 +29,8 @@ export interface SimulationResult {
   readonly elections: number;
   readonly ops: { readonly ok: number; readonly unknown: number; readonly retried: number };
   readonly faults: number;
+  /** Effects executed, by type (e.g. how many snapshots were installed). */
+  readonly effects: Readonly<Record<string, number>>;
 }
 
 export class SimulationFailure extends Error {
@@ -84,6 +86,9 @@ function simulate(options: SimulationOptions): SimulationResult {
     servers: names,
     machine: () => kvMachine(snapshotEvery) as Machine<unknown, unknown, unknown>,
     driver: options.driver ?? 'handle',
+    // Slow disks some runs: widens the window between append and durability that crashes hit.
+    writeDelayMs: [[0, 2] as const, [0, 10] as const, [2, 40] as const][options.seed % 3]!,
+    metaDelayMs: [[0, 1] as const, [0, 5] as const, [1, 20] as const][(options.seed >> 2) % 3]!,
     ...(options.transcript === undefined ? {} : { transcript: options.transcript }),
   };
   const c = new Cluster(clusterOptions);
@@ -267,6 +272,7 @@ function simulate(options: SimulationOptions): SimulationResult {
     elections,
     ops: { ok: okOps, unknown: unknownOps, retried },
     faults,
+    effects: Object.fromEntries(c.effectCounts),
   };
 }
 

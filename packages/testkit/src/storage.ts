@@ -28,7 +28,7 @@ export class MemoryStorage {
     this.entries = this.entries.filter((e) => e.index < cut);
     for (const e of entries) {
       if (e.index <= base) continue;
-      const expected = base + this.entries.length + 1;
+      const expected = (this.entries[this.entries.length - 1]?.index ?? base) + 1;
       if (e.index !== expected) throw new Error(`storage: append of ${e.index} does not follow ${expected - 1}`);
       this.entries.push(e);
     }
