@@ -1,4 +1,4 @@
-import { ExitError, type GenServer, type Node } from '@otra/actors';
+import { ExitError, type GenServer } from '@otra/actors';
 import type { Pid } from '@otra/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -252,8 +252,6 @@ describe('transport in one process', () => {
     expect(a.transport.stats().links[0]?.dropped).toBe(200 - got.length);
   });
 });
-
-export type { Node };
 
 describe('the link manager in the actor tree', () => {
   it('shows one link actor per peer, answers remote queries, and closes a link when its actor dies', async () => {
