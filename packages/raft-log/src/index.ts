@@ -16,7 +16,7 @@ export {
   WriterFailedError,
 } from './errors.ts';
 export { FileSnapshotStore } from './file-snapshots.ts';
-export type { Kv, KvOp, KvRange, RocksOpenOptions } from './internal/rocksdb.ts';
+export { type Kv, type KvOp, type KvRange, RocksKv, type RocksOpenOptions } from './internal/rocksdb.ts';
 export {
   createMemoryStorage,
   MemoryLogStore,

@@ -2,10 +2,10 @@ import { LogInputError } from '../errors.ts';
 import type { IndexTerm, StoredEntry } from '../types.ts';
 import { TermRuns } from './term-runs.ts';
 
-/** A write of this server not yet known durable: the last index it wrote, and where it truncated. */
-interface PendingWrite {
-  readonly last: number;
-  readonly truncateFrom: number | undefined;
+/** A pending write that removed entries from `truncateFrom` on; `seq` orders it among the writes. */
+interface PendingTruncation {
+  readonly seq: number;
+  readonly truncateFrom: number;
 }
 
 /** What an accepted append changes, for the store to turn into key/value operations. */
@@ -44,7 +44,14 @@ export class ServerLog {
   corruption: Error | undefined;
   /** Bumped whenever entries already in the log are replaced or dropped, so a slow read can tell. */
   generation = 0;
-  private pending: PendingWrite[] = [];
+  /** The last index of each write not yet known durable, oldest first from `pendingHead`. */
+  private pendingLast: number[] = [];
+  private pendingHead = 0;
+  /** Sequence number of the next write; `pendingHead`'s write has `doneSeq`. */
+  private nextSeq = 0;
+  private doneSeq = 0;
+  /** The pending writes that truncated (rare), oldest first. */
+  private truncations: PendingTruncation[] = [];
 
   constructor(
     readonly uid: string,
@@ -141,17 +148,30 @@ export class ServerLog {
     const last = entries[entries.length - 1]!;
     this.lastIndex = last.index;
     this.lastTerm = last.term;
-    this.pending.push({ last: last.index, truncateFrom });
+    this.pushPending(last.index, truncateFrom);
+  }
+
+  private pushPending(last: number, truncateFrom: number | undefined): void {
+    if (truncateFrom !== undefined) this.truncations.push({ seq: this.nextSeq, truncateFrom });
+    this.pendingLast.push(last);
+    this.nextSeq++;
   }
 
   /** The oldest pending write is durable (writes of one server complete in order). */
   written(): void {
-    const done = this.pending.shift();
-    if (done === undefined) return;
-    let upTo = done.last;
-    for (const later of this.pending) {
-      if (later.truncateFrom !== undefined) upTo = Math.min(upTo, later.truncateFrom - 1);
+    if (this.pendingHead >= this.pendingLast.length) return;
+    let upTo = this.pendingLast[this.pendingHead++]!;
+    const seq = this.doneSeq++;
+    if (this.pendingHead === this.pendingLast.length) {
+      this.pendingLast = [];
+      this.pendingHead = 0;
+    } else if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pendingLast.length) {
+      this.pendingLast = this.pendingLast.slice(this.pendingHead);
+      this.pendingHead = 0;
     }
+    // A later write that truncated below this one's end makes those entries superseded, not durable.
+    while (this.truncations.length > 0 && this.truncations[0]!.seq <= seq) this.truncations.shift();
+    for (const later of this.truncations) upTo = Math.min(upTo, later.truncateFrom - 1);
     this.durable = Math.min(Math.max(this.durable, upTo), this.lastIndex);
     this.trim();
   }
@@ -201,7 +221,7 @@ export class ServerLog {
         this.tailStart = upTo.index + 1;
       }
       this.durable = Math.max(this.durable, upTo.index);
-      this.pending.push({ last: upTo.index, truncateFrom: undefined });
+      this.pushPending(upTo.index, undefined);
       return { backgroundFrom: oldFirst, backgroundTo: upTo.index, discardFrom: 1, discardTo: 0 };
     }
     this.runs.clear();
@@ -210,7 +230,7 @@ export class ServerLog {
     this.lastIndex = upTo.index;
     this.lastTerm = upTo.term;
     this.durable = upTo.index;
-    this.pending.push({ last: upTo.index, truncateFrom: upTo.index + 1 });
+    this.pushPending(upTo.index, upTo.index + 1);
     return {
       backgroundFrom: oldFirst,
       backgroundTo: Math.min(upTo.index, oldLast),
