@@ -37,6 +37,8 @@ interface PendingCall {
 const DEFAULT_CALL_TIMEOUT = 5000;
 /** Messages handled per scheduler pass before yielding to I/O with `setImmediate`. */
 const PASS_BUDGET = 50_000;
+/** Scheduler passes chained through microtasks before one goes through `setImmediate`. */
+const MICROTASK_PASSES = 256;
 
 /**
  * One runtime instance: spawns actors, delivers their messages, runs their links, monitors,
@@ -64,6 +66,7 @@ export class Node {
   private ready: Proc[] = [];
   private readyHead = 0;
   private draining = false;
+  private microPasses = 0;
   private traceMessages = false;
   private readonly log: ((level: 'warn' | 'error', message: string) => void) | undefined;
   /** The pid replies and call monitors are addressed to: id 0 is never an actor. */
@@ -268,7 +271,13 @@ export class Node {
     this.ready.push(proc);
     if (!this.draining) {
       this.draining = true;
-      queueMicrotask(this.drain);
+      // Passes chain through microtasks; every so often one goes through `setImmediate` so that
+      // actors messaging each other in a closed loop (no I/O between) cannot starve timers.
+      if (++this.microPasses < MICROTASK_PASSES) queueMicrotask(this.drain);
+      else {
+        this.microPasses = 0;
+        setImmediate(this.drain);
+      }
     }
   }
 

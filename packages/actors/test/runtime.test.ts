@@ -371,3 +371,25 @@ describe('registry and timers', () => {
     expect(seen).toEqual(['first', 'second']);
   });
 });
+
+describe('fairness', () => {
+  it('two actors in a closed message loop do not starve timers', async () => {
+    const node = new Node({ name: 'n1' });
+    let bounces = 0;
+    const ping: GenServer<null, void> = {
+      init: () => null,
+      handleInfo: (msg, state, ctx) => {
+        bounces++;
+        ctx.send((msg as { peer: import('@otra/protocol').Pid }).peer, { peer: ctx.self });
+        return state;
+      },
+    };
+    const a = node.spawn(ping, undefined);
+    const b = node.spawn(ping, undefined);
+    node.send(a, { peer: b });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(bounces).toBeGreaterThan(100);
+    node.exit(a, 'kill');
+    node.exit(b, 'kill');
+  });
+});
