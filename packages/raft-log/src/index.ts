@@ -18,6 +18,15 @@ export {
 export { FileSnapshotStore } from './file-snapshots.ts';
 export { type Kv, type KvOp, type KvRange, RocksKv, type RocksOpenOptions } from './internal/rocksdb.ts';
 export {
+  ActorWalSink,
+  type LogWriterArgs,
+  logWriterBehaviour,
+  logWriterChildSpec,
+  spawnLogWriter,
+  type WalStatsRequest,
+  type WalWriteMessage,
+} from './log-writer-actor.ts';
+export {
   createMemoryStorage,
   MemoryLogStore,
   MemoryMetaStore,
@@ -45,4 +54,10 @@ export type {
   StoredEntry,
 } from './types.ts';
 export { newServerUid } from './uid.ts';
-export { GroupCommitWriter, type WriteRequest, type WriterOptions, type WriterStats } from './writer.ts';
+export {
+  GroupCommitWriter,
+  type WalSink,
+  type WriteRequest,
+  type WriterOptions,
+  type WriterStats,
+} from './writer.ts';

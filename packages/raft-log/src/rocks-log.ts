@@ -14,7 +14,12 @@ import type {
   ServerMeta,
   StoredEntry,
 } from './types.ts';
-import type { GroupCommitWriter } from './writer.ts';
+import type { WalSink, WriteRequest } from './writer.ts';
+
+/** The sink the stores write through; replaced when the log writer actor takes over. */
+export interface SinkRef {
+  current: WalSink;
+}
 
 const EMPTY: IndexTerm = { index: 0, term: 0 };
 /** Reads retry this many times when a truncation races with them, then give up. */
@@ -80,7 +85,7 @@ export class RocksLogStore implements LogStore {
   /** @internal Built by `openRocksStorage`, which recovers the views first. */
   constructor(
     private readonly kv: Kv,
-    private readonly writer: GroupCommitWriter,
+    private readonly sink: SinkRef,
     private readonly deleter: BackgroundDeleter,
     /** @internal */ readonly views: Map<string, ServerLog>,
     private readonly tailEntries: number,
@@ -123,7 +128,7 @@ export class RocksLogStore implements LogStore {
       term: plan.written.term,
     };
     return new Promise((resolve, reject) => {
-      this.writer.submit({ uid, ops }, (error) => {
+      this.sink.current.submit({ uid, ops }, (error) => {
         if (error !== undefined) return reject(error);
         log.written();
         resolve(written);
@@ -218,7 +223,7 @@ export class RocksLogStore implements LogStore {
     ];
     for (let i = plan.discardFrom; i <= plan.discardTo; i++) ops.push({ type: 'del', key: entryKey(uid, i) });
     return new Promise((resolve, reject) => {
-      this.writer.submit({ uid, ops }, (error) => {
+      this.sink.current.submit({ uid, ops }, (error) => {
         if (error !== undefined) return reject(error);
         log.written();
         this.deleter.enqueue(uid, plan.backgroundFrom, plan.backgroundTo);
@@ -256,7 +261,7 @@ export class RocksMetaStore implements MetaStore {
 
   /** @internal Built by `openRocksStorage` with the recovered values. */
   constructor(
-    private readonly writer: GroupCommitWriter,
+    private readonly sink: SinkRef,
     /** @internal */ readonly metas: Map<string, ServerMeta>,
     /** @internal */ readonly values: Map<string, Map<string, unknown>>,
     /** @internal */ readonly corruption: Map<string, Error>,
@@ -281,9 +286,9 @@ export class RocksMetaStore implements MetaStore {
     this.metas.set(uid, stored);
     const value = sealRecord(this.codec.encode(stored));
     const written: MetaWritten = { type: 'meta.written', uid, ...stored };
-    return this.writer
-      .write({ uid, ops: [{ type: 'put', key: metaKey(uid, TERM_AND_VOTE), value }] })
-      .then(() => written);
+    return this.write({ uid, ops: [{ type: 'put', key: metaKey(uid, TERM_AND_VOTE), value }] }).then(
+      () => written,
+    );
   }
 
   getValue(uid: string, key: string): unknown {
@@ -300,9 +305,12 @@ export class RocksMetaStore implements MetaStore {
       this.values.set(uid, map);
     }
     map.set(key, this.codec.decode(encoded.subarray(4)));
-    return this.writer.write({
-      uid,
-      ops: [{ type: 'put', key: metaKey(uid, USER_PREFIX + key), value: encoded }],
-    });
+    return this.write({ uid, ops: [{ type: 'put', key: metaKey(uid, USER_PREFIX + key), value: encoded }] });
+  }
+
+  private write(request: WriteRequest): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.sink.current.submit(request, (error) => (error === undefined ? resolve() : reject(error))),
+    );
   }
 }

@@ -7,6 +7,7 @@ import {
   StorageClosedError,
   type StorageError,
   StorageOpenError,
+  WriterFailedError,
 } from './errors.ts';
 import { FileSnapshotStore } from './file-snapshots.ts';
 import { decodeEntry, decodeLogStart, openRecord } from './internal/entry-codec.ts';
@@ -28,9 +29,10 @@ import {
   META_NAMES,
   RocksLogStore,
   RocksMetaStore,
+  type SinkRef,
 } from './rocks-log.ts';
 import type { IndexTerm, RaftStorage, RecoveredServer, ServerMeta, StoredEntry } from './types.ts';
-import { GroupCommitWriter, type WriterOptions } from './writer.ts';
+import { GroupCommitWriter, type WalSink, type WriterOptions } from './writer.ts';
 
 export interface RocksStorageOptions {
   /** Durable entries kept in memory per server for reads (default 1,024); older ones are read from RocksDB. */
@@ -48,8 +50,18 @@ export interface RocksStorage extends RaftStorage {
   readonly log: RocksLogStore;
   readonly meta: RocksMetaStore;
   readonly snapshots: FileSnapshotStore;
-  /** The shared WAL writer (group commit); its `stats()` count batches and fsyncs. */
+  /** The built-in WAL writer (group commit); its `stats()` count batches and fsyncs. */
   readonly writer: GroupCommitWriter;
+  /** The database handle (for the log writer actor, which writes to it directly). */
+  readonly kv: Kv;
+  /**
+   * From now on, every log and meta write goes to `sink` (the log writer actor). Waits until the
+   * current writer has nothing in flight, so one server's writes never pass each other. Rejects
+   * with `WriterFailedError` once a write has failed: the storage must then be reopened.
+   */
+  routeWrites(sink: WalSink): Promise<void>;
+  /** The sink writes currently go to. */
+  readonly sink: WalSink;
   readonly dir: string;
   /** Every server uid with a log, meta or snapshot. */
   servers(): string[];
@@ -198,9 +210,10 @@ async function recoverStorage(dir: string, kv: Kv, options: RocksStorageOptions)
   }
 
   const writer = new GroupCommitWriter(kv, options.writer ?? {});
+  const sinkRef: SinkRef = { current: writer };
   const deleter = new BackgroundDeleter(kv);
-  const log = new RocksLogStore(kv, writer, deleter, views, tailEntries);
-  const meta = new RocksMetaStore(writer, metas, values, metaCorruption);
+  const log = new RocksLogStore(kv, sinkRef, deleter, views, tailEntries);
+  const meta = new RocksMetaStore(sinkRef, metas, values, metaCorruption);
   for (const job of stale) deleter.enqueue(job.uid, job.from, job.to);
 
   // A crash between completing a snapshot and truncating the log: truncate now.
@@ -218,7 +231,21 @@ async function recoverStorage(dir: string, kv: Kv, options: RocksStorageOptions)
     meta,
     snapshots,
     writer,
+    kv,
     dir,
+    get sink() {
+      return sinkRef.current;
+    },
+    async routeWrites(sink: WalSink) {
+      if (closed) throw new StorageClosedError();
+      for (let attempt = 0; !sinkRef.current.isIdle; attempt++) {
+        if (attempt > 1000) throw new Error('the current writer never went idle');
+        await sinkRef.current.idle();
+      }
+      const failure = sinkRef.current.failed;
+      if (failure !== undefined) throw new WriterFailedError(failure);
+      sinkRef.current = sink;
+    },
     servers: () => [...new Set([...views.keys(), ...metas.keys(), ...values.keys(), ...snapshots.servers()])],
     problems: () => problems,
     backgroundIdle: () => deleter.idle(),
@@ -239,6 +266,10 @@ async function recoverStorage(dir: string, kv: Kv, options: RocksStorageOptions)
       if (closed) return;
       closed = true;
       await writer.close();
+      if (sinkRef.current !== writer) {
+        for (let attempt = 0; attempt < 1000 && !sinkRef.current.isIdle; attempt++)
+          await sinkRef.current.idle();
+      }
       await deleter.stop();
       await snapshots.close();
       await kv.close();

@@ -8,6 +8,20 @@ export interface WriteRequest {
   readonly ops: readonly KvOp[];
 }
 
+/**
+ * Where the stores send their writes: the class writer below, or the log writer actor
+ * (`ActorWalSink`). Requests complete in submission order; `done` runs with no argument once the
+ * request is durable, or with the error that failed it.
+ */
+export interface WalSink {
+  submit(request: WriteRequest, done: (error: Error | undefined) => void): void;
+  /** The error that failed this sink, if it has; it then fails every request. */
+  readonly failed: Error | undefined;
+  /** True when nothing submitted is still waiting to be durable. */
+  readonly isIdle: boolean;
+  idle(): Promise<void>;
+}
+
 interface Queued {
   readonly request: WriteRequest;
   readonly done: (error: Error | undefined) => void;
@@ -40,7 +54,7 @@ export interface WriterStats {
  * fails, every request in it fails with `LogWriteError`, everything queued or submitted later with
  * `WriterFailedError`, and the writer stays failed: a raft system whose disk failed must restart.
  */
-export class GroupCommitWriter {
+export class GroupCommitWriter implements WalSink {
   private queue: Queued[] = [];
   private inFlight = false;
   private scheduled = false;
@@ -88,9 +102,13 @@ export class GroupCommitWriter {
     return { ...this.counters };
   }
 
+  get isIdle(): boolean {
+    return !this.inFlight && !this.scheduled && this.queue.length === 0;
+  }
+
   /** Resolves once nothing is queued or in flight. */
   idle(): Promise<void> {
-    if (!this.inFlight && !this.scheduled && this.queue.length === 0) return Promise.resolve();
+    if (this.isIdle) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 

@@ -1,0 +1,172 @@
+import type { BatchItem, BatchServer, ChildSpec, Node, StartContext } from '@otra/actors';
+import type { Pid } from '@otra/protocol';
+import { LogWriteError, WriterFailedError } from './errors.ts';
+import type { Kv, KvOp } from './internal/rocksdb.ts';
+import type { RocksStorage } from './rocks-storage.ts';
+import type { WalSink, WriteRequest, WriterStats } from './writer.ts';
+
+/**
+ * The log writer as an actor (one per raft system, first child of the system's `rest_for_one`
+ * supervisor). Its mailbox is the group-commit queue: the runtime hands `handleBatch` everything
+ * queued, the actor writes it as one synced RocksDB batch and stays busy until the sync is done,
+ * so whatever arrives meanwhile is the next batch. Exactly one batch is in flight, and an idle
+ * writer starts a sync as soon as the first message arrives.
+ *
+ * Messages are local only: `done` is a function. Servers do not send them by hand: they append
+ * through `storage.log` as always, and `storage.routeWrites(new ActorWalSink(node, pid))` (done by
+ * `logWriterChildSpec`) sends every write here.
+ */
+
+/** One write for the writer: the stores' key/value operations and the callback that answers the store. */
+export interface WalWriteMessage {
+  readonly type: 'wal.write';
+  readonly request: WriteRequest;
+  readonly done: (error: Error | undefined) => void;
+}
+
+/** A call answered with the writer's `WriterStats`. */
+export interface WalStatsRequest {
+  readonly type: 'wal.stats';
+}
+
+export interface LogWriterArgs {
+  readonly kv: Kv;
+}
+
+interface LogWriterState {
+  readonly kv: Kv;
+  failure: Error | undefined;
+  stats: { batches: number; requests: number; ops: number; syncMicros: number };
+}
+
+function isWalWrite(msg: unknown): msg is WalWriteMessage {
+  return typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === 'wal.write';
+}
+
+export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
+  kind: 'batch',
+  // A batch takes everything queued; the store's requests are small, RocksDB takes big batches well.
+  maxBatchSize: 65_536,
+  init: (args) => ({
+    kv: args.kv,
+    failure: undefined,
+    stats: { batches: 0, requests: 0, ops: 0, syncMicros: 0 },
+  }),
+
+  async handleBatch(items: BatchItem[], state: LogWriterState, ctx) {
+    const writes: WalWriteMessage[] = [];
+    for (const item of items) {
+      if (item.kind === 'call') {
+        if ((item.request as WalStatsRequest | undefined)?.type === 'wal.stats') {
+          ctx.reply(item.from, { ...state.stats } satisfies WriterStats);
+        }
+      } else if (isWalWrite(item.msg)) writes.push(item.msg);
+    }
+    if (writes.length === 0) return state;
+    if (state.failure !== undefined) {
+      for (const write of writes) write.done(new WriterFailedError(state.failure));
+      return state;
+    }
+    const ops: KvOp[] = [];
+    for (const write of writes) for (const op of write.request.ops) ops.push(op);
+    const started = performance.now();
+    try {
+      await state.kv.batch(ops, true);
+    } catch (cause) {
+      const error = new LogWriteError([...new Set(writes.map((w) => w.request.uid))], cause);
+      state.failure = error;
+      for (const write of writes) write.done(error);
+      // Nothing more is written: the raft system must restart and reopen its storage.
+      ctx.stop({ error: 'LogWriteError', message: error.message });
+      return state;
+    }
+    state.stats.batches++;
+    state.stats.requests += writes.length;
+    state.stats.ops += ops.length;
+    state.stats.syncMicros += Math.round((performance.now() - started) * 1000);
+    for (const write of writes) write.done(undefined);
+    return state;
+  },
+
+  describe: (state) => ({ ...state.stats, failed: state.failure?.message ?? null }),
+};
+
+/**
+ * The stores' side of the writer actor: sends each write to it and fails whatever is outstanding
+ * when it exits (a write the actor never got to is not durable).
+ */
+export class ActorWalSink implements WalSink {
+  private readonly outstanding = new Set<(error: Error | undefined) => void>();
+  private failure: Error | undefined;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly node: Node,
+    readonly pid: Pid,
+  ) {
+    void node.awaitExit(pid).then((reason) => {
+      this.failure ??= new WriterFailedError(`log writer exited: ${JSON.stringify(reason)}`);
+      for (const done of [...this.outstanding]) done(this.failure);
+    });
+  }
+
+  get failed(): Error | undefined {
+    return this.failure;
+  }
+
+  get isIdle(): boolean {
+    return this.outstanding.size === 0;
+  }
+
+  idle(): Promise<void> {
+    if (this.isIdle) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  submit(request: WriteRequest, done: (error: Error | undefined) => void): void {
+    if (this.failure !== undefined) {
+      const failure = this.failure;
+      queueMicrotask(() =>
+        done(failure instanceof WriterFailedError ? failure : new WriterFailedError(failure)),
+      );
+      return;
+    }
+    const answer = (error: Error | undefined): void => {
+      if (!this.outstanding.delete(answer)) return;
+      if (error !== undefined) this.failure ??= error;
+      done(error);
+      if (this.outstanding.size === 0 && this.idleWaiters.length > 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const resolve of waiters) resolve();
+      }
+    };
+    this.outstanding.add(answer);
+    const message: WalWriteMessage = { type: 'wal.write', request, done: answer };
+    this.node.cast(this.pid, message);
+  }
+}
+
+/**
+ * Spawns the log writer actor for `storage` and routes the storage's writes to it. Use as the first
+ * child of a raft system's `rest_for_one` supervisor (`logWriterChildSpec`), or directly in tests.
+ */
+export async function spawnLogWriter(
+  node: Node,
+  storage: RocksStorage,
+  spawn: (args: LogWriterArgs) => Pid | Promise<Pid> = (args) => node.spawn(logWriterBehaviour, args),
+): Promise<Pid> {
+  const pid = await spawn({ kv: storage.kv });
+  await storage.routeWrites(new ActorWalSink(node, pid));
+  return pid;
+}
+
+/** A child spec for the log writer of `storage` (`permanent`, as the system's shared WAL). */
+export function logWriterChildSpec(storage: RocksStorage, id = 'log_writer'): ChildSpec {
+  return {
+    id,
+    restart: 'permanent',
+    start: (ctx: StartContext) =>
+      spawnLogWriter(ctx.node, storage, (args) => ctx.spawn(logWriterBehaviour, args)),
+  };
+}
