@@ -6,7 +6,14 @@ import {
   NoProcError,
   type RegName,
 } from '@otra/actors';
-import { type Correlation, isServerId, type Pid, type ServerId, serverIdEquals } from '@otra/protocol';
+import {
+  type Correlation,
+  isServerId,
+  type Pid,
+  type ServerId,
+  serverIdEquals,
+  serverIdKey,
+} from '@otra/protocol';
 import type { CommandOf, Machine, Reply, ReplyOf, StateOf } from '@otra/raft-core';
 import {
   ClusterChangeNotPermittedError,
@@ -118,6 +125,8 @@ async function leaderCall(
   const deadline = clock.now() + timeoutMs;
   let target = id;
   let hops = 0;
+  // leaders we could not reach during this call: a stale hint naming one is not followed
+  const unreachable = new Set<string>();
   for (let attempt = 0; attempt < 10_000; attempt++) {
     const remaining = deadline - clock.now();
     if (remaining <= 0) throw new TimeoutError(target, timeoutMs);
@@ -129,6 +138,7 @@ async function leaderCall(
       // A leader we were redirected to may have just died: go back to the server we were given
       // and wait for it to learn of a new leader (not a hop: the deadline bounds it).
       if (mapped instanceof ServerNotFoundError && !serverIdEquals(target, id)) {
+        unreachable.add(serverIdKey(target));
         target = id;
         await sleep(system, Math.min(25, Math.max(0, deadline - clock.now())));
         continue;
@@ -137,7 +147,7 @@ async function leaderCall(
     }
     if (reply.type === 'error' && reply.error === 'not_leader') {
       const leader = reply.leader;
-      if (leader !== null && !serverIdEquals(leader, target)) {
+      if (leader !== null && !serverIdEquals(leader, target) && !unreachable.has(serverIdKey(leader))) {
         if (hops >= maxHops) throw new NotLeaderError(target, leader);
         hops++;
         target = leader;

@@ -58,6 +58,8 @@ export interface SystemOptions {
   readonly maxInFlight?: number;
   /** Bytes per snapshot chunk sent to a lagging follower. Default 256 KiB. */
   readonly snapshotChunkBytes?: number;
+  /** Restart the servers recorded on disk when the system starts. Default true. */
+  readonly restartServers?: boolean;
   /** Where warnings go. */
   readonly log?: (level: 'info' | 'warn' | 'error', message: string) => void;
 }

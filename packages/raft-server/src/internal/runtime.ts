@@ -45,12 +45,25 @@ export function readRecord(sys: SystemRuntime, name: string): ServerRecord | und
   return value === undefined || value === null ? undefined : (value as ServerRecord);
 }
 
+/** The directory's index: the names of every server recorded in this system. */
+const INDEX_KEY = '@servers';
+
+export function recordedServers(sys: SystemRuntime): string[] {
+  const names = sys.storage.meta.getValue(DIRECTORY_UID, INDEX_KEY);
+  return Array.isArray(names) ? names.filter((n): n is string => typeof n === 'string') : [];
+}
+
 export async function writeRecord(
   sys: SystemRuntime,
   record: ServerRecord | null,
   name: string,
 ): Promise<void> {
   await sys.storage.meta.setValue(DIRECTORY_UID, name, record);
+  const names = new Set(recordedServers(sys));
+  const had = names.has(name);
+  if (record === null) names.delete(name);
+  else names.add(name);
+  if (had !== names.has(name)) await sys.storage.meta.setValue(DIRECTORY_UID, INDEX_KEY, [...names]);
 }
 
 /**

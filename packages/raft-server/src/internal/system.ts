@@ -11,7 +11,14 @@ import { type Pid, type ServerId, serverIdKey } from '@otra/protocol';
 import { createMemoryStorage, newServerUid, openRocksStorage, type RaftStorage } from '@otra/raft-log';
 import type { MachineModuleSpec, MachineRef, RaftSystemHandle, SystemOptions } from '../types.ts';
 import { auxSpec } from './aux.ts';
-import { deleteServer, readRecord, type ServerRecord, type SystemRuntime, writeRecord } from './runtime.ts';
+import {
+  deleteServer,
+  readRecord,
+  recordedServers,
+  type ServerRecord,
+  type SystemRuntime,
+  writeRecord,
+} from './runtime.ts';
 import { raftServerBehaviour } from './server.ts';
 
 /** The registered names of a system's actors on its node. */
@@ -198,9 +205,8 @@ export interface RaftSystem extends RaftSystemHandle {
 
 /**
  * Starts a raft system on `node`: its storage (RocksDB under `dataDir`, or memory), a
- * `rest_for_one` supervisor with the log writer's owner (the manager) and a `simple_one_for_one`
- * supervisor of servers. Servers whose records are on disk are not started automatically: call
- * `restartServer` (as ra does).
+ * `rest_for_one` supervisor with the manager and a `simple_one_for_one` supervisor of servers.
+ * Servers recorded on disk are restarted from their durable state (unless `restartServers: false`).
  */
 export async function startSystem(node: Node, options: SystemOptions): Promise<RaftSystem> {
   const name = options.name ?? 'default';
@@ -244,6 +250,16 @@ export async function startSystem(node: Node, options: SystemOptions): Promise<R
     ],
     { name: names.system(name) },
   );
+  if (options.restartServers !== false) {
+    // servers recorded on disk come back as they were (a restarted node rejoins its clusters)
+    for (const serverName of recordedServers(runtime)) {
+      const record = readRecord(runtime, serverName);
+      if (record === undefined) continue;
+      await startLocalServer(runtime, record).catch((err: unknown) =>
+        runtime.log('error', `could not restart ${serverName}: ${(err as Error)?.message ?? String(err)}`),
+      );
+    }
+  }
   return {
     name,
     node,
