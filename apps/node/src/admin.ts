@@ -29,14 +29,18 @@ export interface NodeStats {
 export function adminBehaviour(node: Node, system: RaftSystem): GenServer<null, void, AdminRequest, unknown> {
   return {
     init: () => null,
-    handleCall(request, _from, state) {
+    async handleCall(request, _from, state) {
       switch (request?.type) {
         case 'admin.tree':
           return { reply: node.inspectTree(), state };
         case 'admin.stats': {
           const mem = process.memoryUsage();
           const cpu = process.cpuUsage();
-          const writer = (system.storage as { writer?: { stats(): unknown } }).writer?.stats();
+          const writerPid = node.whereis(`raft.log_writer.${system.name}`);
+          const writer =
+            writerPid === undefined
+              ? undefined
+              : await node.call(writerPid, { type: 'wal.stats' }, { timeoutMs: 1000 }).catch(() => undefined);
           const stats: NodeStats = {
             node: node.name,
             pid: process.pid,

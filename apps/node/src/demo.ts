@@ -91,12 +91,7 @@ try {
     statuses.set(st, (statuses.get(st) ?? 0) + 1);
   }
   say(JSON.stringify([...statuses]));
-  const progress = setInterval(async () => {
-    const o = await overview(raft, leader).catch((e) => e.message);
-    say(`   ... ${applied} applied, ${rejected} rejected ${JSON.stringify(o).slice(0, 400)}`);
-  }, 2000);
   await allApplied;
-  clearInterval(progress);
   const ms = performance.now() - t0;
   say(
     `${total} pipelined puts: ${applied} applied, ${rejected} rejected, ${Math.round((total * 1000) / ms)} commits/s`,

@@ -8,7 +8,15 @@ import {
   terminateChild,
 } from '@otra/actors';
 import { type Pid, type ServerId, serverIdKey } from '@otra/protocol';
-import { createMemoryStorage, newServerUid, openRocksStorage, type RaftStorage } from '@otra/raft-log';
+import {
+  createMemoryStorage,
+  logWriterBehaviour,
+  newServerUid,
+  openRocksStorage,
+  type RaftStorage,
+  type RocksStorage,
+  spawnLogWriter,
+} from '@otra/raft-log';
 import type { MachineModuleSpec, MachineRef, RaftSystemHandle, SystemOptions } from '../types.ts';
 import { auxSpec } from './aux.ts';
 import {
@@ -25,6 +33,7 @@ import { raftServerBehaviour } from './server.ts';
 export const names = {
   system: (system: string) => `raft.system.${system}`,
   manager: (system: string) => `raft.manager.${system}`,
+  writer: (system: string) => `raft.log_writer.${system}`,
   servers: (system: string) => `raft.servers.${system}`,
   serverSup: (server: string) => `${server}.sup`,
 };
@@ -184,6 +193,25 @@ function managerBehaviour(sys: SystemRuntime): GenServer<null, void, ManagerRequ
   };
 }
 
+function isRocks(storage: RaftStorage): storage is RocksStorage {
+  return typeof (storage as Partial<RocksStorage>).routeWrites === 'function';
+}
+
+/**
+ * The system's shared WAL writer (first child: `rest_for_one` restarts everything after it when it
+ * restarts). Every server's appends and meta writes go through its mailbox, one synced batch at a time.
+ */
+function logWriterSpec(storage: RocksStorage, system: string): ChildSpec {
+  return {
+    id: 'log_writer',
+    restart: 'permanent',
+    start: (ctx) =>
+      spawnLogWriter(ctx.node, storage, (args) =>
+        ctx.spawn(logWriterBehaviour, args, { name: names.writer(system) }),
+      ),
+  };
+}
+
 function resolveModules(machines: SystemOptions['machines']): Map<string, MachineModuleSpec> {
   const out = new Map<string, MachineModuleSpec>();
   for (const [name, value] of Object.entries(machines)) {
@@ -242,6 +270,7 @@ export async function startSystem(node: Node, options: SystemOptions): Promise<R
     node,
     { strategy: 'rest_for_one', intensity: 5, periodMs: 10_000 },
     [
+      ...(isRocks(storage) ? [logWriterSpec(storage, name)] : []),
       {
         id: 'manager',
         start: (ctx) => ctx.spawn(managerBehaviour(runtime), undefined, { name: names.manager(name) }),
