@@ -1,25 +1,38 @@
 /**
  * Durable log figures (issue 6), with the raw limits measured in the same run:
  *   raw.fdatasync        1 KiB append + fdatasync of a plain file, one at a time
- *   rocksdb.batch_sync   RocksDB alone: synced write batches of N 150 B entries, one at a time
+ *   rocksdb.batch_sync   RocksDB alone: synced write batches of N entries, one at a time, with the
+ *                        log's key layout and value size (150 B entry + 20 B header)
  *   log.single           (a) one appender, one entry per sync, awaiting each
  *   log.group_commit     (b) 64 / 1,024 appends in flight to one server (pipelined clients)
  *   log.servers          (c) 1,000 servers, one append of one entry in flight each
- * Each otra figure is followed by RocksDB's own figure at the batch size the writer reached.
- * Run: `pnpm exec tsx bench/log.ts`.
+ *   log.servers.actor    (c) through the log writer actor (`spawnLogWriter`)
+ * Each otra figure is followed by RocksDB alone at the batch size the writer reached, measured in
+ * slices interleaved with the otra slices (the machine is shared and noisy: drift hits both alike),
+ * and the ratio of the two. Run: `pnpm exec tsx bench/log.ts` (`BENCH_ONLY=single,group,servers,actor`).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type KvOp, openRocksStorage, RocksKv, type RocksStorage } from '@otra/raft-log';
+import { Node } from '@otra/actors';
+import {
+  type KvOp,
+  openRocksStorage,
+  RocksKv,
+  type RocksStorage,
+  spawnLogWriter,
+  type WriterStats,
+} from '@otra/raft-log';
 import { percentile, perSecond, report } from './support.ts';
 
 const ENTRY_BYTES = 150;
-const PHASE_MS = Number(process.env.BENCH_PHASE_MS ?? 2500);
+const PHASE_MS = Number(process.env.BENCH_PHASE_MS ?? 2400);
+const SLICES = 3;
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'otra-bench-log-'));
 let dirs = 0;
 const freshDir = () => path.join(root, `d${dirs++}`);
 const data = Buffer.alloc(ENTRY_BYTES, 0x61);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function ms(value: number): string {
   return `${value.toFixed(2)}ms`;
@@ -62,87 +75,121 @@ function entryKey(uid: string, index: number): Buffer {
   return key;
 }
 
-/**
- * RocksDB alone: synced batches of `size` entries, one in flight, with the log's key layout and
- * value size (150 B + 20 B header), spread over `servers` servers as the otra phase was.
- */
-async function rocksBatchSync(size: number, servers = 1): Promise<number> {
-  const kv = await RocksKv.open(freshDir());
-  const uids = Array.from({ length: servers }, (_, k) => `srv-${k}`);
-  const next = new Array<number>(servers).fill(0);
-  let count = 0;
-  let turn = 0;
-  const lat: number[] = [];
-  const start = performance.now();
-  try {
-    while (performance.now() - start < PHASE_MS / 2) {
+/** RocksDB with nothing on top, measured in slices: synced batches of `size` entries, one in flight. */
+class RocksBaseline {
+  entries = 0;
+  elapsed = 0;
+  readonly lat: number[] = [];
+  private readonly uids: string[];
+  private readonly next: number[];
+  private turn = 0;
+
+  private constructor(
+    private readonly kv: RocksKv,
+    servers: number,
+  ) {
+    this.uids = Array.from({ length: servers }, (_, k) => `srv-${k}`);
+    this.next = new Array<number>(servers).fill(0);
+  }
+
+  static async open(servers: number): Promise<RocksBaseline> {
+    return new RocksBaseline(await RocksKv.open(freshDir()), servers);
+  }
+
+  async run(size: number, durationMs: number): Promise<void> {
+    const start = performance.now();
+    while (performance.now() - start < durationMs) {
       const ops: KvOp[] = [];
       for (let k = 0; k < size; k++) {
-        const server = turn++ % servers;
-        const key = entryKey(uids[server]!, ++next[server]!);
+        const server = this.turn++ % this.uids.length;
+        const key = entryKey(this.uids[server]!, ++this.next[server]!);
         ops.push({ type: 'put', key, value: Buffer.alloc(ENTRY_BYTES + 20, 0x61) });
       }
       const t = performance.now();
-      await kv.batch(ops, true);
-      lat.push(performance.now() - t);
-      count += size;
+      await this.kv.batch(ops, true);
+      this.lat.push(performance.now() - t);
+      this.entries += size;
     }
-  } finally {
-    await kv.close();
+    this.elapsed += performance.now() - start;
   }
-  const elapsed = performance.now() - start;
-  const rate = (count * 1000) / elapsed;
-  report('rocksdb.batch_sync', {
-    per_batch: size,
-    servers,
-    entries: `${Math.round(rate)}/s`,
-    fsyncs: perSecond(lat.length, elapsed),
-    p50: ms(percentile(lat, 50)),
-  });
-  return rate;
+
+  rate(): number {
+    return (this.entries * 1000) / this.elapsed;
+  }
+
+  report(size: number): void {
+    report('rocksdb.batch_sync', {
+      per_batch: size,
+      servers: this.uids.length,
+      entries: `${Math.round(this.rate())}/s`,
+      fsyncs: perSecond(this.lat.length, this.elapsed),
+      p50: ms(percentile(this.lat, 50)),
+    });
+  }
+
+  close(): Promise<void> {
+    return this.kv.close();
+  }
 }
 
-async function withStorage<T>(fn: (s: RocksStorage) => Promise<T>): Promise<T> {
+/** `actor`: writes go through the log writer actor instead of the built-in class writer. */
+async function withStorage<T>(
+  fn: (s: RocksStorage, stats: () => Promise<WriterStats>) => Promise<T>,
+  actor = false,
+): Promise<T> {
   const storage = await openRocksStorage(freshDir());
+  let stats = async () => storage.writer.stats();
+  if (actor) {
+    const node = new Node({ name: 'bench' });
+    const pid = await spawnLogWriter(node, storage);
+    stats = () => node.call<WriterStats>(pid, { type: 'wal.stats' });
+  }
   try {
-    return await fn(storage);
+    return await fn(storage, stats);
   } finally {
     await storage.close();
   }
 }
 
-/** (a) One appender, one entry per sync. */
+/** (a) One appender, one entry per sync, against RocksDB's own one-entry synced batch and a raw fdatasync. */
 async function single(rawP50: number): Promise<void> {
   await withStorage(async (s) => {
+    const baseline = await RocksBaseline.open(1);
     const lat: number[] = [];
     let index = 0;
-    const start = performance.now();
-    while (performance.now() - start < PHASE_MS) {
-      const t = performance.now();
-      index++;
-      await s.log.append('single', [{ index, term: 1, data }]);
-      lat.push(performance.now() - t);
+    let elapsed = 0;
+    const before = s.writer.stats();
+    for (let slice = 0; slice < SLICES; slice++) {
+      const start = performance.now();
+      while (performance.now() - start < PHASE_MS / SLICES) {
+        const t = performance.now();
+        index++;
+        await s.log.append('single', [{ index, term: 1, data }]);
+        lat.push(performance.now() - t);
+      }
+      elapsed += performance.now() - start;
+      await baseline.run(1, PHASE_MS / SLICES / 2);
     }
-    const elapsed = performance.now() - start;
     const p50 = percentile(lat, 50);
     report('log.single', {
-      entries: perSecond(index, elapsed),
-      fsyncs: perSecond(s.writer.stats().batches, elapsed),
+      entries: perSecond(lat.length, elapsed),
+      fsyncs: perSecond(s.writer.stats().batches - before.batches, elapsed),
       p50: ms(p50),
       p99: ms(percentile(lat, 99)),
       vs_raw_fdatasync: `${(p50 / rawP50).toFixed(2)}x`,
+      vs_rocksdb_put: `${(p50 / percentile(baseline.lat, 50)).toFixed(2)}x`,
     });
+    baseline.report(1);
+    await baseline.close();
   });
-  // RocksDB alone at one entry per synced batch, for the same comparison without otra.
-  await rocksBatchSync(1);
 }
 
 /**
  * Closed-loop appenders: each of `appenders` keeps one append of one entry in flight, spread over
  * `servers` servers (one server: a leader with that many client commands pipelined).
  */
-async function closedLoop(name: string, appenders: number, servers: number): Promise<number> {
-  return withStorage(async (s) => {
+async function closedLoop(name: string, appenders: number, servers: number, actor = false): Promise<void> {
+  await withStorage(async (s, writerStats) => {
     const uids = Array.from({ length: servers }, (_, k) => `srv-${k}`);
     const lat: number[] = [];
     let stop = false;
@@ -158,57 +205,66 @@ async function closedLoop(name: string, appenders: number, servers: number): Pro
         entries++;
       }
     };
-    // Warm up (RocksDB's first batches, JIT), then measure from a clean counter.
-    const warm = Array.from({ length: appenders }, (_, k) => loop(k));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    stop = true;
-    await Promise.all(warm);
-    stop = false;
+    const runFor = async (durationMs: number): Promise<number> => {
+      stop = false;
+      const start = performance.now();
+      const running = Array.from({ length: appenders }, (_, k) => loop(k));
+      await sleep(durationMs);
+      stop = true;
+      await Promise.all(running);
+      return performance.now() - start;
+    };
+    // Warm up (RocksDB's first batches, the JIT), then measure from clean counters.
+    await runFor(300);
     lat.length = 0;
     entries = 0;
-    const before = s.writer.stats();
-    const start = performance.now();
-    const running = Array.from({ length: appenders }, (_, k) => loop(k));
-    await new Promise((resolve) => setTimeout(resolve, PHASE_MS));
-    stop = true;
-    await Promise.all(running);
-    const elapsed = performance.now() - start;
-    const after = s.writer.stats();
-    const batches = after.batches - before.batches;
-    const perFsync = Math.round((after.requests - before.requests) / batches);
+    const before = await writerStats();
+    const baseline = await RocksBaseline.open(servers);
+    let elapsed = 0;
+    let perFsync = appenders;
+    for (let slice = 0; slice < SLICES; slice++) {
+      elapsed += await runFor(PHASE_MS / SLICES);
+      const now = await writerStats();
+      perFsync = Math.max(1, Math.round((now.requests - before.requests) / (now.batches - before.batches)));
+      await baseline.run(perFsync, PHASE_MS / SLICES / 2);
+    }
+    const after = await writerStats();
     const rate = (entries * 1000) / elapsed;
     report(name, {
       appenders,
       servers,
       entries: `${Math.round(rate)}/s`,
-      fsyncs: perSecond(batches, elapsed),
+      fsyncs: perSecond(after.batches - before.batches, elapsed),
       per_fsync: perFsync,
       p50: ms(percentile(lat, 50)),
       p99: ms(percentile(lat, 99)),
       sync_busy: `${Math.round(((after.syncMicros - before.syncMicros) / 1000 / elapsed) * 100)}%`,
     });
-    const rocks = await rocksBatchSync(Math.max(1, perFsync), servers);
+    baseline.report(perFsync);
     report(`${name}.vs_rocksdb`, {
       appenders,
       per_fsync: perFsync,
-      ratio: `${Math.round((rate / rocks) * 100)}%`,
+      ratio: `${Math.round((rate / baseline.rate()) * 100)}%`,
     });
-    return rate;
-  });
+    await baseline.close();
+  }, actor);
 }
 
-/** `BENCH_ONLY=single,servers` runs a subset (raw figures always run). */
 const only = process.env.BENCH_ONLY?.split(',');
 const wanted = (name: string) => only === undefined || only.includes(name);
 
 async function main(): Promise<void> {
   const started = performance.now();
   const rawP50 = rawFdatasync();
-  await rocksBatchSync(256);
+  const batch256 = await RocksBaseline.open(1);
+  await batch256.run(256, PHASE_MS / 2);
+  batch256.report(256);
+  await batch256.close();
   if (wanted('single')) await single(rawP50);
   if (wanted('group')) await closedLoop('log.group_commit', 64, 1);
   if (wanted('group')) await closedLoop('log.group_commit', 1024, 1);
   if (wanted('servers')) await closedLoop('log.servers', 1000, 1000);
+  if (wanted('actor')) await closedLoop('log.servers.actor', 1000, 1000, true);
   report('bench.log', { seconds: ((performance.now() - started) / 1000).toFixed(1) });
 }
 
