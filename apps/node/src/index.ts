@@ -6,3 +6,5 @@ export type { KvCommand, KvReply, KvState } from './kv.ts';
 export { kvData, kvMachine, kvQueries } from './kv.ts';
 export type { OtraNode, OtraNodeOptions } from './otra-node.ts';
 export { startOtraNode } from './otra-node.ts';
+export type { NodeProcess, NodeProcessOptions, ProcessClusterOptions } from './process-cluster.ts';
+export { ProcessCluster, spawnNodeProcess } from './process-cluster.ts';

@@ -1,0 +1,18 @@
+/**
+ * Runs every benchmark in turn, each in its own process so they do not disturb each other:
+ * `pnpm bench` (or `pnpm bench actors links` for some of them).
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const benches = ['actors', 'core', 'log', 'links', 'shell', 'cluster'];
+const wanted = process.argv.slice(2);
+for (const name of wanted.length > 0 ? wanted : benches) {
+  const file = fileURLToPath(new URL(`./${name}.ts`, import.meta.url));
+  console.log(`# bench/${name}.ts`);
+  const result = spawnSync(process.execPath, ['--import', 'tsx', file], { stdio: 'inherit' });
+  if (result.status !== 0) {
+    console.error(`bench/${name}.ts failed (${result.status ?? result.signal})`);
+    process.exitCode = 1;
+  }
+}
