@@ -19,10 +19,13 @@ export { FileSnapshotStore } from './file-snapshots.ts';
 export { type Kv, type KvOp, type KvRange, RocksKv, type RocksOpenOptions } from './internal/rocksdb.ts';
 export {
   ActorWalSink,
+  appendAndNotify,
+  type LogWriteFailed,
   type LogWriterArgs,
   logWriterBehaviour,
   logWriterChildSpec,
   spawnLogWriter,
+  storeMetaAndNotify,
   type WalStatsRequest,
   type WalWriteMessage,
 } from './log-writer-actor.ts';

@@ -1,8 +1,9 @@
-import type { BatchItem, BatchServer, ChildSpec, Node, StartContext } from '@otra/actors';
+import type { ActorContext, BatchItem, BatchServer, ChildSpec, Node, StartContext } from '@otra/actors';
 import type { Pid } from '@otra/protocol';
 import { LogWriteError, WriterFailedError } from './errors.ts';
 import type { Kv, KvOp } from './internal/rocksdb.ts';
 import type { RocksStorage } from './rocks-storage.ts';
+import type { AppendOptions, LogStore, MetaStore, ServerMeta, StoredEntry } from './types.ts';
 import type { WalSink, WriteRequest, WriterStats } from './writer.ts';
 
 /**
@@ -169,4 +170,40 @@ export function logWriterChildSpec(storage: RocksStorage, id = 'log_writer'): Ch
     start: (ctx: StartContext) =>
       spawnLogWriter(ctx.node, storage, (args) => ctx.spawn(logWriterBehaviour, args)),
   };
+}
+
+/**
+ * Sent to a server instead of `log.written` / `meta.written` when its write failed: nothing of it is
+ * durable, the writer has failed, and the server must stop (and the raft system reopen storage).
+ */
+export interface LogWriteFailed {
+  readonly type: 'log.write_failed';
+  readonly uid: string;
+  readonly error: Error;
+}
+
+/**
+ * Appends for a server actor and delivers the outcome to its own mailbox as a message:
+ * `log.written { uid, upTo, term }` once durable, or `log.write_failed`. The view is updated at once
+ * (reads see the entries); only the acknowledgement waits. Input errors still throw here.
+ */
+export function appendAndNotify(
+  ctx: ActorContext,
+  log: LogStore,
+  uid: string,
+  entries: readonly StoredEntry[],
+  options?: AppendOptions,
+): void {
+  log.append(uid, entries, options).then(
+    (written) => ctx.send(ctx.self, written),
+    (error: Error) => ctx.send(ctx.self, { type: 'log.write_failed', uid, error } satisfies LogWriteFailed),
+  );
+}
+
+/** As `appendAndNotify`, for currentTerm/votedFor: `meta.written` (send the vote only after it) or `log.write_failed`. */
+export function storeMetaAndNotify(ctx: ActorContext, meta: MetaStore, uid: string, value: ServerMeta): void {
+  meta.store(uid, value).then(
+    (written) => ctx.send(ctx.self, written),
+    (error: Error) => ctx.send(ctx.self, { type: 'log.write_failed', uid, error } satisfies LogWriteFailed),
+  );
 }

@@ -286,9 +286,7 @@ export class RocksMetaStore implements MetaStore {
     this.metas.set(uid, stored);
     const value = sealRecord(this.codec.encode(stored));
     const written: MetaWritten = { type: 'meta.written', uid, ...stored };
-    return this.write({ uid, ops: [{ type: 'put', key: metaKey(uid, TERM_AND_VOTE), value }] }).then(
-      () => written,
-    );
+    return this.write({ uid, ops: [{ type: 'put', key: metaKey(uid, TERM_AND_VOTE), value }] }, written);
   }
 
   getValue(uid: string, key: string): unknown {
@@ -305,12 +303,16 @@ export class RocksMetaStore implements MetaStore {
       this.values.set(uid, map);
     }
     map.set(key, this.codec.decode(encoded.subarray(4)));
-    return this.write({ uid, ops: [{ type: 'put', key: metaKey(uid, USER_PREFIX + key), value: encoded }] });
+    return this.write(
+      { uid, ops: [{ type: 'put', key: metaKey(uid, USER_PREFIX + key), value: encoded }] },
+      undefined,
+    );
   }
 
-  private write(request: WriteRequest): Promise<void> {
+  /** Resolves with `result` directly in the writer's callback, so acknowledgements keep submission order. */
+  private write<T>(request: WriteRequest, result: T): Promise<T> {
     return new Promise((resolve, reject) =>
-      this.sink.current.submit(request, (error) => (error === undefined ? resolve() : reject(error))),
+      this.sink.current.submit(request, (error) => (error === undefined ? resolve(result) : reject(error))),
     );
   }
 }

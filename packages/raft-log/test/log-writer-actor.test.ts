@@ -4,12 +4,14 @@ import * as path from 'node:path';
 import { Node, startSupervisor, whichChildren } from '@otra/actors';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  appendAndNotify,
   type Kv,
   LogWriteError,
   logWriterChildSpec,
   openRocksStorage,
   type RocksStorage,
   spawnLogWriter,
+  storeMetaAndNotify,
   WriterFailedError,
   type WriterStats,
 } from '../src/index.ts';
@@ -100,5 +102,54 @@ describe('log writer actor', () => {
     expect(stats.requests).toBe(1);
     expect(storage.writer.stats().requests).toBe(0);
     await node.stop(sup, 'shutdown');
+  });
+});
+
+describe('server actors appending through the writer actor', () => {
+  it('get log.written and meta.written in their mailbox, after durability, in order', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'otra-'));
+    const node = new Node({ name: 'n1' });
+    const storage = await openRocksStorage(dir);
+    try {
+      await spawnLogWriter(node, storage);
+      const seen: unknown[] = [];
+      let done: () => void = () => undefined;
+      const finished = new Promise<void>((resolve) => {
+        done = resolve;
+      });
+      const uid = 'kv_1';
+      node.spawn<void>(
+        {
+          init: (_args, ctx) => {
+            storeMetaAndNotify(ctx, storage.meta, uid, {
+              currentTerm: 1,
+              votedFor: { name: 'kv', node: 'n1' },
+            });
+            appendAndNotify(ctx, storage.log, uid, entries(1, 2, 1));
+            appendAndNotify(ctx, storage.log, uid, entries(3, 3, 1));
+            return null;
+          },
+          handleInfo: (msg, state) => {
+            // Every acknowledgement arrives only once its write is durable.
+            const m = msg as { type: string; upTo?: number };
+            if (m.type === 'log.written')
+              expect(storage.log.durableIndex(uid)).toBeGreaterThanOrEqual(m.upTo!);
+            seen.push(msg);
+            if (seen.length === 3) done();
+            return state;
+          },
+        },
+        undefined,
+      );
+      await finished;
+      expect(seen).toEqual([
+        { type: 'meta.written', uid, currentTerm: 1, votedFor: { name: 'kv', node: 'n1' } },
+        { type: 'log.written', uid, upTo: 2, term: 1 },
+        { type: 'log.written', uid, upTo: 3, term: 1 },
+      ]);
+    } finally {
+      await storage.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

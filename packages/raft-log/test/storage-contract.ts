@@ -191,6 +191,18 @@ export function describeStorageContract(name: string, factory: () => StorageFact
       });
     });
 
+    it('acknowledges log and meta writes in the order they were made', async () => {
+      const order: string[] = [];
+      await Promise.all([
+        s.meta.store('a', { currentTerm: 1, votedFor: null }).then(() => order.push('vote')),
+        s.log.append('a', entries(1, 1, 1)).then(() => order.push('log 1')),
+        s.meta.setValue('a', 'k', 1).then(() => order.push('value')),
+        s.log.append('b', entries(1, 1, 1)).then(() => order.push('other server')),
+        s.log.append('a', entries(2, 2, 1)).then(() => order.push('log 2')),
+      ]);
+      expect(order).toEqual(['vote', 'log 1', 'value', 'other server', 'log 2']);
+    });
+
     describe('snapshots', () => {
       const data = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251));
 
