@@ -41,6 +41,13 @@ interface RawBinding {
     cb: (err: Error | null, array: Buffer[], finished: boolean) => void,
   ): void;
   iterator_end(it: IteratorContext, cb: (err?: Error | null) => void): void;
+  /** The write batch itself: abstract-leveldown's `batch()` copies and re-checks every operation first. */
+  batch_do(
+    db: unknown,
+    ops: readonly KvOp[],
+    options: { sync: boolean },
+    cb: (err?: Error | null) => void,
+  ): void;
 }
 
 interface RawDb {
@@ -97,9 +104,14 @@ export class RocksKv implements Kv {
     });
   }
 
+  private closed = false;
+
+  /** Operations must be well-formed `KvOp`s with Buffer keys and values (the stores build them so). */
   batch(ops: readonly KvOp[], sync: boolean): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('Database is not open'));
+    if (ops.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      this.db.batch(ops, { sync }, (err) => (err ? reject(err) : resolve()));
+      binding!.batch_do(this.db.context, ops, { sync }, (err) => (err ? reject(err) : resolve()));
     });
   }
 
@@ -147,6 +159,7 @@ export class RocksKv implements Kv {
   }
 
   close(): Promise<void> {
+    this.closed = true;
     return new Promise((resolve, reject) => this.db.close((err) => (err ? reject(err) : resolve())));
   }
 }
