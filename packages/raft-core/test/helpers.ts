@@ -91,13 +91,14 @@ export function electedLeader(members: readonly ServerId[] = [A, B, C]): Srv {
   return a;
 }
 
-/** Writes everything the leader appended and acknowledges it from every follower. */
-export function ackAll(leader: Srv, followers: readonly ServerId[] = [B, C]): void {
+/** Writes everything the leader appended and acknowledges it from every follower; returns all effects. */
+export function ackAll(leader: Srv, followers: readonly ServerId[] = [B, C]): Effect[] {
   const last = leader.state.log.snapshotIndex + leader.state.log.length;
   const term = leader.state.log.entries[leader.state.log.length - 1]?.term ?? 0;
-  feed(leader, { type: 'log.written', upTo: last, term });
+  const out: Effect[] = [];
+  out.push(...feed(leader, { type: 'log.written', upTo: last, term }).effects);
   for (const f of followers) {
-    feed(leader, {
+    const r = feed(leader, {
       type: 'append_entries.reply',
       from: f,
       term: leader.state.currentTerm,
@@ -107,7 +108,9 @@ export function ackAll(leader: Srv, followers: readonly ServerId[] = [B, C]): vo
       lastTerm: term,
       round: leader.state.leader?.round ?? 0,
     });
+    out.push(...r.effects);
   }
+  return out;
 }
 
 export function entry(index: number, term: number, command: unknown = 1): LogEntry {
