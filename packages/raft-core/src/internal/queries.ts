@@ -79,7 +79,7 @@ export function answerConsistentQueries(ctx: Ctx): void {
   let remaining: PendingQuery[] | null = null;
   let answered = 0;
   for (const q of leader.queries) {
-    if (s.lastApplied >= q.readIndex) {
+    if (confirmed > q.round && s.lastApplied >= q.readIndex) {
       run(ctx, q.fn, q.from);
       answered++;
     } else (remaining ??= []).push(q);

@@ -144,10 +144,14 @@ export function onAppendEntriesReply(ctx: Ctx, m: AppendEntriesReply): void {
   const ackedRound = Math.max(peer.ackedRound, m.round);
   if (m.success) {
     const matchIndex = Math.max(peer.matchIndex, m.matchIndex);
+    const inFlight = Math.max(0, peer.inFlight - 1);
+    // With nothing left in flight, everything past the follower's match was lost (a partition
+    // drops batches while heartbeats, probing at matchIndex, still succeed): resend from there.
+    const nextIndex = inFlight === 0 ? matchIndex + 1 : Math.max(peer.nextIndex, matchIndex + 1);
     updatePeer(ctx, i, {
       matchIndex,
-      nextIndex: Math.max(peer.nextIndex, matchIndex + 1),
-      inFlight: Math.max(0, peer.inFlight - 1),
+      nextIndex,
+      inFlight,
       ackedRound,
       active: true,
       replied: true,

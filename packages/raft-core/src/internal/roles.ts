@@ -32,8 +32,8 @@ export function observeTerm(ctx: Ctx, term: number, leaderId: ServerId | null): 
 /** Steps down (or stays) to follower of `leaderId` in the current term. */
 export function becomeFollower(ctx: Ctx, leaderId: ServerId | null): void {
   const s = ctx.s;
-  if (ctx.role === 'leader') abandonLeadership(ctx);
   s.leaderId = leaderId;
+  if (ctx.role === 'leader') abandonLeadership(ctx);
   s.votes = [];
   s.receiving = null;
   if (ctx.role !== 'follower') {
