@@ -2,8 +2,9 @@
  * Actor runtime figures: one-way messages between two local actors (batched drain), call round
  * trips, spawn rate and memory per idle gen_server. Run: `pnpm exec tsx bench/actors.ts`.
  */
-import type { Pid } from '@otra/protocol';
+
 import { type GenServer, Node } from '@otra/actors';
+import type { Pid } from '@otra/protocol';
 import { gc, perSecond, report } from './support.ts';
 
 const idle: GenServer<null, void> = { init: () => null };

@@ -34,6 +34,22 @@ export function decodeEntry(stored: StoredEntry): LogEntry {
   return entry;
 }
 
+/** Decodes an entry received as bytes from a leader, keeping the bytes for the log write. */
+export function decodePacked(data: Uint8Array): LogEntry {
+  const entry = codec.decode(data) as LogEntry;
+  if (
+    entry === null ||
+    typeof entry !== 'object' ||
+    !Number.isInteger(entry.index) ||
+    !Number.isInteger(entry.term) ||
+    typeof entry.type !== 'string'
+  ) {
+    throw new Error('a packed entry does not decode to an entry');
+  }
+  encoded.set(entry, data);
+  return entry;
+}
+
 export function encodeState(state: unknown): Uint8Array {
   return codec.encode({ state });
 }

@@ -8,6 +8,7 @@ import type {
 } from '@otra/actors';
 import { startChild } from '@otra/actors';
 import {
+  type AppendEntriesRequest,
   assertNever,
   type From,
   isServerId,
@@ -36,7 +37,7 @@ import {
 import type { SnapshotReceiver } from '@otra/raft-log';
 import { initialTransition, type SnapshotFrom, transition } from 'xstate';
 import type { Counters, KeyMetrics, LeaderHooks, MemberInfo, Overview } from '../types.ts';
-import { concatBytes, decodeEntry, decodeState, encodeState, storedEntry } from './codec.ts';
+import { concatBytes, decodeEntry, decodePacked, decodeState, encodeState, storedEntry } from './codec.ts';
 import { type ApplyTap, END_OF_LIFE, wrapMachine } from './machine-wrapper.ts';
 import { deleteServer, type ServerRecord, type SystemRuntime } from './runtime.ts';
 import { snapshotSenderSpec } from './snapshot-sender.ts';
@@ -143,6 +144,47 @@ function toActorFrom(from: From): ActorFrom {
   return { node: from.pid.node, creation: from.pid.creation, ref: from.ref };
 }
 
+function isEntryShaped(e: unknown): boolean {
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    Number.isInteger((e as LogEntry).index) &&
+    Number.isInteger((e as LogEntry).term) &&
+    typeof (e as LogEntry).type === 'string'
+  );
+}
+
+/**
+ * AppendEntries travel with their entries as the bytes the leader stored (each entry is encoded
+ * once, at the leader); the follower decodes them for the core and persists the same bytes.
+ */
+interface PackedAppendEntries extends Omit<AppendEntriesRequest, 'entries'> {
+  readonly packed: readonly Uint8Array[];
+}
+
+function toWire(rpc: RaftRpc): RaftRpc | PackedAppendEntries {
+  if (rpc.type !== 'append_entries.request' || rpc.entries.length === 0) return rpc;
+  const { entries, ...rest } = rpc;
+  return { ...rest, packed: entries.map((e) => storedEntry(e).data) };
+}
+
+/** The core's form of a received RPC; `undefined` when packed entries do not decode. */
+function fromWire(rpc: RaftRpc | PackedAppendEntries): RaftRpc | undefined {
+  if (!('packed' in rpc)) return rpc;
+  const { packed, ...rest } = rpc;
+  const entries: LogEntry[] = [];
+  try {
+    for (let i = 0; i < packed.length; i++) {
+      const entry = decodePacked(packed[i] as Uint8Array);
+      if (entry.index !== rest.prevLogIndex + 1 + i) return undefined;
+      entries.push(entry);
+    }
+  } catch {
+    return undefined;
+  }
+  return { ...rest, entries };
+}
+
 /** Rejects malformed RPCs from the network before they reach the core. */
 function isValidRpc(msg: { type: string }): msg is RaftRpc {
   const m = msg as Record<string, unknown>;
@@ -154,15 +196,9 @@ function isValidRpc(msg: { type: string }): msg is RaftRpc {
         Number.isInteger(m.prevLogTerm) &&
         Number.isInteger(m.leaderCommit) &&
         Number.isInteger(m.round) &&
-        Array.isArray(m.entries) &&
-        (m.entries as unknown[]).every(
-          (e) =>
-            typeof e === 'object' &&
-            e !== null &&
-            Number.isInteger((e as LogEntry).index) &&
-            Number.isInteger((e as LogEntry).term) &&
-            typeof (e as LogEntry).type === 'string',
-        )
+        (Array.isArray(m.packed)
+          ? (m.packed as unknown[]).every((b) => b instanceof Uint8Array)
+          : Array.isArray(m.entries) && (m.entries as unknown[]).every(isEntryShaped))
       );
     case 'append_entries.reply':
       return (
@@ -406,7 +442,14 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
       state.sys.log('warn', `${serverIdKey(state.id)}: dropped a malformed ${type}`);
       return;
     }
-    const rpc = msg as RaftRpc;
+    const rpc = fromWire(msg as RaftRpc);
+    if (rpc === undefined) {
+      state.sys.log(
+        'warn',
+        `${serverIdKey(state.id)}: dropped an append_entries.request with undecodable entries`,
+      );
+      return;
+    }
     if (rpc.type === 'install_snapshot.reply') {
       const sender = state.senders.get(serverIdKey(rpc.from));
       if (sender !== undefined) ctx.send(sender, rpc);
@@ -676,7 +719,7 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
       return undefined;
     }
     case 'send_rpc':
-      if (ctx.send({ name: effect.to.name, node: effect.to.node }, effect.rpc) !== 'ok')
+      if (ctx.send({ name: effect.to.name, node: effect.to.node }, toWire(effect.rpc)) !== 'ok')
         state.counters.droppedSends++;
       return undefined;
     case 'reply':
