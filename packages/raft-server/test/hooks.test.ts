@@ -9,9 +9,11 @@ import {
   processCommand,
   type RaftSystem,
   removeMember,
+  restartServer,
   startCluster,
   startServer,
   startSystem,
+  stopServer,
 } from '../src/index.ts';
 import { eventually, type KvCommand, type KvState, kvMachine, kvQueries } from './support.ts';
 
@@ -30,6 +32,7 @@ describe('leader hooks', () => {
       onFollowerAdded: (member: ClusterMember) => events.push(`added ${member.id.node}`),
       onFollowerRemoved: (id: ServerId) => events.push(`removed ${id.node}`),
       onQueryAnswered: (count: number) => events.push(`queries ${count}`),
+      onRestoredFromFiles: (meta) => events.push(`restored ${meta.index}`),
     };
     const net = new LoopbackNetwork();
     const nodes = ['n1', 'n2', 'n3', 'n4'].map((name) => new Node({ name }));
@@ -70,5 +73,12 @@ describe('leader hooks', () => {
       }
     });
     expect(events).toContain('removed n4');
+    // past a release_cursor (every 64 entries), a restarted server restores from its snapshot
+    for (let i = 0; i < 70; i++) await processCommand(s1, ids[0]!, { op: 'put', key: `k${i}`, value: 'v' });
+    const member = ids.find((id) => id.node !== first.leader.node)!;
+    await eventually(async () => ((await overview(s1, member)).snapshot !== null ? true : undefined));
+    await stopServer(s1, member);
+    await restartServer(s1, member);
+    await eventually(() => (events.some((e) => e.startsWith('restored')) ? true : undefined));
   });
 });
