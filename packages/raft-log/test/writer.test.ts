@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { GroupCommitWriter, type Kv, type KvOp, LogWriteError, WriterFailedError } from '../src/index.ts';
+
+/** A fake database whose synced batches complete only when the test says so. */
+class GatedKv implements Kv {
+  readonly batches: Array<{ ops: readonly KvOp[]; sync: boolean; finish: (error?: Error) => void }> = [];
+  inFlight = 0;
+  maxInFlight = 0;
+
+  batch(ops: readonly KvOp[], sync: boolean): Promise<void> {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    return new Promise((resolve, reject) => {
+      this.batches.push({
+        ops,
+        sync,
+        finish: (error) => {
+          this.inFlight--;
+          if (error) reject(error);
+          else resolve();
+        },
+      });
+    });
+  }
+  async get(): Promise<Buffer | undefined> {
+    return undefined;
+  }
+  async *iterateChunks(): AsyncIterable<Array<[Buffer, Buffer]>> {}
+  async close(): Promise<void> {}
+}
+
+const op = (n: number): KvOp => ({ type: 'put', key: Buffer.from([n]), value: Buffer.from([n]) });
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Waits (a bounded number of event-loop turns) until the fake has seen `count` batches. */
+async function batchesReach(kv: GatedKv, count: number): Promise<void> {
+  for (let k = 0; k < 100 && kv.batches.length < count; k++) await turn();
+  expect(kv.batches.length).toBe(count);
+}
+
+describe('GroupCommitWriter', () => {
+  it('keeps one synced batch in flight and puts everything that arrived meanwhile in the next', async () => {
+    const kv = new GatedKv();
+    const writer = new GroupCommitWriter(kv);
+    const done: number[] = [];
+    const submit = (n: number) => writer.submit({ uid: `s${n % 3}`, ops: [op(n)] }, () => done.push(n));
+    submit(1);
+    submit(2);
+    await turn();
+    // An idle writer starts at once (next turn), with what was submitted in this turn.
+    expect(kv.batches.map((b) => b.ops.length)).toEqual([2]);
+    expect(kv.batches[0]!.sync).toBe(true);
+    for (let n = 3; n <= 9; n++) submit(n);
+    await turn();
+    expect(kv.batches.length).toBe(1);
+    expect(done).toEqual([]);
+    kv.batches[0]!.finish();
+    await batchesReach(kv, 2);
+    expect(done).toEqual([1, 2]);
+    expect(kv.batches.map((b) => b.ops.length)).toEqual([2, 7]);
+    kv.batches[1]!.finish();
+    await writer.idle();
+    expect(done).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(kv.maxInFlight).toBe(1);
+    expect(writer.stats()).toMatchObject({ batches: 2, requests: 9, ops: 9 });
+  });
+
+  it('splits a long queue into batches of whole requests', async () => {
+    const kv = new GatedKv();
+    const writer = new GroupCommitWriter(kv, { maxBatchOps: 4 });
+    for (let n = 0; n < 5; n++)
+      writer.submit({ uid: 'a', ops: [op(n), op(n + 100), op(n + 200)] }, () => undefined);
+    for (let k = 0; k < 5; k++) {
+      await batchesReach(kv, k + 1);
+      kv.batches[k]!.finish();
+    }
+    await writer.idle();
+    // 3 ops per request, at most 4 per batch, but a request is never split.
+    expect(kv.batches.map((b) => b.ops.length)).toEqual([3, 3, 3, 3, 3]);
+  });
+
+  it('fails the batch, then everything queued or submitted later, and stays failed', async () => {
+    const kv = new GatedKv();
+    const writer = new GroupCommitWriter(kv);
+    const results: Array<[number, string]> = [];
+    const submit = (n: number) =>
+      writer.submit({ uid: `s${n}`, ops: [op(n)] }, (e) => results.push([n, e?.constructor.name ?? 'ok']));
+    submit(1);
+    submit(2);
+    await turn();
+    submit(3);
+    kv.batches[0]!.finish(new Error('EIO'));
+    await turn();
+    submit(4);
+    await turn();
+    expect(results).toEqual([
+      [1, 'LogWriteError'],
+      [2, 'LogWriteError'],
+      [3, 'WriterFailedError'],
+      [4, 'WriterFailedError'],
+    ]);
+    expect(writer.failed).toBeInstanceOf(LogWriteError);
+    expect((writer.failed as LogWriteError).uids).toEqual(['s1', 's2']);
+    await expect(writer.write({ uid: 'x', ops: [op(5)] })).rejects.toBeInstanceOf(WriterFailedError);
+    expect(kv.batches.length).toBe(1);
+  });
+});
