@@ -18,11 +18,14 @@ import type { WalSink, WriteRequest, WriterStats } from './writer.ts';
  * `logWriterChildSpec`) sends every write here.
  */
 
-/** One write for the writer: the stores' key/value operations and the callback that answers the store. */
+/**
+ * One write for the writer: the stores' key/value operations, and the sink to answer. The writer
+ * settles the writes of a sink in the order it received them, which is the order they were cast.
+ */
 export interface WalWriteMessage {
   readonly type: 'wal.write';
   readonly request: WriteRequest;
-  readonly done: (error: Error | undefined) => void;
+  readonly sink: { settle(error: Error | undefined): void };
 }
 
 /** A call answered with the writer's `WriterStats`. */
@@ -65,7 +68,7 @@ export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
     }
     if (writes.length === 0) return state;
     if (state.failure !== undefined) {
-      for (const write of writes) write.done(new WriterFailedError(state.failure));
+      for (const write of writes) write.sink.settle(new WriterFailedError(state.failure));
       return state;
     }
     const ops: KvOp[] = [];
@@ -76,7 +79,7 @@ export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
     } catch (cause) {
       const error = new LogWriteError([...new Set(writes.map((w) => w.request.uid))], cause);
       state.failure = error;
-      for (const write of writes) write.done(error);
+      for (const write of writes) write.sink.settle(error);
       // Nothing more is written: the raft system must restart and reopen its storage.
       ctx.stop({ error: 'LogWriteError', message: error.message });
       return state;
@@ -85,7 +88,7 @@ export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
     state.stats.requests += writes.length;
     state.stats.ops += ops.length;
     state.stats.syncMicros += Math.round((performance.now() - started) * 1000);
-    for (const write of writes) write.done(undefined);
+    for (const write of writes) write.sink.settle(undefined);
     return state;
   },
 
@@ -97,7 +100,9 @@ export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
  * when it exits (a write the actor never got to is not durable).
  */
 export class ActorWalSink implements WalSink {
-  private readonly outstanding = new Set<(error: Error | undefined) => void>();
+  /** The callbacks of the writes cast and not yet settled, oldest first from `head`. */
+  private pending: Array<(error: Error | undefined) => void> = [];
+  private head = 0;
   private failure: Error | undefined;
   private idleWaiters: Array<() => void> = [];
 
@@ -107,7 +112,8 @@ export class ActorWalSink implements WalSink {
   ) {
     void node.awaitExit(pid).then((reason) => {
       this.failure ??= new WriterFailedError(`log writer exited: ${JSON.stringify(reason)}`);
-      for (const done of [...this.outstanding]) done(this.failure);
+      // Writes still in its mailbox were never written.
+      while (this.head < this.pending.length) this.settle(this.failure);
     });
   }
 
@@ -116,7 +122,7 @@ export class ActorWalSink implements WalSink {
   }
 
   get isIdle(): boolean {
-    return this.outstanding.size === 0;
+    return this.head === this.pending.length;
   }
 
   idle(): Promise<void> {
@@ -132,19 +138,30 @@ export class ActorWalSink implements WalSink {
       );
       return;
     }
-    const answer = (error: Error | undefined): void => {
-      if (!this.outstanding.delete(answer)) return;
-      if (error !== undefined) this.failure ??= error;
-      done(error);
-      if (this.outstanding.size === 0 && this.idleWaiters.length > 0) {
-        const waiters = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const resolve of waiters) resolve();
-      }
-    };
-    this.outstanding.add(answer);
-    const message: WalWriteMessage = { type: 'wal.write', request, done: answer };
+    this.pending.push(done);
+    const message: WalWriteMessage = { type: 'wal.write', request, sink: this };
     this.node.cast(this.pid, message);
+  }
+
+  /** @internal Called by the writer actor, once per write, in the order the writes were cast. */
+  settle(error: Error | undefined): void {
+    if (this.head >= this.pending.length) return;
+    const done = this.pending[this.head]!;
+    this.pending[this.head++] = undefined as unknown as (error: Error | undefined) => void;
+    if (this.head === this.pending.length) {
+      this.pending = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.pending.length) {
+      this.pending = this.pending.slice(this.head);
+      this.head = 0;
+    }
+    if (error !== undefined) this.failure ??= error;
+    done(error);
+    if (this.isIdle && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
   }
 }
 
