@@ -44,7 +44,11 @@ async function eventually<T>(check: () => Promise<T | undefined>, ms = 15_000): 
   throw new Error(`not within ${ms} ms${last ? `: ${(last as Error).message}` : ''}`);
 }
 
-async function leaderOf(raft: RaftRef, ids: readonly ServerId[], alive: (id: ServerId) => boolean = () => true) {
+async function leaderOf(
+  raft: RaftRef,
+  ids: readonly ServerId[],
+  alive: (id: ServerId) => boolean = () => true,
+) {
   return eventually(async () => {
     for (const id of ids) {
       if (!alive(id)) continue;
@@ -56,7 +60,12 @@ async function leaderOf(raft: RaftRef, ids: readonly ServerId[], alive: (id: Ser
 }
 
 /** Pipelines `count` puts to the leader, resending rejected ones; resolves with how often each correlation was applied. */
-async function pipeline(raft: RaftRef, ids: readonly ServerId[], count: number, prefix: string): Promise<Map<Correlation, number>> {
+async function pipeline(
+  raft: RaftRef,
+  ids: readonly ServerId[],
+  count: number,
+  prefix: string,
+): Promise<Map<Correlation, number>> {
   let leader = await leaderOf(raft, ids);
   const applied = new Map<Correlation, number>();
   let done: () => void = () => {};
@@ -115,7 +124,12 @@ describe('a 3-node cluster of real processes', () => {
     await cluster.kill(old.node);
     const alive = (id: ServerId) => id.node !== old.node;
     const survivor = ids.find(alive)!;
-    const r = await processCommand(raft, survivor, { op: 'put', key: 'after', value: 'kill' }, { timeoutMs: 15_000 });
+    const r = await processCommand(
+      raft,
+      survivor,
+      { op: 'put', key: 'after', value: 'kill' },
+      { timeoutMs: 15_000 },
+    );
     expect(r.leader.node).not.toBe(old.node);
     const size = await consistentQuery(raft, survivor, { name: 'size' });
     expect(size.result).toBe(201);
@@ -194,13 +208,16 @@ describe('a 3-node cluster of real processes', () => {
     expect(size.result).toBe(9000);
   });
 
-  it("restarts a crashed RaftServer actor (not the process) and hosts 200 clusters at once", async () => {
+  it('restarts a crashed RaftServer actor (not the process) and hosts 200 clusters at once', async () => {
     cluster = await ProcessCluster.start({ nodes: 3, electionTimeoutMs: [500, 1000], tickMs: 100 });
     const raft = cluster.client.raft;
     const ids = cluster.ids('kv');
     await startCluster(raft, 'kv', { module: 'kv' }, ids);
     await processCommand(raft, ids[0]!, { op: 'put', key: 'before', value: 'crash' });
-    const crashed = await raft.node.call<{ ok: boolean }>({ name: ADMIN, node: 'n2' }, { type: 'admin.exit', name: 'kv', reason: 'injected' });
+    const crashed = await raft.node.call<{ ok: boolean }>(
+      { name: ADMIN, node: 'n2' },
+      { type: 'admin.exit', name: 'kv', reason: 'injected' },
+    );
     expect(crashed.ok).toBe(true);
     await eventually(async () => {
       const v = await overview(raft, { name: 'kv', node: 'n2' }, { timeoutMs: 1000 });
@@ -212,13 +229,26 @@ describe('a 3-node cluster of real processes', () => {
     const names = Array.from({ length: 200 }, (_, i) => `g${i}`);
     const idsOf = (name: string) => ['n1', 'n2', 'n3'].map((node) => ({ name, node }));
     for (let i = 0; i < names.length; i += 50) {
-      await Promise.all(names.slice(i, i + 50).map((name) => startCluster(raft, name, { module: 'kv' }, idsOf(name), { timeoutMs: 30_000 })));
+      await Promise.all(
+        names
+          .slice(i, i + 50)
+          .map((name) => startCluster(raft, name, { module: 'kv' }, idsOf(name), { timeoutMs: 30_000 })),
+      );
     }
     const results = await Promise.all(
-      names.map((name, i) => processCommand(raft, idsOf(name)[i % 3]!, { op: 'put', key: 'k', value: name }, { timeoutMs: 30_000 })),
+      names.map((name, i) =>
+        processCommand(
+          raft,
+          idsOf(name)[i % 3]!,
+          { op: 'put', key: 'k', value: name },
+          { timeoutMs: 30_000 },
+        ),
+      ),
     );
     expect(results).toHaveLength(200);
-    const check = await Promise.all(names.slice(0, 20).map((name) => consistentQuery(raft, idsOf(name)[0]!, { name: 'get', args: ['k'] })));
+    const check = await Promise.all(
+      names.slice(0, 20).map((name) => consistentQuery(raft, idsOf(name)[0]!, { name: 'get', args: ['k'] })),
+    );
     expect(check.map((r) => r.result)).toEqual(names.slice(0, 20));
   });
 });
