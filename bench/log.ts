@@ -65,9 +65,10 @@ function rawFdatasync(): number {
   return p50;
 }
 
-/** A key of the log's layout: tag, uid length, uid, big-endian index. */
+/** A key of the log's layout: tag, uid length, uid, big-endian index. Pooled buffers, as the stores use. */
 function entryKey(uid: string, index: number): Buffer {
-  const key = Buffer.alloc(2 + uid.length + 8);
+  const key = Buffer.allocUnsafe(2 + uid.length + 8);
+  key.fill(0, 2 + uid.length);
   key[0] = 0x45;
   key[1] = uid.length;
   key.write(uid, 2, 'latin1');
@@ -103,7 +104,7 @@ class RocksBaseline {
       for (let k = 0; k < size; k++) {
         const server = this.turn++ % this.uids.length;
         const key = entryKey(this.uids[server]!, ++this.next[server]!);
-        ops.push({ type: 'put', key, value: Buffer.alloc(ENTRY_BYTES + 20, 0x61) });
+        ops.push({ type: 'put', key, value: Buffer.allocUnsafe(ENTRY_BYTES + 20).fill(0x61) });
       }
       const t = performance.now();
       await this.kv.batch(ops, true);
