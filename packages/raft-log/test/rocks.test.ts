@@ -236,6 +236,25 @@ describe('rocksdb storage', () => {
     const error = await openRocksStorage(dir).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StorageOpenError);
 
+    // RocksDB's own checksums catch a damaged MANIFEST: reported as corruption.
+    const damaged = tempDir();
+    try {
+      const st2 = await openRocksStorage(damaged);
+      await st2.log.append('a', entries(1, 1, 1));
+      await st2.close();
+      const manifest = fs.readdirSync(path.join(damaged, 'db')).find((f) => f.startsWith('MANIFEST'))!;
+      const file = path.join(damaged, 'db', manifest);
+      const bytes = fs.readFileSync(file);
+      for (let i = 10; i < bytes.length; i += 7) bytes[i]! ^= 0xff;
+      fs.writeFileSync(file, bytes);
+      await expect(openRocksStorage(damaged)).rejects.toMatchObject({
+        code: 'storage.open_failed',
+        corrupt: true,
+      });
+    } finally {
+      fs.rmSync(damaged, { recursive: true, force: true });
+    }
+
     const other = tempDir();
     try {
       await withRawDb(other, (kv) =>
