@@ -4,7 +4,8 @@
  *   rocksdb.batch_sync   RocksDB alone: synced write batches of N entries, one at a time, with the
  *                        log's key layout and value size (150 B entry + 20 B header)
  *   log.single           (a) one appender, one entry per sync, awaiting each
- *   log.group_commit     (b) 64 / 1,024 appends in flight to one server (pipelined clients)
+ *   log.group_commit     (b) 64 / 1,024 appends in flight to one server (pipelined clients); and
+ *                        64 in flight of 16 entries each (a server appending batches of commands)
  *   log.servers          (c) 1,000 servers, one append of one entry in flight each
  *   log.servers.actor    (c) through the log writer actor (`spawnLogWriter`)
  * Each otra figure is followed by RocksDB alone at the batch size the writer reached, measured in
@@ -189,7 +190,13 @@ async function single(rawP50: number): Promise<void> {
  * Closed-loop appenders: each of `appenders` keeps one append of one entry in flight, spread over
  * `servers` servers (one server: a leader with that many client commands pipelined).
  */
-async function closedLoop(name: string, appenders: number, servers: number, actor = false): Promise<void> {
+async function closedLoop(
+  name: string,
+  appenders: number,
+  servers: number,
+  actor = false,
+  perAppend = 1,
+): Promise<void> {
   await withStorage(async (s, writerStats) => {
     const uids = Array.from({ length: servers }, (_, k) => `srv-${k}`);
     const lat: number[] = [];
@@ -200,10 +207,11 @@ async function closedLoop(name: string, appenders: number, servers: number, acto
       while (!stop) {
         const t = performance.now();
         // The index is taken at call time: appends to one server are applied in call order.
-        const index = s.log.last(uid).index + 1;
-        await s.log.append(uid, [{ index, term: 1, data }]);
+        const first = s.log.last(uid).index + 1;
+        const batch = Array.from({ length: perAppend }, (_, k) => ({ index: first + k, term: 1, data }));
+        await s.log.append(uid, batch);
         lat.push(performance.now() - t);
-        entries++;
+        entries += perAppend;
       }
     };
     const runFor = async (durationMs: number): Promise<number> => {
@@ -226,7 +234,7 @@ async function closedLoop(name: string, appenders: number, servers: number, acto
     for (let slice = 0; slice < SLICES; slice++) {
       elapsed += await runFor(PHASE_MS / SLICES);
       const now = await writerStats();
-      perFsync = Math.max(1, Math.round((now.requests - before.requests) / (now.batches - before.batches)));
+      perFsync = Math.max(1, Math.round((now.ops - before.ops) / (now.batches - before.batches)));
       await baseline.run(perFsync, PHASE_MS / SLICES / 2);
     }
     const after = await writerStats();
@@ -234,6 +242,7 @@ async function closedLoop(name: string, appenders: number, servers: number, acto
     report(name, {
       appenders,
       servers,
+      ...(perAppend > 1 ? { per_append: perAppend } : {}),
       entries: `${Math.round(rate)}/s`,
       fsyncs: perSecond(after.batches - before.batches, elapsed),
       per_fsync: perFsync,
@@ -244,6 +253,7 @@ async function closedLoop(name: string, appenders: number, servers: number, acto
     baseline.report(perFsync);
     report(`${name}.vs_rocksdb`, {
       appenders,
+      ...(perAppend > 1 ? { per_append: perAppend } : {}),
       per_fsync: perFsync,
       ratio: `${Math.round((rate / baseline.rate()) * 100)}%`,
     });
@@ -264,6 +274,7 @@ async function main(): Promise<void> {
   if (wanted('single')) await single(rawP50);
   if (wanted('group')) await closedLoop('log.group_commit', 64, 1);
   if (wanted('group')) await closedLoop('log.group_commit', 1024, 1);
+  if (wanted('group')) await closedLoop('log.group_commit', 64, 1, false, 16);
   if (wanted('servers')) await closedLoop('log.servers', 1000, 1000);
   if (wanted('actor')) await closedLoop('log.servers.actor', 1000, 1000, true);
   report('bench.log', { seconds: ((performance.now() - started) / 1000).toFixed(1) });
