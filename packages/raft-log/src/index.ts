@@ -16,7 +16,15 @@ export {
   WriterFailedError,
 } from './errors.ts';
 export { FileSnapshotStore } from './file-snapshots.ts';
-export { type Kv, type KvOp, type KvRange, RocksKv, type RocksOpenOptions } from './internal/rocksdb.ts';
+export {
+  collectingBatch,
+  type Kv,
+  type KvBatch,
+  type KvOp,
+  type KvRange,
+  RocksKv,
+  type RocksOpenOptions,
+} from './internal/rocksdb.ts';
 export {
   ActorWalSink,
   appendAndNotify,

@@ -1,7 +1,7 @@
 import type { ActorContext, BatchItem, BatchServer, ChildSpec, Node, StartContext } from '@otra/actors';
 import type { Pid } from '@otra/protocol';
 import { LogWriteError, WriterFailedError } from './errors.ts';
-import type { Kv, KvOp } from './internal/rocksdb.ts';
+import type { Kv } from './internal/rocksdb.ts';
 import type { RocksStorage } from './rocks-storage.ts';
 import type { AppendOptions, LogStore, MetaStore, ServerMeta, StoredEntry } from './types.ts';
 import type { WalSink, WriteRequest, WriterStats } from './writer.ts';
@@ -71,11 +71,18 @@ export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
       for (const write of writes) write.sink.settle(new WriterFailedError(state.failure));
       return state;
     }
-    const ops: KvOp[] = [];
-    for (const write of writes) for (const op of write.request.ops) ops.push(op);
+    const batch = state.kv.newBatch();
+    let ops = 0;
+    for (const write of writes) {
+      for (const op of write.request.ops) {
+        if (op.type === 'put') batch.put(op.key, op.value);
+        else batch.del(op.key);
+      }
+      ops += write.request.ops.length;
+    }
     const started = performance.now();
     try {
-      await state.kv.batch(ops, true);
+      await batch.write(true);
     } catch (cause) {
       const error = new LogWriteError([...new Set(writes.map((w) => w.request.uid))], cause);
       state.failure = error;
@@ -86,7 +93,7 @@ export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
     }
     state.stats.batches++;
     state.stats.requests += writes.length;
-    state.stats.ops += ops.length;
+    state.stats.ops += ops;
     state.stats.syncMicros += Math.round((performance.now() - started) * 1000);
     for (const write of writes) write.sink.settle(undefined);
     return state;

@@ -1,5 +1,5 @@
 import { LogWriteError, StorageClosedError, WriterFailedError } from './errors.ts';
-import type { Kv, KvOp } from './internal/rocksdb.ts';
+import type { Kv, KvBatch, KvOp } from './internal/rocksdb.ts';
 
 /** One caller's write: key/value operations applied atomically, in submission order. */
 export interface WriteRequest {
@@ -22,9 +22,12 @@ export interface WalSink {
   idle(): Promise<void>;
 }
 
-interface Queued {
-  readonly request: WriteRequest;
-  readonly done: (error: Error | undefined) => void;
+/** A batch being filled: its native write batch and the callbacks of the requests in it. */
+interface Pending {
+  readonly batch: KvBatch;
+  readonly done: Array<(error: Error | undefined) => void>;
+  readonly uids: string[];
+  ops: number;
 }
 
 export interface WriterOptions {
@@ -45,17 +48,19 @@ export interface WriterStats {
  *
  * Everything submitted while the database is idle goes out in one synced write batch as soon as
  * the current event-loop turn's callbacks have run (`setImmediate`: no timer, no delay to wait
- * for company). While that batch syncs, new requests queue; when it completes, everything queued
- * goes out as the next batch. Exactly one batch is in flight, so the cost of an fsync is shared by
- * everything that arrived during the previous one, and load raises the batch size instead of the
- * number of syncs.
+ * for company). While that batch syncs, new requests go into the next native write batch as they
+ * arrive (so its encoding overlaps the sync); when the sync completes, that batch goes out.
+ * Exactly one batch is in flight, so the cost of an fsync is shared by everything that arrived
+ * during the previous one, and load raises the batch size instead of the number of syncs.
  *
  * A request completes (its callback runs with no error) only once its batch is durable. If a batch
  * fails, every request in it fails with `LogWriteError`, everything queued or submitted later with
  * `WriterFailedError`, and the writer stays failed: a raft system whose disk failed must restart.
  */
 export class GroupCommitWriter implements WalSink {
-  private queue: Queued[] = [];
+  /** Filled batches waiting for their turn (only when one grew past `maxBatchOps`), then the one being filled. */
+  private waiting: Pending[] = [];
+  private filling: Pending | undefined;
   private inFlight = false;
   private scheduled = false;
   private failure: Error | undefined;
@@ -82,7 +87,23 @@ export class GroupCommitWriter implements WalSink {
       queueMicrotask(() => done(new StorageClosedError()));
       return;
     }
-    this.queue.push({ request, done });
+    let pending = this.filling;
+    if (pending !== undefined && pending.ops > 0 && pending.ops + request.ops.length > this.maxBatchOps) {
+      // Full: it waits for its turn whole; a request is never split across batches.
+      this.waiting.push(pending);
+      pending = undefined;
+    }
+    if (pending === undefined) {
+      pending = { batch: this.kv.newBatch(), done: [], uids: [], ops: 0 };
+      this.filling = pending;
+    }
+    for (const op of request.ops) {
+      if (op.type === 'put') pending.batch.put(op.key, op.value);
+      else pending.batch.del(op.key);
+    }
+    pending.ops += request.ops.length;
+    pending.done.push(done);
+    pending.uids.push(request.uid);
     this.schedule();
   }
 
@@ -103,7 +124,7 @@ export class GroupCommitWriter implements WalSink {
   }
 
   get isIdle(): boolean {
-    return !this.inFlight && !this.scheduled && this.queue.length === 0;
+    return !this.inFlight && !this.scheduled && this.filling === undefined && this.waiting.length === 0;
   }
 
   /** Resolves once nothing is queued or in flight. */
@@ -129,59 +150,42 @@ export class GroupCommitWriter implements WalSink {
 
   private flush(): void {
     if (this.inFlight) return;
-    if (this.queue.length === 0) {
+    const pending = this.waiting.shift() ?? this.filling;
+    if (pending === undefined) {
       this.notifyIdle();
       return;
     }
-    const batch = this.takeBatch();
-    const ops: KvOp[] = [];
-    for (const queued of batch) for (const op of queued.request.ops) ops.push(op);
+    if (pending === this.filling) this.filling = undefined;
     this.inFlight = true;
     const started = performance.now();
-    this.kv.batch(ops, true).then(
+    pending.batch.write(true).then(
       () => {
         this.counters.batches++;
-        this.counters.requests += batch.length;
-        this.counters.ops += ops.length;
+        this.counters.requests += pending.done.length;
+        this.counters.ops += pending.ops;
         this.counters.syncMicros += Math.round((performance.now() - started) * 1000);
         this.inFlight = false;
-        for (const queued of batch) queued.done(undefined);
+        for (const done of pending.done) done(undefined);
         // What arrived during the sync goes out now; if nothing did, the next submit schedules.
-        if (this.queue.length > 0) this.schedule();
+        if (this.filling !== undefined || this.waiting.length > 0) this.schedule();
         else this.notifyIdle();
       },
       (cause: unknown) => {
         this.inFlight = false;
-        const error = new LogWriteError([...new Set(batch.map((q) => q.request.uid))], cause);
+        const error = new LogWriteError([...new Set(pending.uids)], cause);
         this.failure = error;
-        for (const queued of batch) queued.done(error);
-        const rest = this.queue;
-        this.queue = [];
-        for (const queued of rest) queued.done(new WriterFailedError(error));
+        for (const done of pending.done) done(error);
+        const rest = [...this.waiting, ...(this.filling === undefined ? [] : [this.filling])];
+        this.waiting = [];
+        this.filling = undefined;
+        for (const later of rest) for (const done of later.done) done(new WriterFailedError(error));
         this.notifyIdle();
       },
     );
   }
 
-  private takeBatch(): Queued[] {
-    let ops = 0;
-    let count = 0;
-    while (count < this.queue.length) {
-      const size = this.queue[count]!.request.ops.length;
-      if (count > 0 && ops + size > this.maxBatchOps) break;
-      ops += size;
-      count++;
-    }
-    if (count === this.queue.length) {
-      const batch = this.queue;
-      this.queue = [];
-      return batch;
-    }
-    return this.queue.splice(0, count);
-  }
-
   private notifyIdle(): void {
-    if (this.inFlight || this.scheduled || this.queue.length > 0) return;
+    if (!this.isIdle) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();

@@ -69,6 +69,15 @@ describe('log writer actor', () => {
     const faulty = (kv: Kv): Kv => ({
       batch: (ops, sync) =>
         fail && sync ? Promise.reject(new Error('IO error: disk gone')) : kv.batch(ops, sync),
+      newBatch: () => {
+        const inner = kv.newBatch();
+        return {
+          put: (key, value) => inner.put(key, value),
+          del: (key) => inner.del(key),
+          write: (sync) =>
+            fail && sync ? Promise.reject(new Error('IO error: No space left on device')) : inner.write(sync),
+        };
+      },
       get: (key) => kv.get(key),
       iterateChunks: (range, hwm) => kv.iterateChunks(range, hwm),
       close: () => kv.close(),

@@ -276,6 +276,17 @@ describe('rocksdb storage', () => {
         failNext && sync
           ? Promise.reject(new Error('IO error: No space left on device'))
           : kv.batch(ops, sync),
+      newBatch: () => {
+        const inner = kv.newBatch();
+        return {
+          put: (key, value) => inner.put(key, value),
+          del: (key) => inner.del(key),
+          write: (sync) =>
+            failNext && sync
+              ? Promise.reject(new Error('IO error: No space left on device'))
+              : inner.write(sync),
+        };
+      },
       get: (key) => kv.get(key),
       iterateChunks: (range, hwm) => kv.iterateChunks(range, hwm),
       close: () => kv.close(),

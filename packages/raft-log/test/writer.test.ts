@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { GroupCommitWriter, type Kv, type KvOp, LogWriteError, WriterFailedError } from '../src/index.ts';
+import {
+  collectingBatch,
+  GroupCommitWriter,
+  type Kv,
+  type KvBatch,
+  type KvOp,
+  LogWriteError,
+  WriterFailedError,
+} from '../src/index.ts';
 
 /** A fake database whose synced batches complete only when the test says so. */
 class GatedKv implements Kv {
@@ -21,6 +29,9 @@ class GatedKv implements Kv {
         },
       });
     });
+  }
+  newBatch(): KvBatch {
+    return collectingBatch((ops, sync) => this.batch(ops, sync));
   }
   async get(): Promise<Buffer | undefined> {
     return undefined;

@@ -20,9 +20,33 @@ export interface KvRange {
   readonly values?: boolean;
 }
 
+/**
+ * A native write batch filled piecewise: each operation is copied into RocksDB's WriteBatch as it
+ * is added (about 0.2 µs, against 1-2 µs per operation for an array handed over at once), so the
+ * writer can fill the next batch while the previous one syncs.
+ */
+export interface KvBatch {
+  put(key: Buffer, value: Buffer): void;
+  del(key: Buffer): void;
+  /** Writes the batch atomically; it cannot be used afterwards. */
+  write(sync: boolean): Promise<void>;
+}
+
+/** A `KvBatch` that collects operations and hands them to `write` at once (for fakes and wrappers). */
+export function collectingBatch(write: (ops: readonly KvOp[], sync: boolean) => Promise<void>): KvBatch {
+  const ops: KvOp[] = [];
+  return {
+    put: (key, value) => ops.push({ type: 'put', key, value }),
+    del: (key) => ops.push({ type: 'del', key }),
+    write: (sync) => write(ops, sync),
+  };
+}
+
 /** The key/value operations the stores need. `RocksKv` is the real one; tests wrap it to inject faults. */
 export interface Kv {
   batch(ops: readonly KvOp[], sync: boolean): Promise<void>;
+  /** An empty write batch to fill piecewise. */
+  newBatch(): KvBatch;
   get(key: Buffer): Promise<Buffer | undefined>;
   /** Pairs in key order, a chunk at a time (about `highWaterMark` bytes or 1,000 pairs). */
   iterateChunks(range: KvRange, highWaterMark?: number): AsyncIterable<Array<[Buffer, Buffer]>>;
@@ -31,6 +55,8 @@ export interface Kv {
 
 /** The native iterator handle of the binding. */
 type IteratorContext = { readonly __brand: 'rocksdb.iterator' };
+/** The native write batch handle of the binding. */
+type BatchContext = { readonly __brand: 'rocksdb.batch' };
 
 /** The binding's iterator functions, used directly: the abstract-leveldown iterator costs a nextTick per entry. */
 interface RawBinding {
@@ -41,19 +67,16 @@ interface RawBinding {
     cb: (err: Error | null, array: Buffer[], finished: boolean) => void,
   ): void;
   iterator_end(it: IteratorContext, cb: (err?: Error | null) => void): void;
-  /** The write batch itself: abstract-leveldown's `batch()` copies and re-checks every operation first. */
-  batch_do(
-    db: unknown,
-    ops: readonly KvOp[],
-    options: { sync: boolean },
-    cb: (err?: Error | null) => void,
-  ): void;
+  /** The chained write batch, used directly (abstract-leveldown wraps every call in checks). */
+  batch_init(db: unknown): BatchContext;
+  batch_put(batch: BatchContext, key: Buffer, value: Buffer): void;
+  batch_del(batch: BatchContext, key: Buffer): void;
+  batch_write(batch: BatchContext, options: { sync: boolean }, cb: (err?: Error | null) => void): void;
 }
 
 interface RawDb {
   open(options: Record<string, unknown>, cb: (err?: Error | null) => void): void;
   close(cb: (err?: Error | null) => void): void;
-  batch(ops: readonly KvOp[], options: { sync: boolean }, cb: (err?: Error | null) => void): void;
   get(
     key: Buffer,
     options: { asBuffer: boolean },
@@ -108,11 +131,41 @@ export class RocksKv implements Kv {
 
   /** Operations must be well-formed `KvOp`s with Buffer keys and values (the stores build them so). */
   batch(ops: readonly KvOp[], sync: boolean): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('Database is not open'));
-    if (ops.length === 0) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      binding!.batch_do(this.db.context, ops, { sync }, (err) => (err ? reject(err) : resolve()));
-    });
+    const batch = this.newBatch();
+    for (const op of ops) {
+      if (op.type === 'put') batch.put(op.key, op.value);
+      else batch.del(op.key);
+    }
+    return batch.write(sync);
+  }
+
+  newBatch(): KvBatch {
+    const raw = binding!;
+    const kv = this;
+    let context: BatchContext | undefined;
+    let written = false;
+    const open = (): BatchContext => {
+      if (written) throw new Error('write batch already written');
+      if (kv.closed) throw new Error('Database is not open');
+      context ??= raw.batch_init(kv.db.context);
+      return context;
+    };
+    return {
+      put: (key, value) => raw.batch_put(open(), key, value),
+      del: (key) => raw.batch_del(open(), key),
+      write(sync) {
+        if (kv.closed) return Promise.reject(new Error('Database is not open'));
+        if (context === undefined) {
+          written = true;
+          return Promise.resolve();
+        }
+        const ctx = context;
+        written = true;
+        return new Promise((resolve, reject) => {
+          raw.batch_write(ctx, { sync }, (err) => (err ? reject(err) : resolve()));
+        });
+      },
+    };
   }
 
   get(key: Buffer): Promise<Buffer | undefined> {
