@@ -1,6 +1,12 @@
 import { createCodec, isServerId } from '@otra/protocol';
 import { LogCorruptionError, LogInputError } from './errors.ts';
-import { decodeEntry, encodeEntry, encodeLogStart, sealRecord } from './internal/entry-codec.ts';
+import {
+  decodeEntry,
+  ENTRY_HEADER,
+  encodeEntry,
+  encodeLogStart,
+  sealRecord,
+} from './internal/entry-codec.ts';
 import { checkUid, entryKey, indexOfEntryKey, logStartKey, metaKey, splitKey } from './internal/keys.ts';
 import type { Kv, KvOp } from './internal/rocksdb.ts';
 import { ServerLog } from './internal/server-log.ts';
@@ -112,15 +118,16 @@ export class RocksLogStore implements LogStore {
     const truncateFrom = options?.truncateFrom;
     const plan = log.plan(entries, truncateFrom);
     const ops: KvOp[] = [];
+    // The tail keeps views of the encoded values: what reads return is what RocksDB got, even if
+    // the caller reuses its buffers.
+    const kept: StoredEntry[] = [];
     for (const entry of entries) {
-      ops.push({
-        type: 'put',
-        key: entryKey(uid, entry.index),
-        value: encodeEntry(entry.index, entry.term, entry.data),
-      });
+      const value = encodeEntry(entry.index, entry.term, entry.data);
+      ops.push({ type: 'put', key: entryKey(uid, entry.index), value });
+      kept.push({ index: entry.index, term: entry.term, data: value.subarray(ENTRY_HEADER) });
     }
     for (let i = plan.deleteFrom; i <= plan.deleteTo; i++) ops.push({ type: 'del', key: entryKey(uid, i) });
-    log.apply(entries, truncateFrom);
+    log.apply(kept, truncateFrom);
     const written: LogWritten = {
       type: 'log.written',
       uid,

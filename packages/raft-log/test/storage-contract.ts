@@ -79,6 +79,15 @@ export function describeStorageContract(name: string, factory: () => StorageFact
         expect(await s.log.read('a', 6, 9)).toEqual([]);
       });
 
+      it('keeps what was appended even if the caller reuses its buffer', async () => {
+        const data = new Uint8Array([1, 2, 3]);
+        const pending = s.log.append('a', [{ index: 1, term: 1, data }]);
+        data.fill(9);
+        await pending;
+        expect([...s.log.tryRead('a', 1, 1)![0]!.data]).toEqual([1, 2, 3]);
+        expect([...(await s.log.read('a', 1, 1))[0]!.data]).toEqual([1, 2, 3]);
+      });
+
       it('acknowledges the appends of a server in order', async () => {
         const order: number[] = [];
         const all: Promise<unknown>[] = [];

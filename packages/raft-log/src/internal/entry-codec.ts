@@ -6,7 +6,9 @@ import { crc32c } from '../crc32c.ts';
  * The index is repeated from the key for that reason.
  */
 
-const HEADER = 4 + 8 + 8;
+/** Bytes before an entry's data in its value. */
+export const ENTRY_HEADER = 4 + 8 + 8;
+const HEADER = ENTRY_HEADER;
 
 export function encodeEntry(index: number, term: number, data: Uint8Array): Buffer {
   const value = Buffer.allocUnsafe(HEADER + data.length);
