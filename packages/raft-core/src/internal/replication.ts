@@ -145,9 +145,12 @@ export function onAppendEntriesReply(ctx: Ctx, m: AppendEntriesReply): void {
   if (m.success) {
     const matchIndex = Math.max(peer.matchIndex, m.matchIndex);
     const inFlight = Math.max(0, peer.inFlight - 1);
-    // With nothing left in flight, everything past the follower's match was lost (a partition
-    // drops batches while heartbeats, probing at matchIndex, still succeed): resend from there.
-    const nextIndex = inFlight === 0 ? matchIndex + 1 : Math.max(peer.nextIndex, matchIndex + 1);
+    // With nothing left in flight and a follower log that ends before what we sent, the batches
+    // in between were lost (a partition drops them while heartbeats, probing at matchIndex, still
+    // succeed): resend from the match. A follower that holds them but has not written them yet
+    // reports them in `lastIndex`, so an early acknowledgement does not trigger a resend.
+    const lost = inFlight === 0 && m.lastIndex < peer.nextIndex - 1;
+    const nextIndex = lost ? matchIndex + 1 : Math.max(peer.nextIndex, matchIndex + 1);
     updatePeer(ctx, i, {
       matchIndex,
       nextIndex,
