@@ -87,7 +87,10 @@ export class SimServer {
 }
 
 /** Receives replies (with the call's `ref`) and notifications (without) sent to non-server pids. */
-export type ReplyListener = (to: { readonly pid: Pid; readonly ref?: number }, reply: Reply | { notify: unknown }) => void;
+export type ReplyListener = (
+  to: { readonly pid: Pid; readonly ref?: number },
+  reply: Reply | { notify: unknown },
+) => void;
 
 /**
  * A deterministic simulated cluster running the real core: simulated clock, network, log writer
@@ -102,7 +105,8 @@ export class Cluster {
   readonly checker = new SafetyChecker();
   readonly members: ServerId[];
   private readonly queue = new EventQueue<SimEvent>();
-  private readonly opts: Required<Omit<ClusterOptions, 'transcript' | 'network'>> & Pick<ClusterOptions, 'transcript'>;
+  private readonly opts: Required<Omit<ClusterOptions, 'transcript' | 'network'>> &
+    Pick<ClusterOptions, 'transcript'>;
   /** Where replies and notifications to pids on the `client` node go. */
   onReply: ReplyListener = () => {};
   steps = 0;
@@ -218,7 +222,8 @@ export class Cluster {
   /** The leader with the highest term, if any. */
   leader(): SimServer | undefined {
     let best: SimServer | undefined;
-    for (const s of this.leaders()) if (best === undefined || s.state.currentTerm > best.state.currentTerm) best = s;
+    for (const s of this.leaders())
+      if (best === undefined || s.state.currentTerm > best.state.currentTerm) best = s;
     return best;
   }
 
@@ -320,7 +325,12 @@ export class Cluster {
       this.queue.push(s.blockedUntil, { kind: 'local', to: s.name, inc: s.inc, msg });
       return;
     }
-    if (msg.type !== 'tick' && msg.type !== 'log.written' && 'from' in msg && this.opts.transcript !== undefined) {
+    if (
+      msg.type !== 'tick' &&
+      msg.type !== 'log.written' &&
+      'from' in msg &&
+      this.opts.transcript !== undefined
+    ) {
       const from = (msg as { from: unknown }).from;
       const fromName = typeof from === 'object' && from !== null && 'name' in from ? String(from.name) : '?';
       this.log(`${fromName} -> ${s.name} ${describeMessage(msg)}`);
@@ -381,7 +391,11 @@ export class Cluster {
         return;
       case 'install':
         s.storage.installSnapshot(w.meta, w.machineState);
-        this.deliver(s, { type: 'snapshot.installed', meta: w.meta, machineState: structuredClone(w.machineState) });
+        this.deliver(s, {
+          type: 'snapshot.installed',
+          meta: w.meta,
+          machineState: structuredClone(w.machineState),
+        });
         return;
     }
   }
@@ -475,7 +489,11 @@ export class Cluster {
     }
   }
 
-  private replyTo(s: SimServer, to: { readonly pid: Pid; readonly ref?: number }, reply: Reply | { notify: unknown }): void {
+  private replyTo(
+    s: SimServer,
+    to: { readonly pid: Pid; readonly ref?: number },
+    reply: Reply | { notify: unknown },
+  ): void {
     for (const d of this.network.deliveries(s.name, to.pid.node)) {
       this.at(this.now + d, () => this.onReply(to, reply));
     }

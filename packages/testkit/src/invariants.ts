@@ -66,24 +66,34 @@ export class SafetyChecker {
     if (role === 'leader') {
       const other = this.leaders.get(s.currentTerm);
       if (other !== undefined && other !== key) {
-        throw new SafetyViolation('election_safety', `${other} and ${key} both leaders in term ${s.currentTerm}`);
+        throw new SafetyViolation(
+          'election_safety',
+          `${other} and ${key} both leaders in term ${s.currentTerm}`,
+        );
       }
       if (other === undefined) this.leaders.set(s.currentTerm, key);
     }
     // Log matching, on entries not yet checked in this version of the log
     const log = s.log;
     let from = 0;
-    if (t.entries === log.entries && t.snapshotIndex === log.snapshotIndex) from = Math.min(t.checkedLength, log.length);
+    if (t.entries === log.entries && t.snapshotIndex === log.snapshotIndex)
+      from = Math.min(t.checkedLength, log.length);
     for (let i = from; i < log.length; i++) {
       const e = log.entries[i]!;
       if (e.index !== log.snapshotIndex + 1 + i) {
-        throw new SafetyViolation('log_matching', `${key} holds index ${e.index} at position ${log.snapshotIndex + 1 + i}`);
+        throw new SafetyViolation(
+          'log_matching',
+          `${key} holds index ${e.index} at position ${log.snapshotIndex + 1 + i}`,
+        );
       }
       const prevTerm = termAt(log, e.index - 1)!;
       const id = `${e.index}:${e.term}`;
       const known = this.entries.get(id);
       if (known === undefined) this.entries.set(id, { prevTerm, entry: e });
-      else if (known.prevTerm !== prevTerm || (known.entry !== e && JSON.stringify(known.entry) !== JSON.stringify(e))) {
+      else if (
+        known.prevTerm !== prevTerm ||
+        (known.entry !== e && JSON.stringify(known.entry) !== JSON.stringify(e))
+      ) {
         throw new SafetyViolation('log_matching', `${key} disagrees on entry ${id}`);
       }
     }
@@ -100,7 +110,10 @@ export class SafetyChecker {
           this.committed.set(i, term);
           if (i > this.maxCommitted) this.maxCommitted = i;
         } else if (known !== term) {
-          throw new SafetyViolation('state_machine_safety', `${key} commits term ${term} at ${i}, was ${known}`);
+          throw new SafetyViolation(
+            'state_machine_safety',
+            `${key} commits term ${term} at ${i}, was ${known}`,
+          );
         }
       }
     }
@@ -125,7 +138,10 @@ export class SafetyChecker {
         const known = this.applied.get(i);
         if (known === undefined) this.applied.set(i, term);
         else if (known !== term) {
-          throw new SafetyViolation('state_machine_safety', `${key} applied ${i}/${term}, another applied ${i}/${known}`);
+          throw new SafetyViolation(
+            'state_machine_safety',
+            `${key} applied ${i}/${term}, another applied ${i}/${known}`,
+          );
         }
       }
       t.lastApplied = s.lastApplied;
@@ -133,7 +149,10 @@ export class SafetyChecker {
       const known = this.stateAt.get(s.lastApplied);
       if (known === undefined) this.stateAt.set(s.lastApplied, d);
       else if (known !== d) {
-        throw new SafetyViolation('state_machine_safety', `${key} machine state differs at applied index ${s.lastApplied}`);
+        throw new SafetyViolation(
+          'state_machine_safety',
+          `${key} machine state differs at applied index ${s.lastApplied}`,
+        );
       }
     }
   }

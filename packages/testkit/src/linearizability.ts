@@ -17,7 +17,11 @@ export interface LinearizabilityResult {
   readonly explored: number;
 }
 
-export function checkRegister(ops: readonly RegisterOp[], initial: string | null = null, budget = 2_000_000): {
+export function checkRegister(
+  ops: readonly RegisterOp[],
+  initial: string | null = null,
+  budget = 2_000_000,
+): {
   ok: boolean;
   explored: number;
 } {
@@ -35,7 +39,8 @@ export function checkRegister(ops: readonly RegisterOp[], initial: string | null
     if (seen.has(key)) return false;
     seen.add(key);
     let minResponse = Number.POSITIVE_INFINITY;
-    for (let i = 0; i < n; i++) if (!done[i] && sorted[i]!.response < minResponse) minResponse = sorted[i]!.response;
+    for (let i = 0; i < n; i++)
+      if (!done[i] && sorted[i]!.response < minResponse) minResponse = sorted[i]!.response;
     for (let i = 0; i < n; i++) {
       if (done[i]) continue;
       const op = sorted[i]!;

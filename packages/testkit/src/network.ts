@@ -31,7 +31,8 @@ export class SimNetwork {
   }
   /** Splits the endpoints into groups that cannot talk to each other. */
   partition(groups: readonly (readonly string[])[]): void {
-    for (const g of groups) for (const h of groups) if (g !== h) for (const a of g) for (const b of h) this.cutLink(a, b);
+    for (const g of groups)
+      for (const h of groups) if (g !== h) for (const a of g) for (const b of h) this.cutLink(a, b);
   }
   healLink(from: string, to: string): void {
     this.cut.delete(`${from}>${to}`);

@@ -1,7 +1,7 @@
 import type { Pid } from '@otra/protocol';
 import type { Machine, Reply } from '@otra/raft-core';
 import { Cluster, type ClusterOptions } from './cluster.ts';
-import { kvMachine, type KvState } from './kv.ts';
+import { type KvState, kvMachine } from './kv.ts';
 import { checkKv, type RegisterOp } from './linearizability.ts';
 
 export interface SimulationOptions {
@@ -76,7 +76,7 @@ export function runSimulation(options: SimulationOptions): SimulationResult {
 
 function simulate(options: SimulationOptions): SimulationResult {
   const n = options.servers ?? 3;
-  const faultMs = options.faultMs ?? 3000;
+  const faultMs = options.faultMs ?? 5000;
   const settleMs = options.settleMs ?? 5000;
   const faultsOn = options.faults ?? true;
   const names = Array.from({ length: n }, (_, i) => `n${i + 1}`);
@@ -112,9 +112,16 @@ function simulate(options: SimulationOptions): SimulationResult {
   let unknownOps = 0;
   let retried = 0;
   let clientsActive = true;
-  const clients: Client[] = Array.from({ length: options.clients ?? 3 }, (_, i) => {
+  const clients: Client[] = Array.from({ length: options.clients ?? 5 }, (_, i) => {
     const name = `client${i + 1}`;
-    return { name, pid: { node: name, id: 1, creation: 1 }, target: rng.pick(names), ref: 0, pending: null, seq: 0 };
+    return {
+      name,
+      pid: { node: name, id: 1, creation: 1 },
+      target: rng.pick(names),
+      ref: 0,
+      pending: null,
+      seq: 0,
+    };
   });
   const byNode = new Map(clients.map((cl) => [cl.name, cl]));
   const clientTimeoutMs = 1500;
@@ -144,7 +151,9 @@ function simulate(options: SimulationOptions): SimulationResult {
       if (cl.pending === null || cl.pending.ref !== ref) return;
       // Unknown outcome: a put may take effect any time from its invocation, or never.
       if (cl.pending.op.kind === 'put') {
-        history.get(cl.pending.op.key)!.push({ kind: 'write', value: cl.pending.op.value, invoke: cl.pending.invoke, response: Infinity });
+        history
+          .get(cl.pending.op.key)!
+          .push({ kind: 'write', value: cl.pending.op.value, invoke: cl.pending.invoke, response: Infinity });
       }
       unknownOps++;
       cl.pending = null;
@@ -159,7 +168,9 @@ function simulate(options: SimulationOptions): SimulationResult {
       if (!clientsActive || cl.pending !== null) return;
       const key = rng.pick(keys);
       cl.seq++;
-      const op: ClientOp = rng.chance(0.5) ? { kind: 'put', key, value: `${cl.name}.${cl.seq}` } : { kind: 'get', key };
+      const op: ClientOp = rng.chance(0.5)
+        ? { kind: 'put', key, value: `${cl.name}.${cl.seq}` }
+        : { kind: 'get', key };
       cl.pending = { op, invoke: stamp(), ref: 0, retries: 0 };
       issue(cl);
     });
@@ -177,11 +188,15 @@ function simulate(options: SimulationOptions): SimulationResult {
     switch (r.type) {
       case 'applied':
         if (p.op.kind !== 'put') return;
-        history.get(p.op.key)!.push({ kind: 'write', value: p.op.value, invoke: p.invoke, response: stamp() });
+        history
+          .get(p.op.key)!
+          .push({ kind: 'write', value: p.op.value, invoke: p.invoke, response: stamp() });
         break;
       case 'query':
         if (p.op.kind !== 'get') return;
-        history.get(p.op.key)!.push({ kind: 'read', value: r.result as string | null, invoke: p.invoke, response: stamp() });
+        history
+          .get(p.op.key)!
+          .push({ kind: 'read', value: r.result as string | null, invoke: p.invoke, response: stamp() });
         break;
       case 'error':
         // Not appended (not_leader) or not answered (leadership_lost): safe to retry elsewhere.
@@ -203,12 +218,16 @@ function simulate(options: SimulationOptions): SimulationResult {
 
   // ---- faults
   let faults = 0;
+  const [gapMin, gapMax] = rng.pick([
+    [100, 600],
+    [30, 250],
+  ] as const);
   const scheduleFault = (t: number) => {
     if (!faultsOn || t >= faultMs) return;
     c.at(t, () => {
       faults++;
       injectFault(c, names);
-      scheduleFault(c.now + rng.int(100, 600));
+      scheduleFault(c.now + rng.int(gapMin, gapMax));
     });
   };
   scheduleFault(rng.int(100, 400));
@@ -295,7 +314,14 @@ function injectFault(c: Cluster, names: readonly string[]): void {
     const other = rng.pick(names.filter((x) => x !== leader));
     c.network.cutBoth(leader, other);
     c.transcriptLine(`fault partial ${leader} x ${other}`);
-  } else if (r < 0.7) {
+  } else if (r < 0.6) {
+    // Bounce: crash and come straight back, losing only what was in flight to disk.
+    const victim = rng.pick(names);
+    c.crash(victim);
+    c.at(c.now + rng.int(1, 30), () => {
+      if (!c.server(victim).up) c.restart(victim);
+    });
+  } else if (r < 0.75) {
     const victim = rng.chance(0.5) ? (c.leader()?.name ?? rng.pick(names)) : rng.pick(names);
     c.crash(victim);
     c.at(c.now + rng.int(50, 800), () => {

@@ -29,7 +29,8 @@ export class MemoryStorage {
     for (const e of entries) {
       if (e.index <= base) continue;
       const expected = (this.entries[this.entries.length - 1]?.index ?? base) + 1;
-      if (e.index !== expected) throw new Error(`storage: append of ${e.index} does not follow ${expected - 1}`);
+      if (e.index !== expected)
+        throw new Error(`storage: append of ${e.index} does not follow ${expected - 1}`);
       this.entries.push(e);
     }
     return entries[entries.length - 1];
@@ -48,7 +49,8 @@ export class MemoryStorage {
   /** Installs a snapshot received from the leader: keeps the log suffix only if it continues it. */
   installSnapshot(meta: SnapshotMeta, machineState: unknown): void {
     const at = this.entries.find((e) => e.index === meta.index);
-    this.entries = at !== undefined && at.term === meta.term ? this.entries.filter((e) => e.index > meta.index) : [];
+    this.entries =
+      at !== undefined && at.term === meta.term ? this.entries.filter((e) => e.index > meta.index) : [];
     this.snapshot = { meta, machineState: structuredClone(machineState) };
   }
 
@@ -56,7 +58,10 @@ export class MemoryStorage {
     return {
       currentTerm: this.currentTerm,
       votedFor: this.votedFor,
-      snapshot: this.snapshot === null ? null : { meta: this.snapshot.meta, machineState: structuredClone(this.snapshot.machineState) },
+      snapshot:
+        this.snapshot === null
+          ? null
+          : { meta: this.snapshot.meta, machineState: structuredClone(this.snapshot.machineState) },
       entries: this.entries.slice(),
     };
   }

@@ -3,7 +3,8 @@ import type { Effect, Message } from '@otra/raft-core';
 
 function entries(es: readonly LogEntry[]): string {
   if (es.length === 0) return '[]';
-  if (es.length <= 4) return `[${es.map((e) => `${e.index}/${e.term}${e.type === 'command' ? '' : `:${e.type}`}`).join(' ')}]`;
+  if (es.length <= 4)
+    return `[${es.map((e) => `${e.index}/${e.term}${e.type === 'command' ? '' : `:${e.type}`}`).join(' ')}]`;
   return `[${es[0]!.index}/${es[0]!.term}..${es[es.length - 1]!.index}/${es[es.length - 1]!.term}]`;
 }
 
