@@ -85,7 +85,10 @@ export interface Peer {
   readonly ackedRound: number;
   /** Heard from since the last check-quorum. */
   readonly active: boolean;
-  /** Heard from since the last tick: if not, batches in flight are presumed lost and resent. */
+  /**
+   * Made progress (match advanced, or nothing outstanding) since the last tick: if not, what was
+   * sent past the match is presumed lost and resent.
+   */
   readonly replied: boolean;
   /** Ticks left before a snapshot transfer in progress is considered lost (0: none). */
   readonly snapshotTicks: number;

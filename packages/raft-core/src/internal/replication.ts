@@ -93,7 +93,9 @@ export function leaderTick(ctx: Ctx): void {
       );
       continue;
     }
-    if (!peer.replied && peer.inFlight > 0) {
+    // Entries sent but not acknowledged through a whole tick were lost (a partition drops them
+    // while the heartbeats that follow, probing at matchIndex, still succeed): resend them.
+    if (!peer.replied && peer.nextIndex > peer.matchIndex + 1) {
       updatePeer(ctx, i, { inFlight: 0, nextIndex: peer.matchIndex + 1 });
     }
     updatePeer(ctx, i, { replied: false });
@@ -144,20 +146,14 @@ export function onAppendEntriesReply(ctx: Ctx, m: AppendEntriesReply): void {
   const ackedRound = Math.max(peer.ackedRound, m.round);
   if (m.success) {
     const matchIndex = Math.max(peer.matchIndex, m.matchIndex);
-    const inFlight = Math.max(0, peer.inFlight - 1);
-    // With nothing left in flight and a follower log that ends before what we sent, the batches
-    // in between were lost (a partition drops them while heartbeats, probing at matchIndex, still
-    // succeed): resend from the match. A follower that holds them but has not written them yet
-    // reports them in `lastIndex`, so an early acknowledgement does not trigger a resend.
-    const lost = inFlight === 0 && m.lastIndex < peer.nextIndex - 1;
-    const nextIndex = lost ? matchIndex + 1 : Math.max(peer.nextIndex, matchIndex + 1);
     updatePeer(ctx, i, {
       matchIndex,
-      nextIndex,
-      inFlight,
+      nextIndex: Math.max(peer.nextIndex, matchIndex + 1),
+      inFlight: Math.max(0, peer.inFlight - 1),
       ackedRound,
       active: true,
-      replied: true,
+      // `replied` means progress: a heartbeat answered at an unchanged match does not count
+      replied: peer.replied || matchIndex > peer.matchIndex || matchIndex + 1 >= peer.nextIndex,
     });
     if (matchIndex > peer.matchIndex) {
       advanceCommit(ctx);
