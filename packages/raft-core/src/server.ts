@@ -132,56 +132,80 @@ export function handle(role: Role, state: ServerState, msg: Message): HandleResu
 function dispatch(ctx: Ctx, msg: Message): void {
   switch (msg.type) {
     case 'append_entries.request':
-      return onAppendEntries(ctx, msg);
+      onAppendEntries(ctx, msg);
+      return;
     case 'append_entries.reply':
-      return onAppendEntriesReply(ctx, msg);
+      onAppendEntriesReply(ctx, msg);
+      return;
     case 'vote.request':
-      return onVoteRequest(ctx, msg);
+      onVoteRequest(ctx, msg);
+      return;
     case 'vote.reply':
-      return onVoteReply(ctx, msg);
+      onVoteReply(ctx, msg);
+      return;
     case 'pre_vote.request':
-      return onPreVoteRequest(ctx, msg);
+      onPreVoteRequest(ctx, msg);
+      return;
     case 'pre_vote.reply':
-      return onPreVoteReply(ctx, msg);
+      onPreVoteReply(ctx, msg);
+      return;
     case 'install_snapshot.request':
-      return onInstallSnapshot(ctx, msg);
+      onInstallSnapshot(ctx, msg);
+      return;
     case 'install_snapshot.reply':
-      return onInstallSnapshotReply(ctx, msg);
+      onInstallSnapshotReply(ctx, msg);
+      return;
     case 'timeout_now':
-      return onTimeoutNow(ctx, msg);
+      onTimeoutNow(ctx, msg);
+      return;
     case 'election.timeout':
     case 'trigger_election':
-      return onElectionTimeout(ctx);
+      onElectionTimeout(ctx);
+      return;
     case 'tick':
-      return onTick(ctx, msg.nowMs);
+      onTick(ctx, msg.nowMs);
+      return;
     case 'log.written':
-      return onLogWritten(ctx, msg.upTo, msg.term);
+      onLogWritten(ctx, msg.upTo, msg.term);
+      return;
     case 'snapshot.written':
-      return onSnapshotWritten(ctx, msg.meta);
+      onSnapshotWritten(ctx, msg.meta);
+      return;
     case 'snapshot.installed':
-      return onSnapshotInstalled(ctx, msg.meta, msg.machineState);
+      onSnapshotInstalled(ctx, msg.meta, msg.machineState);
+      return;
     case 'command':
-      return onCommands(ctx, [msg]);
+      onCommands(ctx, [msg]);
+      return;
     case 'commands':
-      return onCommands(ctx, msg.commands);
+      onCommands(ctx, msg.commands);
+      return;
     case 'query':
-      return onQuery(ctx, msg);
+      onQuery(ctx, msg);
+      return;
     case 'membership.join':
-      return onJoin(ctx, msg.member, msg.from);
+      onJoin(ctx, msg.member, msg.from);
+      return;
     case 'membership.leave':
-      return onLeave(ctx, msg.id, msg.from);
+      onLeave(ctx, msg.id, msg.from);
+      return;
     case 'transfer_leadership':
-      return onTransfer(ctx, msg.to, msg.from);
+      onTransfer(ctx, msg.to, msg.from);
+      return;
     case 'down':
-      return onSystemEvent(ctx, { type: 'down', pid: msg.pid, reason: msg.reason });
+      onSystemEvent(ctx, { type: 'down', pid: msg.pid, reason: msg.reason });
+      return;
     case 'nodedown':
-      return onSystemEvent(ctx, { type: 'nodedown', node: msg.node });
+      onSystemEvent(ctx, { type: 'nodedown', node: msg.node });
+      return;
     case 'nodeup':
-      return onSystemEvent(ctx, { type: 'nodeup', node: msg.node });
+      onSystemEvent(ctx, { type: 'nodeup', node: msg.node });
+      return;
     case 'machine.timeout':
-      return onSystemEvent(ctx, { type: 'timeout', name: msg.name });
+      onSystemEvent(ctx, { type: 'timeout', name: msg.name });
+      return;
     default:
-      return assertNever(msg, 'unknown message');
+      assertNever(msg, 'unknown message');
   }
 }
 

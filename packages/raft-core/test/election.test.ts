@@ -24,8 +24,16 @@ describe('start and pre-vote', () => {
     expect(r.state.votedFor).toBeNull();
     expect(r.effects).toEqual([
       { type: 'timer.set', timer: 'election', minMs: 150, maxMs: 300 },
-      { type: 'send_rpc', to: B, rpc: { type: 'pre_vote.request', from: A, term: 1, lastLogIndex: 0, lastLogTerm: 0 } },
-      { type: 'send_rpc', to: C, rpc: { type: 'pre_vote.request', from: A, term: 1, lastLogIndex: 0, lastLogTerm: 0 } },
+      {
+        type: 'send_rpc',
+        to: B,
+        rpc: { type: 'pre_vote.request', from: A, term: 1, lastLogIndex: 0, lastLogTerm: 0 },
+      },
+      {
+        type: 'send_rpc',
+        to: C,
+        rpc: { type: 'pre_vote.request', from: A, term: 1, lastLogIndex: 0, lastLogTerm: 0 },
+      },
     ]);
   });
 
@@ -64,8 +72,10 @@ describe('start and pre-vote', () => {
   it('grants a pre-vote only without a leader, for a higher term and an up-to-date log', () => {
     const b = follower(B, { currentTerm: 2, votedFor: null, snapshot: null, entries: [entry(1, 2)] });
     const ask = (term: number, lastLogIndex: number, lastLogTerm: number) =>
-      sends(handle(b.role, b.state, { type: 'pre_vote.request', from: A, term, lastLogIndex, lastLogTerm }).effects)[0]!
-        .rpc;
+      sends(
+        handle(b.role, b.state, { type: 'pre_vote.request', from: A, term, lastLogIndex, lastLogTerm })
+          .effects,
+      )[0]!.rpc;
     expect(ask(3, 1, 2)).toEqual({ type: 'pre_vote.reply', from: B, term: 3, granted: true });
     expect(ask(3, 0, 0)).toEqual({ type: 'pre_vote.reply', from: B, term: 2, granted: false });
     expect(ask(2, 5, 2)).toEqual({ type: 'pre_vote.reply', from: B, term: 2, granted: false });
@@ -91,7 +101,13 @@ describe('start and pre-vote', () => {
     expect(sends(r.effects)[0]!.rpc).toEqual({ type: 'pre_vote.reply', from: B, term: 1, granted: false });
     // ...until its own election timer fires: the leader is presumed gone.
     feed(b, { type: 'election.timeout' });
-    const r2 = handle(b.role, b.state, { type: 'pre_vote.request', from: C, term: 2, lastLogIndex: 5, lastLogTerm: 1 });
+    const r2 = handle(b.role, b.state, {
+      type: 'pre_vote.request',
+      from: C,
+      term: 2,
+      lastLogIndex: 5,
+      lastLogTerm: 1,
+    });
     expect(sends(r2.effects)[0]!.rpc).toMatchObject({ granted: true });
   });
 });
@@ -99,7 +115,14 @@ describe('start and pre-vote', () => {
 describe('votes (§5.2, §5.4.1)', () => {
   it('a higher term is persisted with the vote before the vote is sent', () => {
     const b = follower(B);
-    const r = feed(b, { type: 'vote.request', from: A, term: 3, lastLogIndex: 0, lastLogTerm: 0, transfer: false });
+    const r = feed(b, {
+      type: 'vote.request',
+      from: A,
+      term: 3,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      transfer: false,
+    });
     expect(r.role).toBe('follower');
     expect(r.state.currentTerm).toBe(3);
     expect(r.state.votedFor).toEqual(A);
@@ -114,14 +137,35 @@ describe('votes (§5.2, §5.4.1)', () => {
   it('votes at most once per term', () => {
     const b = follower(B);
     feed(b, { type: 'vote.request', from: A, term: 1, lastLogIndex: 0, lastLogTerm: 0, transfer: false });
-    const again = feed(b, { type: 'vote.request', from: A, term: 1, lastLogIndex: 0, lastLogTerm: 0, transfer: false });
+    const again = feed(b, {
+      type: 'vote.request',
+      from: A,
+      term: 1,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      transfer: false,
+    });
     expect(sends(again.effects)[0]!.rpc).toMatchObject({ granted: true });
-    const other = feed(b, { type: 'vote.request', from: C, term: 1, lastLogIndex: 9, lastLogTerm: 1, transfer: false });
-    expect(other.effects).toEqual([{ type: 'send_rpc', to: C, rpc: { type: 'vote.reply', from: B, term: 1, granted: false } }]);
+    const other = feed(b, {
+      type: 'vote.request',
+      from: C,
+      term: 1,
+      lastLogIndex: 9,
+      lastLogTerm: 1,
+      transfer: false,
+    });
+    expect(other.effects).toEqual([
+      { type: 'send_rpc', to: C, rpc: { type: 'vote.reply', from: B, term: 1, granted: false } },
+    ]);
   });
 
   it('refuses a candidate whose log is less up to date, but still adopts its term', () => {
-    const b = follower(B, { currentTerm: 2, votedFor: null, snapshot: null, entries: [entry(1, 1), entry(2, 2)] });
+    const b = follower(B, {
+      currentTerm: 2,
+      votedFor: null,
+      snapshot: null,
+      entries: [entry(1, 1), entry(2, 2)],
+    });
     const lowerTerm = handle(b.role, b.state, {
       type: 'vote.request',
       from: A,
@@ -147,8 +191,17 @@ describe('votes (§5.2, §5.4.1)', () => {
 
   it('refuses stale terms', () => {
     const b = follower(B, { currentTerm: 4, votedFor: null, snapshot: null, entries: [] });
-    const r = feed(b, { type: 'vote.request', from: A, term: 3, lastLogIndex: 0, lastLogTerm: 0, transfer: false });
-    expect(r.effects).toEqual([{ type: 'send_rpc', to: A, rpc: { type: 'vote.reply', from: B, term: 4, granted: false } }]);
+    const r = feed(b, {
+      type: 'vote.request',
+      from: A,
+      term: 3,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      transfer: false,
+    });
+    expect(r.effects).toEqual([
+      { type: 'send_rpc', to: A, rpc: { type: 'vote.reply', from: B, term: 4, granted: false } },
+    ]);
   });
 
   it('a candidate with a majority becomes leader: noop appended, timer cancelled, followers sent it', () => {
@@ -202,10 +255,24 @@ describe('votes (§5.2, §5.4.1)', () => {
 
   it('a live leader ignores higher-term vote requests that are not transfers', () => {
     const a = electedLeader();
-    const r = feed(a, { type: 'vote.request', from: C, term: 9, lastLogIndex: 9, lastLogTerm: 9, transfer: false });
+    const r = feed(a, {
+      type: 'vote.request',
+      from: C,
+      term: 9,
+      lastLogIndex: 9,
+      lastLogTerm: 9,
+      transfer: false,
+    });
     expect(r.role).toBe('leader');
     expect(r.state.currentTerm).toBe(1);
-    const t = feed(a, { type: 'vote.request', from: C, term: 9, lastLogIndex: 9, lastLogTerm: 9, transfer: true });
+    const t = feed(a, {
+      type: 'vote.request',
+      from: C,
+      term: 9,
+      lastLogIndex: 9,
+      lastLogTerm: 9,
+      transfer: true,
+    });
     expect(t.role).toBe('follower');
     expect(t.state.votedFor).toEqual(C);
   });

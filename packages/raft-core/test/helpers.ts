@@ -29,7 +29,11 @@ export const counter = defineMachine<number | 'boom', number, number>({
   },
 });
 
-export function config(id: ServerId, members: readonly ServerId[] = [A, B, C], extra: Partial<ServerConfig> = {}): ServerConfig {
+export function config(
+  id: ServerId,
+  members: readonly ServerId[] = [A, B, C],
+  extra: Partial<ServerConfig> = {},
+): ServerConfig {
   return {
     id,
     initialMembers: members,
@@ -45,7 +49,12 @@ export function config(id: ServerId, members: readonly ServerId[] = [A, B, C], e
 
 export const empty: Recovered = { currentTerm: 0, votedFor: null, snapshot: null, entries: [] };
 
-export function fresh(id: ServerId, members?: readonly ServerId[], recovered: Recovered = empty, extra?: Partial<ServerConfig>) {
+export function fresh(
+  id: ServerId,
+  members?: readonly ServerId[],
+  recovered: Recovered = empty,
+  extra?: Partial<ServerConfig>,
+) {
   return startServer(initServer(config(id, members, extra), recovered));
 }
 
@@ -67,7 +76,8 @@ export function feed(srv: Srv, msg: Message): HandleResult {
 export function sends(effects: readonly Effect[], type?: RaftRpc['type']): { to: string; rpc: RaftRpc }[] {
   const out: { to: string; rpc: RaftRpc }[] = [];
   for (const e of effects) {
-    if (e.type === 'send_rpc' && (type === undefined || e.rpc.type === type)) out.push({ to: e.to.name, rpc: e.rpc });
+    if (e.type === 'send_rpc' && (type === undefined || e.rpc.type === type))
+      out.push({ to: e.to.name, rpc: e.rpc });
   }
   return out;
 }
@@ -86,7 +96,8 @@ export function electedLeader(members: readonly ServerId[] = [A, B, C]): Srv {
   for (const m of members.slice(1)) {
     if (a.role === 'pre_vote') feed(a, { type: 'pre_vote.reply', from: m, term: 1, granted: true });
   }
-  for (const m of members.slice(1)) if (a.role === 'candidate') feed(a, { type: 'vote.reply', from: m, term: 1, granted: true });
+  for (const m of members.slice(1))
+    if (a.role === 'candidate') feed(a, { type: 'vote.reply', from: m, term: 1, granted: true });
   if (a.role !== 'leader') throw new Error(`not leader: ${a.role}`);
   return a;
 }

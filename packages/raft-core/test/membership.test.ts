@@ -8,7 +8,11 @@ describe('membership changes (one at a time)', () => {
     const a = electedLeader();
     const r = feed(a, { type: 'membership.join', member: voter(D), from: from(1) });
     expect(r.effects).toEqual([
-      { type: 'reply', to: from(1), reply: { type: 'error', error: 'cluster_change_not_permitted', leader: A } },
+      {
+        type: 'reply',
+        to: from(1),
+        reply: { type: 'error', error: 'cluster_change_not_permitted', leader: A },
+      },
     ]);
   });
 
@@ -17,13 +21,21 @@ describe('membership changes (one at a time)', () => {
     ackAll(a);
     const r = feed(a, { type: 'membership.join', member: voter(D), from: from(1) });
     const cfg = r.state.log.entries[1]!;
-    expect(cfg).toMatchObject({ type: 'config', index: 2, cluster: [voter(A), voter(B), voter(C), voter(D)] });
+    expect(cfg).toMatchObject({
+      type: 'config',
+      index: 2,
+      cluster: [voter(A), voter(B), voter(C), voter(D)],
+    });
     expect(r.state.leader!.peers.map((p) => p.key)).toEqual(['b@b', 'c@c', 'd@d']);
     expect(sends(r.effects, 'append_entries.request').map((s) => s.to)).toEqual(['b', 'c', 'd']);
     expect(r.effects).toContainEqual({ type: 'hook', hook: 'follower_added', member: voter(D) });
     const second = feed(a, { type: 'membership.leave', id: C, from: from(2) });
     expect(second.effects).toEqual([
-      { type: 'reply', to: from(2), reply: { type: 'error', error: 'cluster_change_not_permitted', leader: A } },
+      {
+        type: 'reply',
+        to: from(2),
+        reply: { type: 'error', error: 'cluster_change_not_permitted', leader: A },
+      },
     ]);
     // Four voters now: the leader and one follower are not a majority.
     feed(a, { type: 'log.written', upTo: 2, term: 1 });
@@ -180,7 +192,14 @@ describe('leadership transfer', () => {
       leaderCommit: 0,
       round: 0,
     });
-    const v = feed(c, { type: 'vote.request', from: B, term: 2, lastLogIndex: 0, lastLogTerm: 0, transfer: true });
+    const v = feed(c, {
+      type: 'vote.request',
+      from: B,
+      term: 2,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      transfer: true,
+    });
     expect(sends(v.effects)[0]!.rpc).toMatchObject({ granted: true, term: 2 });
   });
 });

@@ -1,17 +1,28 @@
 import { describe, expect, it } from 'vitest';
 import { handle } from '../src/index.ts';
-import { A, ackAll, B, C, electedLeader, entry, feed, from, fresh, type Srv, sends } from './helpers.ts';
+import { A, ackAll, B, C, electedLeader, entry, feed, fresh, from, type Srv, sends } from './helpers.ts';
 
 const read = (s: unknown) => s;
 
 describe('queries', () => {
   it('local queries run on any member, optionally waiting until an index is applied', () => {
-    const r = fresh(B, undefined, { currentTerm: 1, votedFor: null, snapshot: null, entries: [entry(1, 1, 3), entry(2, 1, 4)] });
+    const r = fresh(B, undefined, {
+      currentTerm: 1,
+      votedFor: null,
+      snapshot: null,
+      entries: [entry(1, 1, 3), entry(2, 1, 4)],
+    });
     const b: Srv = { role: r.role, state: r.state, effects: r.effects };
     expect(feed(b, { type: 'query', kind: 'local', fn: read, from: from(1) }).effects).toEqual([
       { type: 'reply', to: from(1), reply: { type: 'query', index: 0, term: 0, result: 0, leader: null } },
     ]);
-    const waiting = feed(b, { type: 'query', kind: 'local', fn: read, from: from(2), condition: { index: 2, term: 1 } });
+    const waiting = feed(b, {
+      type: 'query',
+      kind: 'local',
+      fn: read,
+      from: from(2),
+      condition: { index: 2, term: 1 },
+    });
     expect(waiting.effects).toEqual([]);
     const applied = feed(b, {
       type: 'append_entries.request',
@@ -32,9 +43,9 @@ describe('queries', () => {
 
   it('leader queries are refused by followers', () => {
     const b = fresh(B);
-    expect(handle(b.role, b.state, { type: 'query', kind: 'leader', fn: read, from: from(1) }).effects).toEqual([
-      { type: 'reply', to: from(1), reply: { type: 'error', error: 'not_leader', leader: null } },
-    ]);
+    expect(
+      handle(b.role, b.state, { type: 'query', kind: 'leader', fn: read, from: from(1) }).effects,
+    ).toEqual([{ type: 'reply', to: from(1), reply: { type: 'error', error: 'not_leader', leader: null } }]);
     const a = electedLeader();
     expect(feed(a, { type: 'query', kind: 'leader', fn: read, from: from(1) }).effects).toEqual([
       { type: 'reply', to: from(1), reply: { type: 'query', index: 0, term: 0, result: 0, leader: A } },
@@ -52,7 +63,11 @@ describe('queries', () => {
       from: from(1),
     });
     expect(r.effects).toEqual([
-      { type: 'reply', to: from(1), reply: { type: 'error', error: 'query_error', leader: A, message: 'nope' } },
+      {
+        type: 'reply',
+        to: from(1),
+        reply: { type: 'error', error: 'query_error', leader: A, message: 'nope' },
+      },
     ]);
   });
 

@@ -1,7 +1,20 @@
 import type { AppendEntriesRequest } from '@otra/protocol';
 import { describe, expect, it } from 'vitest';
 import { handle } from '../src/index.ts';
-import { A, ackAll, B, C, electedLeader, entry, feed, from, fresh, type Srv, sends, types } from './helpers.ts';
+import {
+  A,
+  ackAll,
+  B,
+  C,
+  electedLeader,
+  entry,
+  feed,
+  fresh,
+  from,
+  type Srv,
+  sends,
+  types,
+} from './helpers.ts';
 
 const pid = { node: 'client', id: 7, creation: 1 };
 
@@ -94,19 +107,35 @@ describe('follower AppendEntries (§5.3)', () => {
   });
 
   it('truncates a conflicting uncommitted suffix atomically with the append', () => {
-    const b = follower({ currentTerm: 2, votedFor: null, snapshot: null, entries: [entry(1, 1), entry(2, 2), entry(3, 2)] });
+    const b = follower({
+      currentTerm: 2,
+      votedFor: null,
+      snapshot: null,
+      entries: [entry(1, 1), entry(2, 2), entry(3, 2)],
+    });
     const r = feed(b, ae({ term: 3, prevLogIndex: 1, prevLogTerm: 1, entries: [entry(2, 3, 10)] }));
     expect(r.state.log.length).toBe(2);
     expect(r.state.log.entries[1]).toEqual(entry(2, 3, 10));
     expect(r.state.lastWritten).toEqual({ index: 1, term: 1 });
     expect(r.effects).toContainEqual({ type: 'log.append', entries: [entry(2, 3, 10)], truncateFrom: 2 });
     // A confirmation for the discarded branch is ignored; the new one counts.
-    expect(feed(b, { type: 'log.written', upTo: 3, term: 2 }).state.lastWritten).toEqual({ index: 1, term: 1 });
-    expect(feed(b, { type: 'log.written', upTo: 2, term: 3 }).state.lastWritten).toEqual({ index: 2, term: 3 });
+    expect(feed(b, { type: 'log.written', upTo: 3, term: 2 }).state.lastWritten).toEqual({
+      index: 1,
+      term: 1,
+    });
+    expect(feed(b, { type: 'log.written', upTo: 2, term: 3 }).state.lastWritten).toEqual({
+      index: 2,
+      term: 3,
+    });
   });
 
   it('skips entries it already has (duplicates and reordering are harmless)', () => {
-    const b = follower({ currentTerm: 1, votedFor: null, snapshot: null, entries: [entry(1, 1), entry(2, 1)] });
+    const b = follower({
+      currentTerm: 1,
+      votedFor: null,
+      snapshot: null,
+      entries: [entry(1, 1), entry(2, 1)],
+    });
     const r = feed(b, ae({ entries: [entry(1, 1), entry(2, 1)], leaderCommit: 2 }));
     expect(types(r.effects)).not.toContain('log.append');
     expect(r.state.commitIndex).toBe(2);
@@ -115,7 +144,12 @@ describe('follower AppendEntries (§5.3)', () => {
   });
 
   it('commits no further than what it verified against this leader', () => {
-    const b = follower({ currentTerm: 1, votedFor: null, snapshot: null, entries: [entry(1, 1), entry(2, 1), entry(3, 1)] });
+    const b = follower({
+      currentTerm: 1,
+      votedFor: null,
+      snapshot: null,
+      entries: [entry(1, 1), entry(2, 1), entry(3, 1)],
+    });
     const r = feed(b, ae({ prevLogIndex: 1, prevLogTerm: 1, leaderCommit: 3 }));
     expect(r.state.commitIndex).toBe(1);
   });
@@ -125,7 +159,11 @@ describe('leader replication and commitment', () => {
   it('pipelines without waiting for its own write, and commits on a written majority', () => {
     const a = electedLeader();
     const r = feed(a, { type: 'command', command: 5, reply: { mode: 'await_consensus', from: from(1) } });
-    expect(types(r.effects)).toEqual(['log.append', 'send_rpc:append_entries.request>b', 'send_rpc:append_entries.request>c']);
+    expect(types(r.effects)).toEqual([
+      'log.append',
+      'send_rpc:append_entries.request>b',
+      'send_rpc:append_entries.request>c',
+    ]);
     // A follower's ack alone is not a majority while our own write is pending.
     feed(a, {
       type: 'append_entries.reply',
@@ -187,7 +225,12 @@ describe('leader replication and commitment', () => {
 
   it('never commits an entry of an earlier term by counting replicas (Figure 8)', () => {
     // `a` holds entry 2 of term 2 (never committed), is elected in term 4 and appends its noop at 3.
-    const r = fresh(A, undefined, { currentTerm: 3, votedFor: null, snapshot: null, entries: [entry(1, 1), entry(2, 2)] });
+    const r = fresh(A, undefined, {
+      currentTerm: 3,
+      votedFor: null,
+      snapshot: null,
+      entries: [entry(1, 1), entry(2, 2)],
+    });
     const a: Srv = { role: r.role, state: r.state, effects: r.effects };
     feed(a, { type: 'election.timeout' });
     feed(a, { type: 'pre_vote.reply', from: B, term: 4, granted: true });
@@ -287,7 +330,12 @@ describe('reply modes', () => {
 
   it('low-priority commands wait and are flushed in bounded batches', () => {
     const a = electedLeader();
-    const low = { type: 'command' as const, command: 1, reply: { mode: 'noreply' as const }, priority: 'low' as const };
+    const low = {
+      type: 'command' as const,
+      command: 1,
+      reply: { mode: 'noreply' as const },
+      priority: 'low' as const,
+    };
     const r = feed(a, { type: 'commands', commands: [low, low, low, low, low] });
     expect(types(r.effects)).toEqual([]);
     expect(a.state.leader!.lowQueue).toHaveLength(5);
@@ -306,7 +354,11 @@ describe('reply modes', () => {
     expect(a.state.lastApplied).toBe(3);
     expect(a.state.machineState).toBe(4);
     expect(fx.filter((e) => e.type === 'reply')).toEqual([
-      { type: 'reply', to: from(1), reply: { type: 'error', error: 'machine_error', leader: A, message: 'boom' } },
+      {
+        type: 'reply',
+        to: from(1),
+        reply: { type: 'error', error: 'machine_error', leader: A, message: 'boom' },
+      },
       { type: 'reply', to: from(2), reply: { type: 'applied', index: 3, term: 1, reply: 4, leader: A } },
     ]);
   });

@@ -1,8 +1,7 @@
 import type { SnapshotMeta } from '@otra/protocol';
 import { describe, expect, it } from 'vitest';
-import { defineMachine, type Machine, type MachineModule } from '../src/index.ts';
-import { A, ackAll, B, C, config, entry, feed, from, fresh, type Srv, types } from './helpers.ts';
-import { initServer, startServer } from '../src/index.ts';
+import { defineMachine, initServer, type Machine, type MachineModule, startServer } from '../src/index.ts';
+import { A, ackAll, B, C, config, entry, feed, fresh, from, type Srv, types } from './helpers.ts';
 
 /** Releases the cursor at every applied command: snapshots as often as possible. */
 const releasing = defineMachine<number, number, number>({
@@ -11,12 +10,14 @@ const releasing = defineMachine<number, number, number>({
 });
 
 function leaderWith(machine: MachineModule<number, number, number>): Srv {
-  const r = startServer(initServer(config(A, [A, B, C], { machine: machine as Machine<unknown, unknown, unknown> }), {
-    currentTerm: 0,
-    votedFor: null,
-    snapshot: null,
-    entries: [],
-  }));
+  const r = startServer(
+    initServer(config(A, [A, B, C], { machine: machine as Machine<unknown, unknown, unknown> }), {
+      currentTerm: 0,
+      votedFor: null,
+      snapshot: null,
+      entries: [],
+    }),
+  );
   const a: Srv = { role: r.role, state: r.state, effects: r.effects };
   feed(a, { type: 'election.timeout' });
   feed(a, { type: 'pre_vote.reply', from: B, term: 1, granted: true });
@@ -66,8 +67,18 @@ describe('snapshots', () => {
     // While the transfer runs, no AppendEntries go to c.
     const t = feed(a, { type: 'tick', nowMs: 1 });
     expect(types(t.effects)).not.toContain('send_rpc:append_entries.request>c');
-    const done = feed(a, { type: 'install_snapshot.reply', from: C, term: 1, meta: meta(2), chunk: -1, done: true });
-    expect(done.state.leader!.peers.find((p) => p.key === 'c@c')).toMatchObject({ matchIndex: 2, nextIndex: 3 });
+    const done = feed(a, {
+      type: 'install_snapshot.reply',
+      from: C,
+      term: 1,
+      meta: meta(2),
+      chunk: -1,
+      done: true,
+    });
+    expect(done.state.leader!.peers.find((p) => p.key === 'c@c')).toMatchObject({
+      matchIndex: 2,
+      nextIndex: 3,
+    });
   });
 
   it('a follower takes chunks in order, installs, and acknowledges once installed', () => {
@@ -91,7 +102,12 @@ describe('snapshots', () => {
     expect(types(last.effects)).toEqual(['timer.set', 'snapshot.chunk.write', 'snapshot.install']);
     const inst = feed(c, { type: 'snapshot.installed', meta: meta(2), machineState: 7 });
     expect(inst.role).toBe('follower');
-    expect(inst.state).toMatchObject({ commitIndex: 2, lastApplied: 2, machineState: 7, lastWritten: { index: 2, term: 1 } });
+    expect(inst.state).toMatchObject({
+      commitIndex: 2,
+      lastApplied: 2,
+      machineState: 7,
+      lastWritten: { index: 2, term: 1 },
+    });
     expect(inst.state.log).toMatchObject({ snapshotIndex: 2, snapshotTerm: 1, length: 0 });
     expect(inst.effects).toEqual([
       {
@@ -122,7 +138,12 @@ describe('snapshots', () => {
       snapshot: { meta: meta(2), machineState: 10 },
       entries: [entry(3, 1, 5)],
     });
-    expect(r.state).toMatchObject({ commitIndex: 2, lastApplied: 2, machineState: 10, lastWritten: { index: 3, term: 1 } });
+    expect(r.state).toMatchObject({
+      commitIndex: 2,
+      lastApplied: 2,
+      machineState: 10,
+      lastWritten: { index: 3, term: 1 },
+    });
     expect(r.state.log).toMatchObject({ snapshotIndex: 2, length: 1 });
     void from;
   });

@@ -50,11 +50,18 @@ describe('machine versions', () => {
     expect(b.state.awaitingUpgrade).toBe(2);
     // It still acknowledges what it writes.
     const w = feed(b, { type: 'log.written', upTo: 3, term: 1 });
-    expect(w.effects[0]).toMatchObject({ rpc: { type: 'append_entries.reply', success: true, matchIndex: 3 } });
-    // Upgraded (restarted with version 2 code), it applies with the version-2 module.
-    const up = fresh(B, undefined, { currentTerm: 1, votedFor: null, snapshot: null, entries: b.state.log.entries }, {
-      machine: versioned(2) as Machine<unknown, unknown, unknown>,
+    expect(w.effects[0]).toMatchObject({
+      rpc: { type: 'append_entries.reply', success: true, matchIndex: 3 },
     });
+    // Upgraded (restarted with version 2 code), it applies with the version-2 module.
+    const up = fresh(
+      B,
+      undefined,
+      { currentTerm: 1, votedFor: null, snapshot: null, entries: b.state.log.entries },
+      {
+        machine: versioned(2) as Machine<unknown, unknown, unknown>,
+      },
+    );
     const b2: Srv = { role: up.role, state: up.state, effects: up.effects };
     feed(b2, {
       type: 'append_entries.request',
@@ -91,7 +98,13 @@ describe('statechart', () => {
     expect(s2.value).toBe('candidate');
     const [s3] = transition(raftMachine, s2, { type: 'vote.reply', from: C, term: 1, granted: true });
     expect(s3.value).toBe('leader');
-    expect(s3.context.effects.map((e) => e.type)).toEqual(['timer.cancel', 'log.append', 'hook', 'send_rpc', 'send_rpc']);
+    expect(s3.context.effects.map((e) => e.type)).toEqual([
+      'timer.cancel',
+      'log.append',
+      'hook',
+      'send_rpc',
+      'send_rpc',
+    ]);
     // The previous snapshot is untouched.
     expect(s2.context.server.log.length).toBe(0);
     expect(s2.value).toBe('candidate');
@@ -112,7 +125,11 @@ describe('statechart', () => {
       init: () => ({}),
       apply: (_m, c, s) => [{ ...s, [c.k]: c.v }, s[c.k] ?? null],
     });
-    const [next, reply] = kv.apply({ index: 1, term: 1, systemTime: 0, machineVersion: 0 }, { k: 'a', v: 1 }, {});
+    const [next, reply] = kv.apply(
+      { index: 1, term: 1, systemTime: 0, machineVersion: 0 },
+      { k: 'a', v: 1 },
+      {},
+    );
     expect(next).toEqual({ a: 1 });
     expect(reply).toBeNull();
   });

@@ -12,7 +12,7 @@ import { armElectionTimer, type Ctx, isVoter, persistMetaCoalesced, send, voterK
 import { appendOne, isUpToDate, lastIndex, lastTerm } from './log.ts';
 import { hasQuorum } from './quorum.ts';
 import { replicateAll } from './replication.ts';
-import { becomeFollower, enterRole, observeTerm } from './roles.ts';
+import { enterRole, observeTerm } from './roles.ts';
 
 /**
  * A leader lease: while a follower hears from a live leader (its election timer has not fired)

@@ -49,10 +49,19 @@ function appendConfig(ctx: Ctx, members: ClusterConfig, from: From | undefined):
 
 export function onJoin(ctx: Ctx, member: ClusterMember, from: From): void {
   const s = ctx.s;
-  if (ctx.role !== 'leader') return replyError(ctx, from, 'not_leader');
-  if (!changeAllowed(ctx)) return replyError(ctx, from, 'cluster_change_not_permitted');
+  if (ctx.role !== 'leader') {
+    replyError(ctx, from, 'not_leader');
+    return;
+  }
+  if (!changeAllowed(ctx)) {
+    replyError(ctx, from, 'cluster_change_not_permitted');
+    return;
+  }
   const key = serverIdKey(member.id);
-  if (cluster(s).some((m) => serverIdKey(m.id) === key)) return replyError(ctx, from, 'already_member');
+  if (cluster(s).some((m) => serverIdKey(m.id) === key)) {
+    replyError(ctx, from, 'already_member');
+    return;
+  }
   const added: ClusterMember =
     member.membership === 'promotable'
       ? { ...member, targetIndex: member.targetIndex ?? lastIndex(s.log) }
@@ -63,11 +72,20 @@ export function onJoin(ctx: Ctx, member: ClusterMember, from: From): void {
 
 export function onLeave(ctx: Ctx, id: ServerId, from: From): void {
   const s = ctx.s;
-  if (ctx.role !== 'leader') return replyError(ctx, from, 'not_leader');
-  if (!changeAllowed(ctx)) return replyError(ctx, from, 'cluster_change_not_permitted');
+  if (ctx.role !== 'leader') {
+    replyError(ctx, from, 'not_leader');
+    return;
+  }
+  if (!changeAllowed(ctx)) {
+    replyError(ctx, from, 'cluster_change_not_permitted');
+    return;
+  }
   const key = serverIdKey(id);
   const members = cluster(s).filter((m) => serverIdKey(m.id) !== key);
-  if (members.length === cluster(s).length) return replyError(ctx, from, 'not_member');
+  if (members.length === cluster(s).length) {
+    replyError(ctx, from, 'not_member');
+    return;
+  }
   appendConfig(ctx, members, from);
   // The leader's own removal is announced when it commits (and it steps down then).
   if (key !== s.cfg.idKey) ctx.fx.push({ type: 'hook', hook: 'follower_removed', id });
@@ -91,14 +109,25 @@ export function maybePromote(ctx: Ctx, key: string, matchIndex: number): void {
 /** Leadership transfer: only to an up-to-date voter; the target campaigns at once on `timeout_now`. */
 export function onTransfer(ctx: Ctx, to: ServerId, from: From): void {
   const s = ctx.s;
-  if (ctx.role !== 'leader') return replyError(ctx, from, 'not_leader');
+  if (ctx.role !== 'leader') {
+    replyError(ctx, from, 'not_leader');
+    return;
+  }
   const key = serverIdKey(to);
-  if (key === s.cfg.idKey) return reply(ctx, from, { type: 'ok', leader: s.cfg.id });
-  if (!isVoter(s, key)) return replyError(ctx, from, 'not_voter');
+  if (key === s.cfg.idKey) {
+    reply(ctx, from, { type: 'ok', leader: s.cfg.id });
+    return;
+  }
+  if (!isVoter(s, key)) {
+    replyError(ctx, from, 'not_voter');
+    return;
+  }
   const leader = s.leader!;
   const peer = leader.peers[peerIndex(leader, key)];
-  if (peer === undefined || peer.matchIndex < lastIndex(s.log))
-    return replyError(ctx, from, 'not_up_to_date');
+  if (peer === undefined || peer.matchIndex < lastIndex(s.log)) {
+    replyError(ctx, from, 'not_up_to_date');
+    return;
+  }
   send(ctx, to, { type: 'timeout_now', from: s.cfg.id, term: s.currentTerm });
   reply(ctx, from, { type: 'ok', leader: s.cfg.id });
 }
