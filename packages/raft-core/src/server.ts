@@ -1,7 +1,7 @@
 import type { ClusterMember } from '@otra/protocol';
 import { assertNever, serverIdKey } from '@otra/protocol';
-import { applyCommitted } from './internal/apply.ts';
-import { flushLowPriority, onCommands, onSystemEvent } from './internal/client.ts';
+import { applyCommitted, machineEffects } from './internal/apply.ts';
+import { appendCommands, flushLowPriority, onCommands, onSystemEvent } from './internal/client.ts';
 import { armElectionTimer, type Ctx, type Draft } from './internal/context.ts';
 import {
   onElectionTimeout,
@@ -218,7 +218,13 @@ function onTick(ctx: Ctx, nowMs: number): void {
   flushLowPriority(ctx);
   const machine = s.cfg.machine;
   if (machine.tick !== undefined) {
-    for (const effect of machine.tick(nowMs, s.machineState)) ctx.fx.push({ type: 'machine', effect });
+    // Routed like apply's effects: `release_cursor`, `append` and `log` are handled by the core.
+    const appended = machineEffects(ctx, machine.tick(nowMs, s.machineState), true, null);
+    if (appended !== null)
+      appendCommands(
+        ctx,
+        appended.map((command) => ({ command, reply: { mode: 'noreply' } })),
+      );
   }
   applyCommitted(ctx);
 }

@@ -134,3 +134,31 @@ describe('statechart', () => {
     expect(reply).toBeNull();
   });
 });
+
+describe('machine tick', () => {
+  it('runs on the leader only; its append effects enter the log', async () => {
+    const { electedLeader: elected } = await import('./helpers.ts');
+    const ticking = defineMachine<number, number, number>({
+      init: () => 0,
+      apply: (_m, n, s) => [s + n, s + n],
+      tick: (now) => [
+        { type: 'append', command: now },
+        { type: 'send_msg', to: { node: 'x', id: 1, creation: 1 }, msg: 'hi' },
+      ],
+    });
+    const f = fresh(B, undefined, empty, { machine: ticking as Machine<unknown, unknown, unknown> });
+    expect(handle(f.role, f.state, { type: 'tick', nowMs: 5 }).effects).toEqual([]);
+    const a = elected();
+    const withTick = { ...a, state: { ...a.state, cfg: { ...a.state.cfg, machine: toModule(ticking) } } };
+    const r = feed(withTick, { type: 'tick', nowMs: 7 });
+    expect(r.effects).toContainEqual({
+      type: 'machine',
+      effect: { type: 'send_msg', to: { node: 'x', id: 1, creation: 1 }, msg: 'hi' },
+    });
+    expect(r.state.log.entries[r.state.log.length - 1]).toMatchObject({
+      type: 'command',
+      command: 7,
+      systemTime: 7,
+    });
+  });
+});
