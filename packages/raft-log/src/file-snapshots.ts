@@ -97,6 +97,14 @@ export class FileSnapshotStore implements SnapshotStore {
     return [...new Set([...this.currents.keys(), ...this.corruption.keys()])];
   }
 
+  /** Removes every snapshot of `uid` (`RaftStorage.deleteServer`); open readers keep their file. */
+  async forget(uid: string): Promise<void> {
+    this.currents.delete(uid);
+    this.corruption.delete(uid);
+    this.nextSeq.delete(uid);
+    await fs.rm(path.join(this.root, uid), { recursive: true, force: true });
+  }
+
   /** The damage found at open for `uid`, if any. */
   corruptionOf(uid: string): SnapshotCorruptionError | undefined {
     return this.corruption.get(uid);

@@ -58,6 +58,11 @@ class MemoryDurability {
 export class MemoryLogStore implements LogStore {
   private readonly views = new Map<string, ServerLog>();
 
+  /** Drops everything of `uid` (`RaftStorage.deleteServer`). */
+  forget(uid: string): void {
+    this.views.delete(uid);
+  }
+
   /** @internal */
   constructor(private readonly durability: MemoryDurability) {}
 
@@ -139,6 +144,12 @@ export class MemoryMetaStore implements MetaStore {
   private readonly values = new Map<string, Map<string, unknown>>();
   private readonly codec = createCodec();
 
+  /** Drops everything of `uid` (`RaftStorage.deleteServer`). */
+  forget(uid: string): void {
+    this.metas.delete(uid);
+    this.values.delete(uid);
+  }
+
   /** @internal */
   constructor(private readonly durability: MemoryDurability) {}
 
@@ -182,6 +193,11 @@ export class MemoryMetaStore implements MetaStore {
 
 export class MemorySnapshotStore implements SnapshotStore {
   private readonly snapshots = new Map<string, { info: SnapshotInfo; bytes: Uint8Array }>();
+
+  /** Drops everything of `uid` (`RaftStorage.deleteServer`). */
+  forget(uid: string): void {
+    this.snapshots.delete(uid);
+  }
 
   current(uid: string): SnapshotInfo | null {
     checkUid(uid);
@@ -287,6 +303,13 @@ export function createMemoryStorage(): MemoryStorage {
         last: log.last(uid),
         meta: meta.get(uid),
       };
+    },
+    async deleteServer(uid: string) {
+      if (durability.closed) throw new StorageClosedError();
+      checkUid(uid);
+      log.forget(uid);
+      meta.forget(uid);
+      snapshots.forget(uid);
     },
     async close() {
       durability.closed = true;

@@ -16,9 +16,12 @@ import {
   ALL_LOG_STARTS,
   ALL_META,
   checkUid,
+  entryRange,
   FORMAT_KEY,
   FORMAT_VERSION,
   indexOfEntryKey,
+  logStartKey,
+  metaRange,
   splitKey,
 } from './internal/keys.ts';
 import { type Kv, RocksKv, type RocksOpenOptions } from './internal/rocksdb.ts';
@@ -261,6 +264,25 @@ async function recoverStorage(dir: string, kv: Kv, options: RocksStorageOptions)
         last: log.last(uid),
         meta: meta.get(uid),
       };
+    },
+    async deleteServer(uid: string) {
+      if (closed) throw new StorageClosedError();
+      checkUid(uid);
+      views.delete(uid);
+      metas.delete(uid);
+      values.delete(uid);
+      metaCorruption.delete(uid);
+      problems.delete(uid);
+      for (const range of [entryRange(uid), metaRange(uid)]) {
+        for await (const chunk of kv.iterateChunks(range)) {
+          await kv.batch(
+            chunk.map(([key]) => ({ type: 'del' as const, key })),
+            false,
+          );
+        }
+      }
+      await kv.batch([{ type: 'del', key: logStartKey(uid) }], true);
+      await snapshots.forget(uid);
     },
     async close() {
       if (closed) return;

@@ -176,5 +176,10 @@ export interface RaftStorage {
    * servers of the system are unaffected.
    */
   recover(uid: string): RecoveredServer;
+  /**
+   * Forgets server `uid` for good: its log, log start, meta and values, and snapshots (a deleted
+   * server or cluster). Call it once the server has stopped; resolves when the deletion is durable.
+   */
+  deleteServer(uid: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -66,6 +66,14 @@ export function logStartKey(uid: string): Buffer {
   return prefixed(LOG_START, uid, 0);
 }
 
+/** The bounds of every meta key of `uid` (current term and vote, and the values). */
+export function metaRange(uid: string): { gte: Buffer; lt: Buffer } {
+  const gte = prefixed(META, uid, 0);
+  const lt = Buffer.from(gte);
+  // the byte after the uid: every name of this uid sorts below it (names are non-empty utf-8)
+  return { gte, lt: Buffer.concat([lt, Buffer.from([0xff, 0xff, 0xff, 0xff])]) };
+}
+
 export function metaKey(uid: string, name: string): Buffer {
   const nameBytes = Buffer.from(name, 'utf8');
   const key = prefixed(META, uid, nameBytes.length);

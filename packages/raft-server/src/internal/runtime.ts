@@ -1,4 +1,4 @@
-import { type Node, terminateChild } from '@otra/actors';
+import type { Node } from '@otra/actors';
 import type { Pid, ServerId } from '@otra/protocol';
 import type { RaftStorage } from '@otra/raft-log';
 import type { MachineModuleSpec } from '../types.ts';
@@ -66,19 +66,20 @@ export async function writeRecord(
   if (had !== names.has(name)) await sys.storage.meta.setValue(DIRECTORY_UID, INDEX_KEY, [...names]);
 }
 
+/** The registered names of a system's actors on its node. */
+export const names = {
+  system: (system: string) => `raft.system.${system}`,
+  manager: (system: string) => `raft.manager.${system}`,
+  writer: (system: string) => `raft.log_writer.${system}`,
+  servers: (system: string) => `raft.servers.${system}`,
+  serverSup: (server: string) => `${server}.sup`,
+};
+
 /**
- * Removes a server for good: its directory record and its data, then its supervisor (which stops
- * the server and its helpers). Used by `forceDeleteServer` and after a cluster's end of life.
+ * Removes a stopped server for good: its directory record, then its data. Used by
+ * `forceDeleteServer` and after a cluster's end of life (through the manager, which stops it first).
  */
-export async function deleteServer(
-  sys: SystemRuntime,
-  record: ServerRecord,
-  supervisor: Pid | undefined,
-): Promise<void> {
+export async function deleteServer(sys: SystemRuntime, record: ServerRecord): Promise<void> {
   await writeRecord(sys, null, record.id.name);
   await sys.storage.deleteServer(record.uid);
-  const servers = sys.serversSup();
-  if (supervisor !== undefined && servers !== undefined) {
-    void terminateChild(sys.node, servers, supervisor).catch(() => undefined);
-  }
 }

@@ -39,7 +39,7 @@ import { initialTransition, type SnapshotFrom, transition } from 'xstate';
 import type { Counters, KeyMetrics, LeaderHooks, MemberInfo, Overview } from '../types.ts';
 import { concatBytes, decodeEntry, decodePacked, decodeState, encodeState, storedEntry } from './codec.ts';
 import { type ApplyTap, END_OF_LIFE, wrapMachine } from './machine-wrapper.ts';
-import { deleteServer, type ServerRecord, type SystemRuntime } from './runtime.ts';
+import { names, type ServerRecord, type SystemRuntime } from './runtime.ts';
 import { snapshotSenderSpec } from './snapshot-sender.ts';
 
 type RaftSnapshot = SnapshotFrom<RaftMachine>;
@@ -115,8 +115,11 @@ interface ShellState {
   counters: Counters;
   /** A fatal storage error: the server stops (its supervisor restarts it from disk). */
   failed: Error | undefined;
-  /** The cluster's end-of-life command was applied: delete the data and stop. */
-  ending: boolean;
+  /**
+   * Ticks left before this server deletes itself after applying the cluster's end-of-life command
+   * (0: not ending). A leader waits a few heartbeats so its followers learn the command is committed.
+   */
+  ending: number;
 }
 
 const RPC_TYPES = new Set<string>([
@@ -130,6 +133,9 @@ const RPC_TYPES = new Set<string>([
   'install_snapshot.reply',
   'timeout_now',
 ]);
+
+/** Heartbeat ticks a leader keeps running after applying end of life, so followers learn of it. */
+const END_OF_LIFE_TICKS = 4;
 
 /** The registered name of a server's aux actor. */
 export function auxName(serverName: string): string {
@@ -332,7 +338,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
       receiver: undefined,
       counters: emptyCounters(),
       failed: undefined,
-      ending: false,
+      ending: 0,
     };
     sys.leaders.set(record.cluster, null);
     ctx.sendAfter(sys.settings.tickMs, { type: 'raft.tick' });
@@ -388,16 +394,24 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
   describe: (state) => state.snap.value,
 };
 
-function afterBatch(state: ShellState, ctx: ActorContext): ShellState | Promise<ShellState> {
-  if (state.ending) {
+function afterBatch(state: ShellState, ctx: ActorContext): ShellState {
+  if (state.ending === 1) {
+    // The manager stops this server (and its helpers), then deletes its record and data.
+    state.ending = -1;
     state.sys.log(
       'info',
       `${serverIdKey(state.id)}: cluster ${state.record.cluster} deleted; removing its data`,
     );
-    return deleteServer(state.sys, state.record, state.supervisor).then(() => {
-      ctx.stop('normal');
-      return state;
-    });
+    ctx
+      .call(
+        { name: names.manager(state.sys.name), node: state.sys.node.name },
+        { type: 'manager.delete_server', name: state.id.name },
+        { timeoutMs: 60_000 },
+      )
+      .catch((err: unknown) =>
+        state.sys.log('error', `${serverIdKey(state.id)}: could not delete: ${asError(err).message}`),
+      );
+    return state;
   }
   if (roleOf(state) === 'stop') ctx.stop('normal');
   return state;
@@ -464,6 +478,7 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
       step(state, msg as Message, effects);
       return;
     case 'raft.tick':
+      if (state.ending > 1) state.ending--;
       step(state, { type: 'tick', nowMs: Date.now() }, effects);
       ctx.sendAfter(state.sys.settings.tickMs, { type: 'raft.tick' });
       return;
@@ -614,7 +629,7 @@ function step(state: ShellState, msg: Message, effects: Effect[]): void {
   if (state.tap.endOfLife !== null) {
     // every member deletes its data once it applied the end-of-life command (after this batch)
     state.tap.endOfLife = null;
-    state.ending = true;
+    state.ending = after === 'leader' ? END_OF_LIFE_TICKS : 1;
   }
   const leader = next.context.server.leaderId;
   state.sys.leaders.set(state.record.cluster, leader);

@@ -21,6 +21,7 @@ import type { MachineModuleSpec, MachineRef, RaftSystemHandle, SystemOptions } f
 import { auxSpec } from './aux.ts';
 import {
   deleteServer,
+  names,
   readRecord,
   recordedServers,
   type ServerRecord,
@@ -28,15 +29,6 @@ import {
   writeRecord,
 } from './runtime.ts';
 import { raftServerBehaviour } from './server.ts';
-
-/** The registered names of a system's actors on its node. */
-export const names = {
-  system: (system: string) => `raft.system.${system}`,
-  manager: (system: string) => `raft.manager.${system}`,
-  writer: (system: string) => `raft.log_writer.${system}`,
-  servers: (system: string) => `raft.servers.${system}`,
-  serverSup: (server: string) => `${server}.sup`,
-};
 
 /** What a node is asked to do with one of its servers (from any node, via the manager). */
 export type ManagerRequest =
@@ -174,7 +166,7 @@ function managerBehaviour(sys: SystemRuntime): GenServer<null, void, ManagerRequ
       case 'manager.delete_server': {
         const record = readRecord(sys, request.name);
         await stopLocalServer(sys, request.name);
-        if (record !== undefined) await deleteServer(sys, record, undefined);
+        if (record !== undefined) await deleteServer(sys, record);
         return;
       }
     }
@@ -302,3 +294,5 @@ export async function startSystem(node: Node, options: SystemOptions): Promise<R
     },
   };
 }
+
+export { names };
