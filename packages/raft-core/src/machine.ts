@@ -96,22 +96,23 @@ export type Machine<C = unknown, R = unknown, S = unknown> = MachineModule<C, R,
 export type AnyMachineModule = MachineModule<any, any, any>;
 
 export type CommandOf<M> =
-  M extends MachineModule<infer C, unknown, unknown>
+  M extends SimpleMachine<infer C, infer _S>
     ? C
-    : M extends SimpleMachine<infer C, unknown>
+    : M extends MachineModule<infer C, infer _R, infer _S>
       ? C
       : never;
 export type StateOf<M> =
-  M extends MachineModule<unknown, unknown, infer S>
+  M extends SimpleMachine<infer _C, infer S>
     ? S
-    : M extends SimpleMachine<unknown, infer S>
+    : M extends MachineModule<infer _C, infer _R, infer S>
       ? S
       : never;
+/** A simple machine's reply is its new state. */
 export type ReplyOf<M> =
-  M extends MachineModule<unknown, infer R, unknown>
-    ? R
-    : M extends SimpleMachine<unknown, infer S>
-      ? S
+  M extends SimpleMachine<infer _C, infer S>
+    ? S
+    : M extends MachineModule<infer _C, infer R, infer _S>
+      ? R
       : never;
 
 /** Turns either form into the module form. */
