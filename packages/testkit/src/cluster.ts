@@ -43,6 +43,11 @@ export interface ClusterOptions {
   readonly snapshotChunkChars?: number;
   /** Check the four safety properties after every step (default true). */
   readonly checkSafety?: boolean;
+  /**
+   * Probability of crashing a server right after it sent a granted vote (restarting it 1-10 ms
+   * later): a vote that was not durable before it left would then be cast twice in one term.
+   */
+  readonly crashAfterVote?: number;
 }
 
 type WriteOp =
@@ -125,6 +130,7 @@ export class Cluster {
       driver: 'handle',
       snapshotChunkChars: 64,
       checkSafety: true,
+      crashAfterVote: 0,
       ...options,
     };
     this.rng = new Prng(options.seed);
@@ -422,6 +428,14 @@ export class Cluster {
         case 'send_rpc':
           for (const d of this.network.deliveries(s.name, e.to.name)) {
             this.queue.push(this.now + d, { kind: 'deliver', to: e.to.name, msg: e.rpc });
+          }
+          if (e.rpc.type === 'vote.reply' && e.rpc.granted && this.rng.chance(this.opts.crashAfterVote)) {
+            this.crash(s.name);
+            const name = s.name;
+            this.at(this.now + this.rng.int(1, 10), () => {
+              if (!this.server(name).up) this.restart(name);
+            });
+            return;
           }
           break;
         case 'reply':

@@ -86,6 +86,7 @@ function simulate(options: SimulationOptions): SimulationResult {
     servers: names,
     machine: () => kvMachine(snapshotEvery) as Machine<unknown, unknown, unknown>,
     driver: options.driver ?? 'handle',
+    crashAfterVote: faultsOn ? 0.3 : 0,
     // Slow disks some runs: widens the window between append and durability that crashes hit.
     writeDelayMs: [[0, 2] as const, [0, 10] as const, [2, 40] as const][options.seed % 3]!,
     metaDelayMs: [[0, 1] as const, [0, 5] as const, [1, 20] as const][(options.seed >> 2) % 3]!,
