@@ -35,7 +35,7 @@ import {
   type ServerState,
 } from '@otra/raft-core';
 import type { SnapshotReceiver } from '@otra/raft-log';
-import { initialTransition, type SnapshotFrom, transition } from 'xstate';
+import { type Actor, createActor, type SnapshotFrom } from 'xstate';
 import type { Counters, KeyMetrics, LeaderHooks, MemberInfo, Overview } from '../types.ts';
 import { concatBytes, decodeEntry, decodePacked, decodeState, encodeState, storedEntry } from './codec.ts';
 import { type ApplyTap, END_OF_LIFE, wrapMachine } from './machine-wrapper.ts';
@@ -43,6 +43,8 @@ import { names, type ServerRecord, type SystemRuntime } from './runtime.ts';
 import { snapshotSenderSpec } from './snapshot-sender.ts';
 
 type RaftSnapshot = SnapshotFrom<RaftMachine>;
+/** The core's statechart, running as an XState actor inside the RaftServer actor (synchronous sends). */
+type RaftChart = Actor<RaftMachine>;
 
 /** Requests the API makes to a server with `call`. */
 export type ServerCall =
@@ -103,6 +105,8 @@ interface ShellState {
   readonly tap: ApplyTap;
   readonly hooks: LeaderHooks | undefined;
   readonly queries: Readonly<Record<string, (state: unknown, ...args: unknown[]) => unknown>>;
+  readonly chart: RaftChart;
+  /** The chart's latest snapshot (read after every event). */
   snap: RaftSnapshot;
   electionTimer: TimerRef | undefined;
   electionGen: number;
@@ -305,21 +309,28 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
       endOfLife: null,
     };
     const recovered = await recover(sys, record.uid);
-    const [snap] = initialTransition(raftMachine, {
-      config: {
-        id: record.id,
-        initialMembers: record.initialMembers,
-        machine: wrapMachine(spec.machine, tap),
-        ...(record.machineConfig === undefined ? {} : { machineConfig: record.machineConfig }),
-        electionTimeoutMs: sys.settings.electionTimeoutMs,
-        electionTimeoutTicks: sys.settings.electionTimeoutTicks,
-        ...(sys.settings.maxAppendEntriesBatch === undefined
-          ? {}
-          : { maxAppendEntriesBatch: sys.settings.maxAppendEntriesBatch }),
-        ...(sys.settings.maxInFlight === undefined ? {} : { maxInFlight: sys.settings.maxInFlight }),
+    const chart = createActor(raftMachine, {
+      input: {
+        config: {
+          id: record.id,
+          initialMembers: record.initialMembers,
+          machine: wrapMachine(spec.machine, tap),
+          ...(record.machineConfig === undefined ? {} : { machineConfig: record.machineConfig }),
+          electionTimeoutMs: sys.settings.electionTimeoutMs,
+          electionTimeoutTicks: sys.settings.electionTimeoutTicks,
+          ...(sys.settings.maxAppendEntriesBatch === undefined
+            ? {}
+            : { maxAppendEntriesBatch: sys.settings.maxAppendEntriesBatch }),
+          ...(sys.settings.maxInFlight === undefined ? {} : { maxInFlight: sys.settings.maxInFlight }),
+        },
+        recovered,
       },
-      recovered,
     });
+    // an error observer keeps XState from rethrowing asynchronously; `step` checks the status
+    chart.subscribe({ error: () => undefined });
+    chart.start();
+    const snap = chart.getSnapshot();
+    if (snap.status === 'error') throw snap.error;
     const state: ShellState = {
       sys,
       record,
@@ -328,6 +339,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
       tap,
       hooks: spec.hooks,
       queries: (spec.queries ?? {}) as ShellState['queries'],
+      chart,
       snap,
       electionTimer: undefined,
       electionGen: 0,
@@ -382,6 +394,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
   },
 
   terminate(_reason, state) {
+    state.chart.stop();
     void state.receiver?.receiver.abort().catch(() => undefined);
     if (state.sys.leaders.get(state.record.cluster) !== undefined) {
       const leader = state.sys.leaders.get(state.record.cluster);
@@ -613,7 +626,10 @@ function resolveQuery(
 /** Runs one event through the statechart and collects its effects; leader hooks fire here. */
 function step(state: ShellState, msg: Message, effects: Effect[]): void {
   const before = roleOf(state);
-  const [next] = transition(raftMachine, state.snap, msg);
+  state.chart.send(msg);
+  const next = state.chart.getSnapshot();
+  // an exception inside the core stops the chart: crash the server, which restarts from disk
+  if (next.status === 'error') throw next.error;
   state.snap = next;
   const after = next.context.role;
   for (const e of next.context.effects) effects.push(e);
