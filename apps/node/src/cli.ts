@@ -10,6 +10,8 @@
  *
  * The shared cookie comes from --cookie or OTRA_COOKIE.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import type { NodeTree } from '@otra/actors';
 import type { ServerId } from '@otra/protocol';
 import { consistentQuery, overview, processCommand, startCluster } from '@otra/raft';
@@ -70,6 +72,26 @@ function range(value: string | undefined): readonly [number, number] | undefined
   return [min as number, max as number];
 }
 
+/**
+ * With `OTRA_CPU_PROFILE=<dir>`, profiles the node's CPU from start to SIGTERM/SIGINT and writes
+ * `<dir>/<name>-<pid>.cpuprofile` (open it in Chrome DevTools).
+ */
+async function startCpuProfile(
+  dir: string | undefined,
+  name: string,
+): Promise<(() => Promise<void>) | undefined> {
+  if (dir === undefined || dir.length === 0) return undefined;
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/${name}-${process.pid}.cpuprofile`, JSON.stringify(profile));
+  };
+}
+
 async function runNode(args: Args): Promise<void> {
   const name = flag(args, 'name');
   if (name === undefined) throw new Error('otra node needs --name');
@@ -86,10 +108,12 @@ async function runNode(args: Args): Promise<void> {
     ...(electionTimeoutMs === undefined ? {} : { electionTimeoutMs }),
     ...(tick === undefined ? {} : { tickMs: Number(tick) }),
   });
+  const profile = await startCpuProfile(process.env.OTRA_CPU_PROFILE, name);
   process.stdout.write(
     `${JSON.stringify({ ready: { name, url: otra.url, port: otra.port, pid: process.pid } })}\n`,
   );
   const stop = async (): Promise<void> => {
+    await profile?.();
     await otra.stop().catch(() => undefined);
     process.exit(0);
   };
