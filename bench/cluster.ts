@@ -167,13 +167,15 @@ async function failover(): Promise<void> {
       // steady load from the client while the leader dies
       let running = true;
       const load = (async () => {
-        while (running)
+        while (running) {
+          // a dead leader fails calls at once: pause so this loop cannot starve the event loop
           await processCommand(
             raft,
             leader,
             { op: 'put', key: key(), value: VALUE },
             { timeoutMs: 2000 },
-          ).catch(() => undefined);
+          ).catch(() => new Promise((r) => setTimeout(r, 5)));
+        }
       })();
       await new Promise((r) => setTimeout(r, 200));
       const survivor = ids.find((id) => id.node !== leader.node)!;
