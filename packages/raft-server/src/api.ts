@@ -59,6 +59,11 @@ export function raftClient(node: Node, name = 'default'): RaftRef {
 }
 
 const DEFAULT_TIMEOUT = 5000;
+
+/** Options of the calls that only take a timeout (default 5,000 ms). */
+export interface TimeoutOption {
+  readonly timeoutMs?: number;
+}
 const DEFAULT_HOPS = 5;
 
 function address(id: ServerId): RegName {
@@ -421,7 +426,7 @@ export async function removeMember(
   system: RaftRef,
   serverId: ServerId,
   id: ServerId,
-  options: { readonly timeoutMs?: number } = {},
+  options: TimeoutOption = {},
 ): Promise<{ leader: ServerId | null }> {
   checkId(serverId, 'serverId');
   checkId(id, 'id');
@@ -439,7 +444,7 @@ export async function transferLeadership(
   system: RaftRef,
   serverId: ServerId,
   to: ServerId,
-  options: { readonly timeoutMs?: number } = {},
+  options: TimeoutOption = {},
 ): Promise<void> {
   checkId(serverId, 'serverId');
   checkId(to, 'to');
@@ -450,7 +455,7 @@ export async function transferLeadership(
 export async function members(
   system: RaftRef,
   serverId: ServerId,
-  options: { readonly timeoutMs?: number } = {},
+  options: TimeoutOption = {},
 ): Promise<{ members: readonly MemberInfo[]; leader: ServerId | null }> {
   let view = await overview(system, serverId, options);
   if (view.leader !== null && !serverIdEquals(view.leader, serverId)) {
@@ -483,7 +488,7 @@ async function plainCall<T>(
 export function overview(
   system: RaftRef,
   serverId: ServerId,
-  options: { readonly timeoutMs?: number } = {},
+  options: TimeoutOption = {},
 ): Promise<Overview> {
   return plainCall<Overview>(
     system,
@@ -497,7 +502,7 @@ export function overview(
 export function keyMetrics(
   system: RaftRef,
   serverId: ServerId,
-  options: { readonly timeoutMs?: number } = {},
+  options: TimeoutOption = {},
 ): Promise<KeyMetrics> {
   return plainCall<KeyMetrics>(
     system,
@@ -511,7 +516,7 @@ export function keyMetrics(
 export async function triggerElection(
   system: RaftRef,
   serverId: ServerId,
-  options: { readonly timeoutMs?: number } = {},
+  options: TimeoutOption = {},
 ): Promise<void> {
   await plainCall(system, serverId, { type: 'raft.trigger_election' }, options.timeoutMs ?? DEFAULT_TIMEOUT);
 }
@@ -548,7 +553,7 @@ export async function startServer(
     readonly machine: MachineRef;
     readonly members: readonly ServerId[];
   },
-  options: { readonly timeoutMs?: number } = {},
+  options: TimeoutOption = {},
 ): Promise<void> {
   checkId(config.id, 'id');
   if (typeof config.cluster !== 'string' || config.cluster.length === 0)
@@ -579,7 +584,7 @@ export async function startCluster(
   cluster: string,
   machine: MachineRef,
   serverIds: readonly ServerId[],
-  options: { readonly timeoutMs?: number } = {},
+  options: TimeoutOption = {},
 ): Promise<StartClusterResult> {
   if (serverIds.length === 0) throw new InvalidRequestError('a cluster needs at least one server');
   const results = await Promise.allSettled(
@@ -599,49 +604,30 @@ export async function startCluster(
   return { started, notStarted };
 }
 
-/** Restarts a server from its durable state (term, vote, log, last snapshot). */
-export function restartServer(
+/** Asks `id`'s node to restart, stop or delete it. */
+function lifecycleCall(
   system: RaftRef,
   id: ServerId,
-  options: { readonly timeoutMs?: number } = {},
+  type: 'manager.restart_server' | 'manager.stop_server' | 'manager.delete_server',
+  options: TimeoutOption,
 ): Promise<void> {
   checkId(id, 'id');
-  return managerCall(
-    system,
-    id.node,
-    { type: 'manager.restart_server', name: id.name },
-    options.timeoutMs ?? DEFAULT_TIMEOUT,
-  );
+  return managerCall(system, id.node, { type, name: id.name }, options.timeoutMs ?? DEFAULT_TIMEOUT);
+}
+
+/** Restarts a server from its durable state (term, vote, log, last snapshot). */
+export function restartServer(system: RaftRef, id: ServerId, options: TimeoutOption = {}): Promise<void> {
+  return lifecycleCall(system, id, 'manager.restart_server', options);
 }
 
 /** Stops a server, keeping its data (restart it with `restartServer`). */
-export function stopServer(
-  system: RaftRef,
-  id: ServerId,
-  options: { readonly timeoutMs?: number } = {},
-): Promise<void> {
-  checkId(id, 'id');
-  return managerCall(
-    system,
-    id.node,
-    { type: 'manager.stop_server', name: id.name },
-    options.timeoutMs ?? DEFAULT_TIMEOUT,
-  );
+export function stopServer(system: RaftRef, id: ServerId, options: TimeoutOption = {}): Promise<void> {
+  return lifecycleCall(system, id, 'manager.stop_server', options);
 }
 
 /** Stops a server and deletes its data without telling the cluster (use `removeMember` first). */
-export function forceDeleteServer(
-  system: RaftRef,
-  id: ServerId,
-  options: { readonly timeoutMs?: number } = {},
-): Promise<void> {
-  checkId(id, 'id');
-  return managerCall(
-    system,
-    id.node,
-    { type: 'manager.delete_server', name: id.name },
-    options.timeoutMs ?? DEFAULT_TIMEOUT,
-  );
+export function forceDeleteServer(system: RaftRef, id: ServerId, options: TimeoutOption = {}): Promise<void> {
+  return lifecycleCall(system, id, 'manager.delete_server', options);
 }
 
 /** Removes `id` from the cluster, then deletes it. */
@@ -649,7 +635,7 @@ export async function leaveAndDeleteServer(
   system: RaftRef,
   serverId: ServerId,
   id: ServerId,
-  options: { readonly timeoutMs?: number } = {},
+  options: TimeoutOption = {},
 ): Promise<void> {
   await removeMember(system, serverId, id, options);
   await forceDeleteServer(system, id, options);
@@ -662,7 +648,7 @@ export async function leaveAndDeleteServer(
 export async function deleteCluster(
   system: RaftRef,
   serverIds: readonly ServerId[],
-  options: { readonly timeoutMs?: number } = {},
+  options: TimeoutOption = {},
 ): Promise<{ leader: ServerId }> {
   const first = serverIds[0];
   if (first === undefined) throw new InvalidRequestError('deleteCluster needs the cluster members');

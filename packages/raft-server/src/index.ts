@@ -30,6 +30,7 @@ export {
   startPipelineClient,
   startServer,
   stopServer,
+  type TimeoutOption,
   transferLeadership,
   triggerElection,
 } from './api.ts';
