@@ -117,6 +117,12 @@ interface ShellState {
   senders: Map<string, Pid>;
   receiver: { receiver: SnapshotReceiver; meta: SnapshotMeta; checksum: number | undefined } | undefined;
   counters: Counters;
+  /**
+   * A `raft.tick` is armed. Only leaders tick (heartbeats, resends, check-quorum, the machine's
+   * tick): a follower's core has nothing to do on a tick, and a thousand idle groups per node must
+   * not wake up for nothing.
+   */
+  ticking: boolean;
   /** A fatal storage error: the server stops (its supervisor restarts it from disk). */
   failed: Error | undefined;
   /**
@@ -351,9 +357,9 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
       counters: emptyCounters(),
       failed: undefined,
       ending: 0,
+      ticking: false,
     };
     sys.leaders.set(record.cluster, null);
-    ctx.sendAfter(sys.settings.tickMs, { type: 'raft.tick' });
     if (recovered.snapshot !== null && spec.hooks?.onRestoredFromFiles !== undefined) {
       runHook(state, () =>
         spec.hooks?.onRestoredFromFiles?.(recovered.snapshot!.meta, core(state).machineState),
@@ -426,7 +432,13 @@ function afterBatch(state: ShellState, ctx: ActorContext): ShellState {
       );
     return state;
   }
-  if (roleOf(state) === 'stop') ctx.stop('normal');
+  const role = roleOf(state);
+  if (role === 'stop') ctx.stop('normal');
+  else if (role === 'leader' && !state.ticking) {
+    // a new leader ticks at once (its entries carry the wall clock of its last tick), then every tickMs
+    state.ticking = true;
+    ctx.send(ctx.self, { type: 'raft.tick' });
+  }
   return state;
 }
 
@@ -493,7 +505,8 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
     case 'raft.tick':
       if (state.ending > 1) state.ending--;
       step(state, { type: 'tick', nowMs: Date.now() }, effects);
-      ctx.sendAfter(state.sys.settings.tickMs, { type: 'raft.tick' });
+      if (roleOf(state) === 'leader') ctx.sendAfter(state.sys.settings.tickMs, { type: 'raft.tick' });
+      else state.ticking = false;
       return;
     case 'raft.election_timeout':
       if ((msg as { gen?: number }).gen === state.electionGen) {
