@@ -210,7 +210,7 @@ async function scale(): Promise<void> {
   const cluster = await ProcessCluster.start({ nodes: 3, electionTimeoutMs: [1000, 2000], tickMs: 250 });
   try {
     const raft = cluster.client.raft;
-    const before = await nodeStats(cluster);
+    const before = await nodeStats(cluster, true);
     const names = Array.from({ length: CLUSTERS }, (_, i) => `c${i}`);
     const idsOf = (name: string): ServerId[] => [...cluster.nodes.keys()].map((node) => ({ name, node }));
     for (let i = 0; i < names.length; i += 50) {
@@ -244,13 +244,16 @@ async function scale(): Promise<void> {
     await new Promise((r) => setTimeout(r, MEASURE_S * 1000));
     const idle1 = await nodeStats(cluster);
     const idleMs = performance.now() - i0;
+    const live = await nodeStats(cluster, true);
     for (const [name, a] of idle1) {
       const b = idle0.get(name)!;
       const base = before.get(name)!;
+      const heap = live.get(name)!;
       report('cluster.scale', {
         node: name,
         clusters: CLUSTERS,
-        memory_per_server: `${Math.round((a.rssBytes - base.rssBytes) / CLUSTERS / 1024)}KiB`,
+        heap_per_server: `${((heap.heapUsedBytes - base.heapUsedBytes) / CLUSTERS / 1024).toFixed(1)}KiB`,
+        rss_per_server: `${Math.round((heap.rssBytes - base.rssBytes) / CLUSTERS / 1024)}KiB`,
         idle_cpu: `${(((a.cpuMicros - b.cpuMicros) / 1000 / idleMs) * 100).toFixed(1)}%`,
       });
     }

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { GenServer, Node } from '@otra/actors';
 import type { RaftSystem } from '@otra/raft';
 
@@ -6,7 +8,8 @@ export const ADMIN = 'otra.admin';
 
 export type AdminRequest =
   | { readonly type: 'admin.tree' }
-  | { readonly type: 'admin.stats' }
+  /** With `gc: true`, a full collection first, so `heapUsedBytes` is live memory. */
+  | { readonly type: 'admin.stats'; readonly gc?: boolean }
   /** Sends an exit signal to a registered actor (fault injection for tests and operators). */
   | { readonly type: 'admin.exit'; readonly name: string; readonly reason: string };
 
@@ -34,6 +37,7 @@ export function adminBehaviour(node: Node, system: RaftSystem): GenServer<null, 
         case 'admin.tree':
           return { reply: node.inspectTree(), state };
         case 'admin.stats': {
+          if (request.gc === true) collectGarbage();
           const mem = process.memoryUsage();
           const cpu = process.cpuUsage();
           const writerPid = node.whereis(`raft.log_writer.${system.name}`);
@@ -65,4 +69,12 @@ export function adminBehaviour(node: Node, system: RaftSystem): GenServer<null, 
       }
     },
   };
+}
+
+/** A full garbage collection without starting node with --expose-gc. */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  gc();
 }
