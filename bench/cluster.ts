@@ -42,12 +42,13 @@ async function leaderOf(cluster: ProcessCluster, ids: readonly ServerId[]): Prom
   throw new Error('no leader');
 }
 
-async function nodeStats(cluster: ProcessCluster): Promise<Map<string, NodeStats>> {
+async function nodeStats(cluster: ProcessCluster, gc = false): Promise<Map<string, NodeStats>> {
   const out = new Map<string, NodeStats>();
   for (const name of cluster.nodes.keys()) {
+    const request = { type: 'admin.stats', gc };
     out.set(
       name,
-      await cluster.client.node.call<NodeStats>({ name: ADMIN, node: name }, { type: 'admin.stats' }),
+      await cluster.client.node.call<NodeStats>({ name: ADMIN, node: name }, request, { timeoutMs: 30_000 }),
     );
   }
   return out;
