@@ -11,6 +11,7 @@ import {
   type AppendEntriesRequest,
   assertNever,
   type From,
+  isPid,
   isServerId,
   type LogEntry,
   type Pid,
@@ -143,6 +144,8 @@ const RPC_TYPES = new Set<string>([
   'install_snapshot.reply',
   'timeout_now',
 ]);
+
+const MEMBERSHIPS = new Set<string>(['voter', 'promotable', 'non_voter']);
 
 /** Heartbeat ticks a leader keeps running after applying end of life, so followers learn of it. */
 const END_OF_LIFE_TICKS = 4;
@@ -384,6 +387,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
     };
     for (const item of items) {
       const command = asCommand(state, item);
+      if (command === null) continue;
       if (command !== undefined) {
         commands.push(command);
         continue;
@@ -443,10 +447,19 @@ function afterBatch(state: ShellState, ctx: ActorContext): ShellState {
 }
 
 /** Pipelined and `processCommand` commands, gathered into one core event per batch. */
-function asCommand(state: ShellState, item: BatchItem): CommandMsg | undefined {
+/** A command to batch, `undefined` when the item is not a command, `null` when it was one and is dropped. */
+function asCommand(state: ShellState, item: BatchItem): CommandMsg | undefined | null {
   if (item.kind === 'cast') {
     const m = item.msg as PipelineCast;
     if (m?.type !== 'raft.pipeline') return undefined;
+    if (!isPid(m.notify) || (typeof m.correlation !== 'string' && typeof m.correlation !== 'number')) {
+      // from the network, malformed: there is nobody to tell, so it is dropped (and logged)
+      state.sys.log(
+        'warn',
+        `${serverIdKey(state.id)}: dropped a pipelined command without a valid notify pid or correlation`,
+      );
+      return null;
+    }
     state.counters.pipelined++;
     return {
       type: 'command',
@@ -586,6 +599,9 @@ function handleCall(
     }
     case 'raft.join':
       if (!isServerId(request.id)) return refuse('join needs a server id');
+      if (request.membership !== undefined && !MEMBERSHIPS.has(request.membership)) {
+        return refuse('membership is voter, promotable or non_voter');
+      }
       step(
         state,
         {

@@ -1,0 +1,68 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { addMember, InvalidRequestError, overview, processCommand, startCluster } from '../src/index.ts';
+import { type LocalCluster, localCluster } from './support.ts';
+
+let cluster: LocalCluster | undefined;
+afterEach(async () => {
+  await cluster?.stop();
+  cluster = undefined;
+});
+
+describe('bad input', () => {
+  it('malformed RPCs, casts and calls are dropped or refused; the server lives on', async () => {
+    cluster = await localCluster(3);
+    const s1 = cluster.systems[0]!;
+    const node = cluster.nodes[0]!;
+    await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
+    const first = await processCommand(s1, cluster.ids[0]!, { op: 'put', key: 'a', value: '1' });
+    const pid = node.whereis('kv')!;
+    const garbage: unknown[] = [
+      null,
+      42,
+      'append_entries.request',
+      { type: 'append_entries.request', term: 1 },
+      {
+        type: 'append_entries.request',
+        from: { name: 'kv', node: 'n2' },
+        term: 1,
+        prevLogIndex: 0,
+        prevLogTerm: 0,
+        leaderCommit: 0,
+        round: 0,
+        entries: [{ nope: 1 }],
+      },
+      {
+        type: 'append_entries.request',
+        from: { name: 'kv', node: 'n2' },
+        term: 1,
+        prevLogIndex: 0,
+        prevLogTerm: 0,
+        leaderCommit: 0,
+        round: 0,
+        packed: [new Uint8Array([0xff, 0x00])],
+      },
+      { type: 'vote.request', from: 'n2', term: -1 },
+      { type: 'install_snapshot.request', from: { name: 'kv', node: 'n2' }, term: 1 },
+      { type: 'no.such.message' },
+    ];
+    for (const msg of garbage) node.send(pid, msg);
+    node.cast(pid, {
+      type: 'raft.pipeline',
+      command: { op: 'put', key: 'b', value: '2' },
+      correlation: {},
+      notify: 'nobody',
+    });
+    await expect(node.call(pid, { type: 'raft.unknown' })).resolves.toMatchObject({
+      type: 'error',
+      error: 'invalid_request',
+    });
+    await expect(
+      addMember(s1, cluster.ids[0]!, { name: 'kv', node: 'n9' }, { membership: 'king' as never }),
+    ).rejects.toBeInstanceOf(InvalidRequestError);
+    expect(node.whereis('kv')).toEqual(pid);
+    const second = await processCommand(s1, cluster.ids[0]!, { op: 'put', key: 'a', value: '2' });
+    expect(second.reply).toBe('1');
+    expect(second.index).toBeGreaterThan(first.index);
+    expect((await overview(s1, cluster.ids[0]!)).term).toBe(first.term);
+  });
+});
