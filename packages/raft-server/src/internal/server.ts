@@ -406,12 +406,9 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
   terminate(_reason, state) {
     state.chart.stop();
     void state.receiver?.receiver.abort().catch(() => undefined);
-    if (state.sys.leaders.get(state.record.cluster) !== undefined) {
-      const leader = state.sys.leaders.get(state.record.cluster);
-      if (leader !== null && leader !== undefined && serverIdEquals(leader, state.id)) {
-        state.sys.leaders.set(state.record.cluster, null);
-      }
-    }
+    // this node no longer knows a leader it hosted
+    const leader = state.sys.leaders.get(state.record.cluster);
+    if (leader != null && serverIdEquals(leader, state.id)) state.sys.leaders.set(state.record.cluster, null);
   },
 
   describe: (state) => state.snap.value,
@@ -446,8 +443,10 @@ function afterBatch(state: ShellState, ctx: ActorContext): ShellState {
   return state;
 }
 
-/** Pipelined and `processCommand` commands, gathered into one core event per batch. */
-/** A command to batch, `undefined` when the item is not a command, `null` when it was one and is dropped. */
+/**
+ * Pipelined and `processCommand` commands, gathered into one core event per batch: the command,
+ * `undefined` when the item is not a command, `null` when it was one and is dropped.
+ */
 function asCommand(state: ShellState, item: BatchItem): CommandMsg | undefined | null {
   if (item.kind === 'cast') {
     const m = item.msg as PipelineCast;
