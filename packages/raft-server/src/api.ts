@@ -468,6 +468,29 @@ export async function members(
   return { members: view.members, leader: view.leader };
 }
 
+// ---- aux ----------------------------------------------------------------------------------------
+
+/**
+ * Sends `command` to the aux actor of `serverId` (the machine's `handleAux`, off the Raft path) and
+ * resolves with the reply `handleAux` returns as its second element. Runs on that member, whatever
+ * its role; nothing is written to the log.
+ */
+export async function auxCommand<R = unknown>(
+  system: RaftRef,
+  serverId: ServerId,
+  command: unknown,
+  options: TimeoutOption = {},
+): Promise<R> {
+  const reply = await plainCall<{ type: 'aux'; reply: R } | ShellError>(
+    system,
+    serverId,
+    { type: 'raft.aux', command },
+    options.timeoutMs ?? DEFAULT_TIMEOUT,
+  );
+  if (reply.type === 'error') throw replyError(reply, serverId);
+  return reply.reply;
+}
+
 // ---- introspection ----------------------------------------------------------------------------
 
 async function plainCall<T>(

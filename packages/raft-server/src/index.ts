@@ -11,6 +11,7 @@ export type {
 export { defineMachine } from '@otra/raft-core';
 export {
   addMember,
+  auxCommand,
   consistentQuery,
   deleteCluster,
   forceDeleteServer,

@@ -1,4 +1,4 @@
-import type { ChildSpec, GenServer } from '@otra/actors';
+import type { ChildSpec, From, GenServer } from '@otra/actors';
 import { type AnyMachineModule, type MachineRole, toModule } from '@otra/raft-core';
 import type { ServerRecord, SystemRuntime } from './runtime.ts';
 import { type AuxView, auxName } from './server.ts';
@@ -11,8 +11,9 @@ interface AuxState {
 
 /**
  * The aux actor (ra's `ra_aux`): runs the machine's `handleAux` off the Raft critical path. It gets
- * each `aux` effect with a read-only view of the server (role, machine state, indexes); what it
- * returns is its own state, never written to the log.
+ * each `aux` effect (and each `auxCommand` from the API, which it answers with `handleAux`'s second
+ * element) with a read-only view of the server (role, machine state, indexes); what it returns is
+ * its own state, never written to the log.
  */
 function auxBehaviour(sys: SystemRuntime): GenServer<AuxState, ServerRecord> {
   return {
@@ -22,11 +23,20 @@ function auxBehaviour(sys: SystemRuntime): GenServer<AuxState, ServerRecord> {
       const machine = toModule(spec.machine) as AnyMachineModule;
       return { machine, auxState: machine.initAux?.(record.id.name), handled: 0 };
     },
-    handleInfo(msg, state) {
-      const m = msg as { type?: unknown; command?: unknown; view?: AuxView };
-      if (m?.type !== 'aux.command' || m.view === undefined || state.machine.handleAux === undefined)
+    handleInfo(msg, state, ctx) {
+      const m = msg as { type?: unknown; command?: unknown; view?: AuxView; from?: From };
+      if (m?.type !== 'aux.command' || m.view === undefined) return state;
+      if (state.machine.handleAux === undefined) {
+        if (m.from !== undefined)
+          ctx.reply(m.from, {
+            type: 'error',
+            error: 'invalid_request',
+            message: 'the machine has no handleAux',
+            leader: m.view.leader,
+          });
         return state;
-      const [next] = state.machine.handleAux(
+      }
+      const [next, reply] = state.machine.handleAux(
         m.view.role as MachineRole,
         m.command,
         state.auxState,
@@ -34,6 +44,7 @@ function auxBehaviour(sys: SystemRuntime): GenServer<AuxState, ServerRecord> {
       );
       state.auxState = next;
       state.handled++;
+      if (m.from !== undefined) ctx.reply(m.from, { type: 'aux', reply: reply ?? null });
       return state;
     },
     describe: (state) => ({ handled: state.handled }),

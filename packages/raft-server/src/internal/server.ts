@@ -72,7 +72,9 @@ export type ServerCall =
   | { readonly type: 'raft.transfer'; readonly to: ServerId }
   | { readonly type: 'raft.overview' }
   | { readonly type: 'raft.key_metrics' }
-  | { readonly type: 'raft.trigger_election' };
+  | { readonly type: 'raft.trigger_election' }
+  /** Forwarded to the aux actor with a view of the server; the aux actor answers. */
+  | { readonly type: 'raft.aux'; readonly command: unknown };
 
 /** Pipelined commands arrive as casts. */
 export interface PipelineCast {
@@ -622,6 +624,14 @@ function handleCall(
     case 'raft.trigger_election':
       step(state, { type: 'trigger_election' }, effects);
       ctx.reply(from, { type: 'ok', leader: core(state).leaderId });
+      return;
+    case 'raft.aux':
+      ctx.send(auxName(state.id.name), {
+        type: 'aux.command',
+        command: request.command,
+        view: auxView(state),
+        from,
+      });
       return;
     case 'raft.overview':
       ctx.reply(from, overview(state));
