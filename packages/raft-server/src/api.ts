@@ -101,7 +101,7 @@ function replyError(reply: ErrorReply, server: ServerId): Error {
       return new MachineError(message);
     case 'not_up_to_date':
     case 'not_voter':
-      return new NotUpToDateError(server, message);
+      return new NotUpToDateError(server, reply.error);
     case 'invalid_request':
     case 'unknown_query':
       return new InvalidRequestError(message);
@@ -439,7 +439,10 @@ export async function removeMember(
   return { leader };
 }
 
-/** Asks the leader to hand leadership to `to` (an up-to-date voter), as Raft's TimeoutNow. */
+/**
+ * Asks the leader to hand leadership to `to` (an up-to-date voter), as Raft's TimeoutNow. A target
+ * that lags is asked again until `timeoutMs`; a non-voter is refused at once (`NotUpToDateError`).
+ */
 export async function transferLeadership(
   system: RaftRef,
   serverId: ServerId,
@@ -448,7 +451,22 @@ export async function transferLeadership(
 ): Promise<void> {
   checkId(serverId, 'serverId');
   checkId(to, 'to');
-  await okCall(system, serverId, { type: 'raft.transfer', to }, options.timeoutMs ?? DEFAULT_TIMEOUT);
+  const clock = system.node.clock;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT;
+  const deadline = clock.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await okCall(system, serverId, { type: 'raft.transfer', to }, Math.max(1, deadline - clock.now()));
+      return;
+    } catch (err) {
+      if (!(err instanceof NotUpToDateError)) throw err;
+      // a target a few entries behind catches up within a heartbeat or two: ask again until the deadline
+      if (err.reason !== 'not_up_to_date' || deadline - clock.now() < 50 || attempt >= 1000) {
+        throw new NotUpToDateError(to, err.reason);
+      }
+      await sleep(system, 25);
+    }
+  }
 }
 
 /** The members as the leader sees them (with match indexes), and the leader. */

@@ -60,7 +60,8 @@ export class NotUpToDateError extends RaftError {
   override readonly name = 'NotUpToDateError';
   constructor(
     readonly target: ServerId,
-    reason: string,
+    /** `not_up_to_date`: the target lags (worth retrying); `not_voter`: it can never lead. */
+    readonly reason: string,
   ) {
     super('not_up_to_date', `cannot transfer leadership to ${target.name}@${target.node}: ${reason}`);
   }
