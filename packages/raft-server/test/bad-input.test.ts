@@ -1,5 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { addMember, InvalidRequestError, overview, processCommand, startCluster } from '../src/index.ts';
+import {
+  addMember,
+  InvalidRequestError,
+  overview,
+  processCommand,
+  RaftError,
+  ServerNotFoundError,
+  startCluster,
+} from '../src/index.ts';
 import { type LocalCluster, localCluster } from './support.ts';
 
 let cluster: LocalCluster | undefined;
@@ -64,5 +72,18 @@ describe('bad input', () => {
     expect(second.reply).toBe('1');
     expect(second.index).toBeGreaterThan(first.index);
     expect((await overview(s1, cluster.ids[0]!)).term).toBe(first.term);
+  });
+
+  it('a cluster of an unregistered machine module is refused with the reason', async () => {
+    cluster = await localCluster(3);
+    const s1 = cluster.systems[0]!;
+    const ids = cluster.nodes.map((n) => ({ name: 'ghost', node: n.name }));
+    await expect(startCluster(s1, 'ghost', { module: 'no_such_module' }, ids)).rejects.toThrow(
+      /machine module no_such_module is not registered/,
+    );
+    await expect(processCommand(s1, ids[0]!, { op: 'put', key: 'a', value: '1' })).rejects.toBeInstanceOf(
+      ServerNotFoundError,
+    );
+    await expect(startCluster(s1, '', { module: 'kv' }, ids)).rejects.toBeInstanceOf(RaftError);
   });
 });
