@@ -5,7 +5,8 @@
  *
  *   pnpm exec tsx bench/cluster.ts [latency] [throughput] [failover] [scale]
  *
- * Knobs (env): MEASURE_S (10), WARMUP_S (2), TRIALS (30), CLUSTERS (1000).
+ * Knobs (env): MEASURE_S (10), WARMUP_S (2), TRIALS (30), CLUSTERS (1000), SCALE_TICK_MS (250;
+ * election timeouts are 4-8 ticks).
  */
 import type { ServerId } from '@otra/protocol';
 import {
@@ -208,7 +209,9 @@ async function failover(): Promise<void> {
 
 async function scale(): Promise<void> {
   // idle groups should cost little: slower heartbeats, as ra's defaults for many queues
-  const cluster = await ProcessCluster.start({ nodes: 3, electionTimeoutMs: [1000, 2000], tickMs: 250 });
+  const tickMs = Number(process.env.SCALE_TICK_MS ?? 250);
+  const electionTimeoutMs: [number, number] = [tickMs * 4, tickMs * 8];
+  const cluster = await ProcessCluster.start({ nodes: 3, electionTimeoutMs, tickMs });
   try {
     const raft = cluster.client.raft;
     const before = await nodeStats(cluster, true);
@@ -256,6 +259,7 @@ async function scale(): Promise<void> {
         heap_per_server: `${((heap.heapUsedBytes - base.heapUsedBytes) / CLUSTERS / 1024).toFixed(1)}KiB`,
         rss_per_server: `${Math.round((heap.rssBytes - base.rssBytes) / CLUSTERS / 1024)}KiB`,
         idle_cpu: `${(((a.cpuMicros - b.cpuMicros) / 1000 / idleMs) * 100).toFixed(1)}%`,
+        tick_ms: tickMs,
       });
     }
     report('cluster.scale', {
