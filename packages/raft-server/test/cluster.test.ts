@@ -1,5 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { consistentQuery, localQuery, overview, processCommand, startCluster } from '../src/index.ts';
+import {
+  consistentQuery,
+  localQuery,
+  overview,
+  processCommand,
+  startCluster,
+  startServer,
+} from '../src/index.ts';
 import { eventually, type LocalCluster, localCluster } from './support.ts';
 
 let cluster: LocalCluster | undefined;
@@ -29,5 +36,16 @@ describe('a 3-node cluster in one process', () => {
     });
     const local = await localQuery(s1!, cluster.ids[0]!, (state: Record<string, string>) => state.a);
     expect(local.result).toBe('2');
+  });
+
+  it('elects a leader on its own election timers (no triggerElection)', async () => {
+    cluster = await localCluster(3);
+    const s1 = cluster.systems[0]!;
+    for (const id of cluster.ids) {
+      await startServer(s1, { cluster: 'kv', id, machine: { module: 'kv' }, members: cluster.ids });
+    }
+    const leader = await eventually(async () => (await overview(s1, cluster!.ids[0]!)).leader ?? undefined);
+    const r = await processCommand(s1, cluster.ids[2]!, { op: 'put', key: 'k', value: 'v' });
+    expect(r.leader).toEqual(leader);
   });
 });

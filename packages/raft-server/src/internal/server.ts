@@ -111,8 +111,13 @@ interface ShellState {
   readonly chart: RaftChart;
   /** The chart's latest snapshot (read after every event). */
   snap: RaftSnapshot;
+  /**
+   * The election deadline on the node's clock (`Infinity`: none). It moves on every heartbeat,
+   * but one timer at a time is armed: when it fires early it is re-armed for the rest, so a
+   * follower does not cancel and re-arm a timer per heartbeat.
+   */
+  electionDeadline: number;
   electionTimer: TimerRef | undefined;
-  electionGen: number;
   machineTimers: Map<string, TimerRef>;
   /** Machine monitors by pid key, and what each monitor ref is for. */
   machineMonitors: Map<string, number>;
@@ -352,8 +357,8 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
       queries: (spec.queries ?? {}) as ShellState['queries'],
       chart,
       snap,
+      electionDeadline: Number.POSITIVE_INFINITY,
       electionTimer: undefined,
-      electionGen: 0,
       machineTimers: new Map(),
       machineMonitors: new Map(),
       monitorRefs: new Map(),
@@ -370,6 +375,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
         spec.hooks?.onRestoredFromFiles?.(recovered.snapshot!.meta, core(state).machineState),
       );
     }
+    for (const e of snap.context.effects) noteElectionTimer(state, e);
     await execute(state, ctx, [...snap.context.effects]);
     return state;
   },
@@ -522,12 +528,17 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
       if (roleOf(state) === 'leader') ctx.sendAfter(state.sys.settings.tickMs, { type: 'raft.tick' });
       else state.ticking = false;
       return;
-    case 'raft.election_timeout':
-      if ((msg as { gen?: number }).gen === state.electionGen) {
-        state.electionTimer = undefined;
+    case 'raft.election_timeout': {
+      state.electionTimer = undefined;
+      const left = state.electionDeadline - ctx.now();
+      if (left === Number.POSITIVE_INFINITY) return;
+      if (left > 1) armElectionTimer(state, ctx);
+      else {
+        state.electionDeadline = Number.POSITIVE_INFINITY;
         step(state, { type: 'election.timeout' }, effects);
       }
       return;
+    }
     case 'raft.machine_timeout': {
       const name = String((msg as { name?: unknown }).name);
       state.machineTimers.delete(name);
@@ -670,7 +681,10 @@ function step(state: ShellState, msg: Message, effects: Effect[]): void {
   if (next.status === 'error') throw next.error;
   state.snap = next;
   const after = next.context.role;
-  for (const e of next.context.effects) effects.push(e);
+  for (const e of next.context.effects) {
+    noteElectionTimer(state, e);
+    effects.push(e);
+  }
   if (before !== after) onRoleChange(state, after);
   if (state.tap.applied.length > 0) {
     const applied = state.tap.applied;
@@ -806,17 +820,12 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
         leader: effect.leader,
       });
       return undefined;
-    case 'timer.set': {
-      if (state.electionTimer !== undefined) ctx.cancelTimer(state.electionTimer);
-      const ms = effect.minMs + Math.random() * Math.max(0, effect.maxMs - effect.minMs);
-      state.electionGen++;
-      state.electionTimer = ctx.sendAfter(ms, { type: 'raft.election_timeout', gen: state.electionGen });
+    case 'timer.set':
+      // the deadline moved when the event was handled (`step`); make sure a timer is armed
+      if (state.electionTimer === undefined) armElectionTimer(state, ctx);
       return undefined;
-    }
     case 'timer.cancel':
-      if (state.electionTimer !== undefined) ctx.cancelTimer(state.electionTimer);
-      state.electionTimer = undefined;
-      state.electionGen++;
+      // the deadline is gone (`step`); an armed timer that fires finds nothing to do
       return undefined;
     case 'snapshot.write': {
       const bytes = encodeState(effect.machineState);
@@ -846,6 +855,24 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
     default:
       return assertNever(effect, 'unknown effect');
   }
+}
+
+/**
+ * Election deadlines move as an event is handled, not when the batch's effects run: a timeout
+ * queued behind a heartbeat in the same batch must see the heartbeat's new deadline. The delay is
+ * drawn here, uniformly in the core's range (the core has no randomness).
+ */
+function noteElectionTimer(state: ShellState, e: Effect): void {
+  if (e.type === 'timer.set') {
+    state.electionDeadline =
+      state.sys.node.clock.now() + e.minMs + Math.random() * Math.max(0, e.maxMs - e.minMs);
+  } else if (e.type === 'timer.cancel') state.electionDeadline = Number.POSITIVE_INFINITY;
+}
+
+function armElectionTimer(state: ShellState, ctx: ActorContext): void {
+  const left = state.electionDeadline - ctx.now();
+  if (left === Number.POSITIVE_INFINITY) return;
+  state.electionTimer = ctx.sendAfter(Math.max(0, left), { type: 'raft.election_timeout' });
 }
 
 function asError(err: unknown): Error {
