@@ -617,7 +617,8 @@ export async function startServer(
 }
 
 /**
- * Starts every member of a new cluster and triggers an election on one. Succeeds when a majority
+ * Starts every member of a new cluster and triggers an election on one (chosen by a hash of the
+ * cluster name, so many clusters on the same nodes spread their leaders). Succeeds when a majority
  * started (`notStarted` lists the others); otherwise deletes the ones that started and throws.
  */
 export async function startCluster(
@@ -641,7 +642,9 @@ export async function startCluster(
       `only ${started.length} of ${serverIds.length} servers started${first ? `: ${(first.reason as Error)?.message}` : ''}`,
     );
   }
-  await triggerElection(system, started[0] as ServerId, options).catch(() => undefined);
+  // spread leadership: many clusters on the same nodes should not all be led from one of them
+  const first = started[hashName(cluster) % started.length] as ServerId;
+  await triggerElection(system, first, options).catch(() => undefined);
   return { started, notStarted };
 }
 
@@ -654,6 +657,13 @@ function lifecycleCall(
 ): Promise<void> {
   checkId(id, 'id');
   return managerCall(system, id.node, { type, name: id.name }, options.timeoutMs ?? DEFAULT_TIMEOUT);
+}
+
+/** A small stable hash (FNV-1a) of a cluster name. */
+function hashName(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 /** Restarts a server from its durable state (term, vote, log, last snapshot). */
