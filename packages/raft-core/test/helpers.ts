@@ -124,6 +124,20 @@ export function ackAll(leader: Srv, followers: readonly ServerId[] = [B, C]): Ef
   return out;
 }
 
+/** A follower's successful AppendEntries reply in term 1: it holds and has written up to `matchIndex`. */
+export function ack(from: ServerId, matchIndex: number, round = 0): Message {
+  return {
+    type: 'append_entries.reply',
+    from,
+    term: 1,
+    success: true,
+    matchIndex,
+    lastIndex: matchIndex,
+    lastTerm: 1,
+    round,
+  };
+}
+
 export function entry(index: number, term: number, command: unknown = 1): LogEntry {
   return { type: 'command', index, term, command, reply: { mode: 'noreply' }, systemTime: 0 };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { A, ackAll, B, C, D, electedLeader, feed, from, sends } from './helpers.ts';
+import { A, ack, ackAll, B, C, D, electedLeader, feed, from, sends } from './helpers.ts';
 
 const voter = (id: typeof A) => ({ id, membership: 'voter' as const });
 
@@ -39,27 +39,9 @@ describe('membership changes (one at a time)', () => {
     ]);
     // Four voters now: the leader and one follower are not a majority.
     feed(a, { type: 'log.written', upTo: 2, term: 1 });
-    feed(a, {
-      type: 'append_entries.reply',
-      from: B,
-      term: 1,
-      success: true,
-      matchIndex: 2,
-      lastIndex: 2,
-      lastTerm: 1,
-      round: 0,
-    });
+    feed(a, ack(B, 2));
     expect(a.state.commitIndex).toBe(1);
-    const done = feed(a, {
-      type: 'append_entries.reply',
-      from: D,
-      term: 1,
-      success: true,
-      matchIndex: 2,
-      lastIndex: 2,
-      lastTerm: 1,
-      round: 0,
-    });
+    const done = feed(a, ack(D, 2));
     expect(done.state.commitIndex).toBe(2);
     expect(done.effects).toContainEqual({ type: 'reply', to: from(1), reply: { type: 'ok', leader: A } });
   });
@@ -86,16 +68,7 @@ describe('membership changes (one at a time)', () => {
     });
     ackAll(a, [B, C]);
     expect(a.state.commitIndex).toBe(3);
-    const r = feed(a, {
-      type: 'append_entries.reply',
-      from: D,
-      term: 1,
-      success: true,
-      matchIndex: 3,
-      lastIndex: 3,
-      lastTerm: 1,
-      round: 0,
-    });
+    const r = feed(a, ack(D, 3));
     expect(r.state.log.entries[3]).toMatchObject({
       type: 'config',
       index: 4,
@@ -110,27 +83,9 @@ describe('membership changes (one at a time)', () => {
     expect(a.role).toBe('leader');
     // Its own write no longer counts: b and c are the voters.
     feed(a, { type: 'log.written', upTo: 2, term: 1 });
-    feed(a, {
-      type: 'append_entries.reply',
-      from: B,
-      term: 1,
-      success: true,
-      matchIndex: 2,
-      lastIndex: 2,
-      lastTerm: 1,
-      round: 0,
-    });
+    feed(a, ack(B, 2));
     expect(a.state.commitIndex).toBe(1);
-    const r = feed(a, {
-      type: 'append_entries.reply',
-      from: C,
-      term: 1,
-      success: true,
-      matchIndex: 2,
-      lastIndex: 2,
-      lastTerm: 1,
-      round: 0,
-    });
+    const r = feed(a, ack(C, 2));
     expect(r.state.commitIndex).toBe(2);
     expect(r.role).toBe('follower');
     expect(r.effects).toContainEqual({ type: 'reply', to: from(1), reply: { type: 'ok', leader: A } });

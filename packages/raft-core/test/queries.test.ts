@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { handle } from '../src/index.ts';
-import { A, ackAll, B, C, electedLeader, entry, feed, fresh, from, type Srv, sends } from './helpers.ts';
+import { A, ack, ackAll, B, C, electedLeader, entry, feed, fresh, from, type Srv, sends } from './helpers.ts';
 
 const read = (s: unknown) => s;
 
@@ -86,27 +86,9 @@ describe('queries', () => {
       ['c', 1],
     ]);
     // An acknowledgement of an older round does not count.
-    const old = feed(a, {
-      type: 'append_entries.reply',
-      from: B,
-      term: 1,
-      success: true,
-      matchIndex: 2,
-      lastIndex: 2,
-      lastTerm: 1,
-      round: 0,
-    });
+    const old = feed(a, ack(B, 2));
     expect(old.effects.filter((e) => e.type === 'reply')).toEqual([]);
-    const ok = feed(a, {
-      type: 'append_entries.reply',
-      from: C,
-      term: 1,
-      success: true,
-      matchIndex: 2,
-      lastIndex: 2,
-      lastTerm: 1,
-      round: 1,
-    });
+    const ok = feed(a, ack(C, 2, 1));
     expect(ok.effects.filter((e) => e.type === 'reply')).toEqual([
       { type: 'reply', to: from(9), reply: { type: 'query', index: 2, term: 1, result: 5, leader: A } },
     ]);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { handle } from '../src/index.ts';
 import {
   A,
+  ack,
   ackAll,
   B,
   C,
@@ -68,16 +69,7 @@ describe('follower AppendEntries (§5.3)', () => {
       {
         type: 'send_rpc',
         to: A,
-        rpc: {
-          type: 'append_entries.reply',
-          from: B,
-          term: 1,
-          success: true,
-          matchIndex: 2,
-          lastIndex: 2,
-          lastTerm: 1,
-          round: 0,
-        },
+        rpc: ack(B, 2),
       },
     ]);
   });
@@ -165,16 +157,7 @@ describe('leader replication and commitment', () => {
       'send_rpc:append_entries.request>c',
     ]);
     // A follower's ack alone is not a majority while our own write is pending.
-    feed(a, {
-      type: 'append_entries.reply',
-      from: B,
-      term: 1,
-      success: true,
-      matchIndex: 2,
-      lastIndex: 2,
-      lastTerm: 1,
-      round: 0,
-    });
+    feed(a, ack(B, 2));
     expect(a.state.commitIndex).toBe(0);
     const w = feed(a, { type: 'log.written', upTo: 2, term: 1 });
     expect(w.state.commitIndex).toBe(2);
@@ -191,16 +174,7 @@ describe('leader replication and commitment', () => {
     const peer = a.state.leader!.peers[0]!;
     expect(peer.inFlight).toBe(2);
     // noop + first batch sent; at most 16 entries per request.
-    const b = handle(a.role, a.state, {
-      type: 'append_entries.reply',
-      from: B,
-      term: 1,
-      success: true,
-      matchIndex: 1,
-      lastIndex: 1,
-      lastTerm: 1,
-      round: 0,
-    });
+    const b = handle(a.role, a.state, ack(B, 1));
     const sent = sends(b.effects, 'append_entries.request');
     expect(sent).toHaveLength(1);
     expect((sent[0]!.rpc as AppendEntriesRequest).entries.length).toBe(16);
