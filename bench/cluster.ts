@@ -10,6 +10,7 @@
  */
 import type { ServerId } from '@otra/protocol';
 import {
+  awaitLeader,
   overview,
   pipelineCommand,
   processCommand,
@@ -29,18 +30,6 @@ const VALUE = 'v'.repeat(100);
 
 function key(): string {
   return `key-${String(Math.floor(Math.random() * 10_000)).padStart(12, '0')}`;
-}
-
-async function leaderOf(cluster: ProcessCluster, ids: readonly ServerId[]): Promise<ServerId> {
-  for (let i = 0; i < 1000; i++) {
-    for (const id of ids) {
-      if (!cluster.nodes.has(id.node)) continue;
-      const v = await overview(cluster.client.raft, id, { timeoutMs: 1000 }).catch(() => undefined);
-      if (v?.role === 'leader') return id;
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('no leader');
 }
 
 async function nodeStats(cluster: ProcessCluster, gc = false): Promise<Map<string, NodeStats>> {
@@ -71,7 +60,11 @@ async function withCluster<T>(
 
 async function latency(): Promise<void> {
   await withCluster(async (cluster, ids) => {
-    const leader = await leaderOf(cluster, ids);
+    const leader = await awaitLeader(
+      cluster.client.raft,
+      ids.filter((id) => cluster.nodes.has(id.node)),
+      { timeoutMs: 10_000 },
+    );
     const raft = cluster.client.raft;
     for (let i = 0; i < 100; i++) await processCommand(raft, leader, { op: 'put', key: key(), value: VALUE });
     const samples: number[] = [];
@@ -90,7 +83,11 @@ async function latency(): Promise<void> {
 
 async function throughput(inFlight: number): Promise<void> {
   await withCluster(async (cluster, ids) => {
-    const leader = await leaderOf(cluster, ids);
+    const leader = await awaitLeader(
+      cluster.client.raft,
+      ids.filter((id) => cluster.nodes.has(id.node)),
+      { timeoutMs: 10_000 },
+    );
     const raft = cluster.client.raft;
     const sentAt = new Map<number, number>();
     const samples: number[] = [];
@@ -165,7 +162,11 @@ async function failover(): Promise<void> {
     const raft = cluster.client.raft;
     await startCluster(raft, 'kv', { module: 'kv' }, ids);
     for (let trial = 0; trial < TRIALS; trial++) {
-      const leader = await leaderOf(cluster, ids);
+      const leader = await awaitLeader(
+        cluster.client.raft,
+        ids.filter((id) => cluster.nodes.has(id.node)),
+        { timeoutMs: 10_000 },
+      );
       // steady load from the client while the leader dies
       let running = true;
       const load = (async () => {

@@ -5,6 +5,7 @@
 import type { Correlation, ServerId } from '@otra/protocol';
 import {
   addMember,
+  awaitLeader,
   ClusterChangeNotPermittedError,
   consistentQuery,
   members,
@@ -44,21 +45,6 @@ async function eventually<T>(check: () => Promise<T | undefined>, ms = 15_000): 
   throw new Error(`not within ${ms} ms${last ? `: ${(last as Error).message}` : ''}`);
 }
 
-async function leaderOf(
-  raft: RaftRef,
-  ids: readonly ServerId[],
-  alive: (id: ServerId) => boolean = () => true,
-) {
-  return eventually(async () => {
-    for (const id of ids) {
-      if (!alive(id)) continue;
-      const v = await overview(raft, id, { timeoutMs: 1000 }).catch(() => undefined);
-      if (v?.role === 'leader') return id;
-    }
-    return undefined;
-  });
-}
-
 /** Pipelines `count` puts to the leader, resending rejected ones; resolves with how often each correlation was applied. */
 async function pipeline(
   raft: RaftRef,
@@ -66,7 +52,7 @@ async function pipeline(
   count: number,
   prefix: string,
 ): Promise<Map<Correlation, number>> {
-  let leader = await leaderOf(raft, ids);
+  let leader = await awaitLeader(raft, ids, { timeoutMs: 15_000 });
   const applied = new Map<Correlation, number>();
   let done: () => void = () => {};
   const finished = new Promise<void>((resolve) => {
@@ -120,7 +106,7 @@ describe('a 3-node cluster of real processes', () => {
       await processCommand(raft, ids[i % 3]!, { op: 'put', key: `k${i}`, value: `${i}` });
       acked.push(`k${i}`);
     }
-    const old = await leaderOf(raft, ids);
+    const old = await awaitLeader(raft, ids, { timeoutMs: 15_000 });
     await cluster.kill(old.node);
     const alive = (id: ServerId) => id.node !== old.node;
     const survivor = ids.find(alive)!;
@@ -159,7 +145,7 @@ describe('a 3-node cluster of real processes', () => {
       const m = await members(raft, initial[0]!);
       return m.members.find((x) => x.id.node === newcomer.node)?.membership === 'voter' ? true : undefined;
     });
-    const leader = await leaderOf(raft, all);
+    const leader = await awaitLeader(raft, all, { timeoutMs: 15_000 });
     const victim = initial.find((id) => id.node !== leader.node)!;
     await eventually(async () => {
       try {
@@ -188,7 +174,7 @@ describe('a 3-node cluster of real processes', () => {
     const raft = cluster.client.raft;
     const ids = cluster.ids('kv');
     await startCluster(raft, 'kv', { module: 'kv' }, ids);
-    const leader = await leaderOf(raft, ids);
+    const leader = await awaitLeader(raft, ids, { timeoutMs: 15_000 });
     const lagging = ids.find((id) => id.node !== leader.node)!;
     await cluster.kill(lagging.node);
     // the KV machine releases its cursor every 4,096 commands: this leaves the follower behind a snapshot

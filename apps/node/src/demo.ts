@@ -6,6 +6,7 @@
 import type { NodeTree } from '@otra/actors';
 import type { ServerId } from '@otra/protocol';
 import {
+  awaitLeader,
   consistentQuery,
   overview,
   pipelineCommand,
@@ -32,17 +33,6 @@ function printTree(tree: NodeTree): void {
   for (const root of tree.roots) walk(root, 0);
 }
 
-async function leaderOf(cluster: ProcessCluster, ids: readonly ServerId[]): Promise<ServerId> {
-  for (let i = 0; i < 500; i++) {
-    for (const id of ids) {
-      const v = await overview(cluster.client.raft, id, { timeoutMs: 1000 }).catch(() => undefined);
-      if (v?.role === 'leader') return id;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('no leader');
-}
-
 const started = Date.now();
 say('otra demo: 3 nodes, one replicated KV cluster, durable logs (RocksDB), links over WebSocket + CBOR\n');
 const cluster = await ProcessCluster.start({ nodes: 3, electionTimeoutMs: [150, 300], tickMs: 50 });
@@ -52,7 +42,7 @@ try {
   const ids = cluster.ids('kv');
   const result = await startCluster(raft, 'kv', { module: 'kv' }, ids);
   say(`cluster "kv" started on ${result.started.map((id) => id.node).join(', ')}`);
-  const leader = await leaderOf(cluster, ids);
+  const leader = await awaitLeader(raft, ids);
   say(`leader: ${leader.name}@${leader.node}\n`);
 
   const latencies: number[] = [];

@@ -525,6 +525,33 @@ async function plainCall<T>(
   }
 }
 
+/**
+ * Resolves with whichever of `ids` reports itself leader, asking each in turn (an unreachable
+ * member is skipped) until one does or `timeoutMs` (default 5,000) passes (`TimeoutError`). A
+ * member cut off from the others may still call itself leader until check-quorum deposes it.
+ */
+export async function awaitLeader(
+  system: RaftRef,
+  ids: readonly ServerId[],
+  options: TimeoutOption = {},
+): Promise<ServerId> {
+  for (const id of ids) checkId(id, 'a member');
+  const clock = system.node.clock;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT;
+  const deadline = clock.now() + timeoutMs;
+  for (let round = 0; round < 100_000; round++) {
+    for (const id of ids) {
+      const left = deadline - clock.now();
+      if (left <= 0) break;
+      const view = await overview(system, id, { timeoutMs: Math.min(left, 1000) }).catch(() => undefined);
+      if (view?.role === 'leader') return id;
+    }
+    if (clock.now() >= deadline) break;
+    await sleep(system, 10);
+  }
+  throw new TimeoutError(ids[0] ?? { name: '?', node: '?' }, timeoutMs);
+}
+
 /** Role, term, leader, indexes, snapshot, members with match indexes, machine overview, counters. */
 export function overview(
   system: RaftRef,

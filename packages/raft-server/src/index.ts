@@ -12,6 +12,7 @@ export { defineMachine } from '@otra/raft-core';
 export {
   addMember,
   auxCommand,
+  awaitLeader,
   consistentQuery,
   deleteCluster,
   forceDeleteServer,

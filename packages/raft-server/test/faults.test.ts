@@ -1,6 +1,7 @@
 import type { ServerId } from '@otra/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  awaitLeader,
   consistentQuery,
   deleteCluster,
   localQuery,
@@ -18,18 +19,6 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-async function leaderAmong(c: LocalCluster, ids: readonly ServerId[], exclude?: string): Promise<ServerId> {
-  return eventually(async () => {
-    for (const id of ids) {
-      if (id.node === exclude) continue;
-      const sys = c.systems[Number(id.node.slice(1)) - 1]!;
-      const view = await overview(sys, id).catch(() => undefined);
-      if (view?.role === 'leader') return id;
-    }
-    return undefined;
-  }, 10_000);
-}
-
 describe('faults', () => {
   it('a partitioned leader is replaced and every acknowledged command survives', async () => {
     cluster = await localCluster(3);
@@ -40,12 +29,17 @@ describe('faults', () => {
       await processCommand(s[0]!, cluster.ids[0]!, { op: 'put', key: `k${i}`, value: `${i}` });
       acked.push(`k${i}`);
     }
-    const old = await leaderAmong(cluster, cluster.ids);
+    const old = await awaitLeader(cluster.systems[0]!, cluster.ids, { timeoutMs: 10_000 });
     for (const other of cluster.nodes)
       if (other.name !== old.node) cluster.net.partition(old.node, other.name);
     const other = cluster.ids.find((id) => id.node !== old.node)!;
     const otherSys = cluster.systems[Number(other.node.slice(1)) - 1]!;
-    const fresh = await leaderAmong(cluster, cluster.ids, old.node);
+    // asked from a node on the majority side: the old leader's node is cut off
+    const fresh = await awaitLeader(
+      otherSys,
+      cluster.ids.filter((id) => id.node !== old.node),
+      { timeoutMs: 10_000 },
+    );
     expect(fresh.node).not.toBe(old.node);
     await processCommand(otherSys, other, { op: 'put', key: 'after', value: 'failover' });
     const q = await consistentQuery(otherSys, fresh, { name: 'get', args: ['k19'] });
@@ -99,7 +93,7 @@ describe('faults', () => {
     cluster = await localCluster(3, { snapshotChunkBytes: 512 });
     const s1 = cluster.systems[0]!;
     await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
-    const leader = await leaderAmong(cluster, cluster.ids);
+    const leader = await awaitLeader(cluster.systems[0]!, cluster.ids, { timeoutMs: 10_000 });
     const lagging = cluster.ids.find((id) => id.node !== leader.node)!;
     const leaderSys = cluster.systems[Number(leader.node.slice(1)) - 1]!;
     await stopServer(leaderSys, lagging);

@@ -2,6 +2,7 @@ import type { Pid, ServerId } from '@otra/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   addMember,
+  awaitLeader,
   ClusterChangeNotPermittedError,
   consistentQuery,
   MachineError,
@@ -24,19 +25,12 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-async function leaderOf(c: LocalCluster): Promise<ServerId> {
-  return eventually(async () => {
-    const view = await overview(c.systems[0]!, c.ids[0]!);
-    return view.leader ?? undefined;
-  });
-}
-
 describe('commands', () => {
   it('pipelines 2,000 commands with every correlation notified exactly once', async () => {
     cluster = await localCluster(3);
     const s1 = cluster.systems[0]!;
     await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
-    const leader = await leaderOf(cluster);
+    const leader = await awaitLeader(cluster.systems[0]!, cluster.ids);
     const seen = new Map<number, number>();
     const rejected: unknown[] = [];
     const client: Pid = startPipelineClient(s1, (n: RaftNotification) => {
@@ -63,7 +57,7 @@ describe('commands', () => {
     cluster = await localCluster(3);
     const s1 = cluster.systems[0]!;
     await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
-    const leader = await leaderOf(cluster);
+    const leader = await awaitLeader(cluster.systems[0]!, cluster.ids);
     const follower = cluster.ids.find((id) => id.node !== leader.node)!;
     const notes: RaftNotification[] = [];
     const client = startPipelineClient(s1, (n) => notes.push(n));
@@ -106,7 +100,7 @@ describe('membership', () => {
       return me?.membership === 'voter' ? m : undefined;
     }, 10_000);
     expect(promoted.members).toHaveLength(4);
-    const leader = await leaderOf(cluster);
+    const leader = await awaitLeader(cluster.systems[0]!, cluster.ids);
     const victim = initial.find((id) => id.node !== leader.node)!;
     await eventually(async () => {
       try {
