@@ -23,8 +23,9 @@ describe('many clusters', () => {
       ),
     );
     expect(results.every((r) => r.reply === null)).toBe(true);
+    // startCluster spreads the elections it triggers over the members: leaders are not all on one node
     const leaders = new Set(results.map((r) => r.leader.node));
-    expect(leaders.size).toBeGreaterThanOrEqual(1);
+    expect(leaders.size).toBeGreaterThanOrEqual(2);
     const board = s1.leaderboard();
     expect(board.size).toBe(200);
     await eventually(async () => {
