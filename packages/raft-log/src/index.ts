@@ -67,6 +67,7 @@ export type {
 export { newServerUid } from './uid.ts';
 export {
   GroupCommitWriter,
+  WAL_BATCH_BUCKETS,
   type WalSink,
   type WriteRequest,
   type WriterOptions,

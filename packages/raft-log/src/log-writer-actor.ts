@@ -4,7 +4,7 @@ import { LogWriteError, WriterFailedError } from './errors.ts';
 import type { Kv } from './internal/rocksdb.ts';
 import type { RocksStorage } from './rocks-storage.ts';
 import type { AppendOptions, LogStore, MetaStore, ServerMeta, StoredEntry } from './types.ts';
-import type { WalSink, WriteRequest, WriterStats } from './writer.ts';
+import { countBatch, emptyBuckets, type WalSink, type WriteRequest, type WriterStats } from './writer.ts';
 
 /**
  * The log writer as an actor (one per raft system, first child of the system's `rest_for_one`
@@ -40,7 +40,7 @@ export interface LogWriterArgs {
 interface LogWriterState {
   readonly kv: Kv;
   failure: Error | undefined;
-  stats: { batches: number; requests: number; ops: number; syncMicros: number };
+  stats: { batches: number; requests: number; ops: number; syncMicros: number; opsPerBatch: number[] };
 }
 
 function isWalWrite(msg: unknown): msg is WalWriteMessage {
@@ -54,7 +54,7 @@ export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
   init: (args) => ({
     kv: args.kv,
     failure: undefined,
-    stats: { batches: 0, requests: 0, ops: 0, syncMicros: 0 },
+    stats: { batches: 0, requests: 0, ops: 0, syncMicros: 0, opsPerBatch: emptyBuckets() },
   }),
 
   async handleBatch(items: BatchItem[], state: LogWriterState, ctx) {
@@ -62,7 +62,10 @@ export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
     for (const item of items) {
       if (item.kind === 'call') {
         if ((item.request as WalStatsRequest | undefined)?.type === 'wal.stats') {
-          ctx.reply(item.from, { ...state.stats } satisfies WriterStats);
+          ctx.reply(item.from, {
+            ...state.stats,
+            opsPerBatch: [...state.stats.opsPerBatch],
+          } satisfies WriterStats);
         }
       } else if (isWalWrite(item.msg)) writes.push(item.msg);
     }
@@ -95,11 +98,18 @@ export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
     state.stats.requests += writes.length;
     state.stats.ops += ops;
     state.stats.syncMicros += Math.round((performance.now() - started) * 1000);
+    countBatch(state.stats.opsPerBatch, ops);
     for (const write of writes) write.sink.settle(undefined);
     return state;
   },
 
-  describe: (state) => ({ ...state.stats, failed: state.failure?.message ?? null }),
+  describe: (state) => ({
+    batches: state.stats.batches,
+    requests: state.stats.requests,
+    ops: state.stats.ops,
+    syncMicros: state.stats.syncMicros,
+    failed: state.failure?.message ?? null,
+  }),
 };
 
 /**

@@ -35,12 +35,31 @@ export interface WriterOptions {
   readonly maxBatchOps?: number;
 }
 
+/** Upper bounds of the `opsPerBatch` histogram buckets (the last bucket counts everything above). */
+export const WAL_BATCH_BUCKETS: readonly number[] = [
+  1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536,
+];
+
+/** Zeroed counts for `countBatch`. */
+export function emptyBuckets(): number[] {
+  return new Array<number>(WAL_BATCH_BUCKETS.length + 1).fill(0);
+}
+
+/** Counts one batch of `ops` operations into `buckets` (WAL_BATCH_BUCKETS.length + 1 counts). */
+export function countBatch(buckets: number[], ops: number): void {
+  let i = 0;
+  while (i < WAL_BATCH_BUCKETS.length && ops > (WAL_BATCH_BUCKETS[i] as number)) i++;
+  buckets[i] = (buckets[i] as number) + 1;
+}
+
 /** Counters since the writer started; `syncMicros` is the time spent inside synced batches. */
 export interface WriterStats {
   readonly batches: number;
   readonly requests: number;
   readonly ops: number;
   readonly syncMicros: number;
+  /** Batches by operations per batch: one count per WAL_BATCH_BUCKETS bound, then one above them. */
+  readonly opsPerBatch: readonly number[];
 }
 
 /**
@@ -67,7 +86,7 @@ export class GroupCommitWriter implements WalSink {
   private closed = false;
   private idleWaiters: Array<() => void> = [];
   private readonly maxBatchOps: number;
-  private counters = { batches: 0, requests: 0, ops: 0, syncMicros: 0 };
+  private counters = { batches: 0, requests: 0, ops: 0, syncMicros: 0, opsPerBatch: emptyBuckets() };
 
   constructor(
     private readonly kv: Kv,
@@ -120,7 +139,7 @@ export class GroupCommitWriter implements WalSink {
   }
 
   stats(): WriterStats {
-    return { ...this.counters };
+    return { ...this.counters, opsPerBatch: [...this.counters.opsPerBatch] };
   }
 
   get isIdle(): boolean {
@@ -164,6 +183,7 @@ export class GroupCommitWriter implements WalSink {
         this.counters.requests += pending.done.length;
         this.counters.ops += pending.ops;
         this.counters.syncMicros += Math.round((performance.now() - started) * 1000);
+        countBatch(this.counters.opsPerBatch, pending.ops);
         this.inFlight = false;
         for (const done of pending.done) done(undefined);
         // What arrived during the sync goes out now; if nothing did, the next submit schedules.

@@ -52,6 +52,8 @@ describe('log writer actor', () => {
     const stats = await node.call<WriterStats>(pid, { type: 'wal.stats' });
     expect(stats.requests).toBe(1000 * rounds);
     expect(stats.batches).toBeLessThan(rounds * 4);
+    // every batch is counted in exactly one size bucket
+    expect(stats.opsPerBatch.reduce((a, b) => a + b, 0)).toBe(stats.batches);
     await st.close();
     storage = await openRocksStorage(dir);
     for (const k of [0, 1, 500, 999]) {

@@ -74,6 +74,8 @@ describe('GroupCommitWriter', () => {
     expect(done).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(kv.maxInFlight).toBe(1);
     expect(writer.stats()).toMatchObject({ batches: 2, requests: 9, ops: 9 });
+    // one batch of 2 ops (bucket <= 2), one of 7 (bucket <= 8)
+    expect(writer.stats().opsPerBatch.slice(0, 5)).toEqual([0, 1, 0, 1, 0]);
   });
 
   it('splits a long queue into batches of whole requests', async () => {
