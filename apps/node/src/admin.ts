@@ -8,10 +8,19 @@ export const ADMIN = 'otra.admin';
 
 export type AdminRequest =
   | { readonly type: 'admin.tree' }
+  /** Where the node serves: its link URL and its HTTP API's URL (null without one). */
+  | { readonly type: 'admin.info' }
   /** With `gc: true`, a full collection first, so `heapUsedBytes` is live memory. */
   | { readonly type: 'admin.stats'; readonly gc?: boolean }
   /** Sends an exit signal to a registered actor (fault injection for tests and operators). */
   | { readonly type: 'admin.exit'; readonly name: string; readonly reason: string };
+
+/** The answer to `admin.info`. */
+export interface NodeInfo {
+  readonly node: string;
+  readonly url: string;
+  readonly http: string | null;
+}
 
 export interface NodeStats {
   readonly node: string;
@@ -29,13 +38,19 @@ export interface NodeStats {
  * Answers inspection requests from other nodes (the `otra inspect` CLI, tests): the node's live
  * actor tree, process figures, and an exit signal to a named actor.
  */
-export function adminBehaviour(node: Node, system: RaftSystem): GenServer<null, void, AdminRequest, unknown> {
+export function adminBehaviour(
+  node: Node,
+  system: RaftSystem,
+  info: () => NodeInfo,
+): GenServer<null, void, AdminRequest, unknown> {
   return {
     init: () => null,
     async handleCall(request, _from, state) {
       switch (request?.type) {
         case 'admin.tree':
           return { reply: node.inspectTree(), state };
+        case 'admin.info':
+          return { reply: info(), state };
         case 'admin.stats': {
           if (request.gc === true) collectGarbage();
           const mem = process.memoryUsage();

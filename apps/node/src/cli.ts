@@ -1,41 +1,72 @@
 #!/usr/bin/env -S node --import tsx
 /**
- * The `otra` command line.
- *
- *   otra node --name n1 [--port 0] [--host 127.0.0.1] [--data DIR] [--peer n2=ws://127.0.0.1:7002 ...]
- *   otra cluster start --connect n1=ws://...,n2=ws://...,n3=ws://... [--cluster kv]
- *   otra kv put KEY VALUE | get KEY | delete KEY | keys [PREFIX]   --connect ...
- *   otra status --connect ...        every member's role, term, indexes
- *   otra inspect --connect ...       every connected node's live actor tree
- *
- * The shared cookie comes from --cookie or OTRA_COOKIE.
+ * The `otra` command line. `otra help` prints the usage below; apps/node/README.md has the rest.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import type { NodeTree } from '@otra/actors';
-import type { ServerId } from '@otra/protocol';
-import { consistentQuery, overview, processCommand, startCluster } from '@otra/raft';
-import { ADMIN } from './admin.ts';
+import { startCluster } from '@otra/raft';
 import { connectClient } from './client.ts';
-import { startOtraNode } from './otra-node.ts';
+import { ConfigError, parsePeers, resolveNodeConfig } from './config.ts';
+import { runDemo } from './demo.ts';
+import type { NodeStatus } from './http-api.ts';
+import { apiCall, cliValue, formatStatus, formatTree } from './http-client.ts';
+import { KV_CLUSTER, startOtraNode } from './otra-node.ts';
+
+const USAGE = `usage: otra <command> [options]
+
+  otra node --name n1 --listen 127.0.0.1:7001 --peer n2=ws://127.0.0.1:7002 --peer n3=ws://127.0.0.1:7003
+            --data ./data/n1 --http 127.0.0.1:8001 --cookie-file ./cookie
+            [--join] [--election-timeout 150,300] [--tick 50] [--config node.json]
+      start one node of the replicated KV service (options also from OTRA_* env vars and --config)
+  otra demo [--data DIR] [--nodes 3]
+      a local cluster of child processes with a live status screen (Ctrl-C stops it)
+  otra status --http URL [--json]        every member's role, term, leader, indexes
+  otra inspect --http URL [--json]       the node's live actor tree
+  otra members list --http URL [--json]
+  otra members add NODE [--membership promotable|voter|non_voter] [--url ws://...] --http URL
+  otra members remove NODE --http URL
+  otra members transfer NODE --http URL  hand leadership to NODE
+  otra kv put KEY VALUE | get KEY [--consistency linearizable|leader|local] | delete KEY
+        | cas KEY EXPECT VALUE --http URL     (VALUE is JSON when it parses, else a string)
+  otra cluster start --connect n1=ws://...,n2=ws://... [--cookie-file FILE]
+      start the kv cluster on nodes started with --join
+`;
+
+/** A usage mistake: printed with a hint, exit code 2. */
+class UsageError extends Error {}
 
 interface Args {
   readonly positional: string[];
   readonly flags: Map<string, string[]>;
 }
 
+/** Flags that take no value. */
+const SWITCHES = new Set(['join', 'json', 'help', 'redirect']);
+
 function parseArgs(argv: readonly string[]): Args {
   const positional: string[] = [];
   const flags = new Map<string, string[]>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
-    if (arg.startsWith('--')) {
-      const eq = arg.indexOf('=');
-      const key = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-      const value = eq < 0 ? argv[++i] : arg.slice(eq + 1);
-      if (value === undefined) throw new Error(`--${key} needs a value`);
-      flags.set(key, [...(flags.get(key) ?? []), value]);
-    } else positional.push(arg);
+    if (arg === '-h') {
+      flags.set('help', ['true']);
+      continue;
+    }
+    if (!arg.startsWith('--') || arg === '--') {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const key = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    let value: string | undefined;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else if (SWITCHES.has(key)) value = 'true';
+    else {
+      value = argv[++i];
+      if (value === undefined || value.startsWith('--')) throw new UsageError(`--${key} needs a value`);
+    }
+    flags.set(key, [...(flags.get(key) ?? []), value]);
   }
   return { positional, flags };
 }
@@ -44,32 +75,9 @@ function flag(args: Args, name: string): string | undefined {
   return args.flags.get(name)?.at(-1);
 }
 
-function cookieOf(args: Args): string {
-  const cookie = flag(args, 'cookie') ?? process.env.OTRA_COOKIE;
-  if (cookie === undefined || cookie.length === 0)
-    throw new Error('set the shared cookie with --cookie or OTRA_COOKIE');
-  return cookie;
-}
-
-/** `n1=ws://h:p,n2=ws://h:p` (also repeated flags) -> { n1: url, n2: url } */
-function peersOf(values: readonly string[] | undefined): Record<string, string> {
-  const peers: Record<string, string> = {};
-  for (const value of values ?? []) {
-    for (const part of value.split(',')) {
-      const at = part.indexOf('=');
-      if (at <= 0) throw new Error(`a peer is name=ws://host:port, got ${part}`);
-      peers[part.slice(0, at)] = part.slice(at + 1);
-    }
-  }
-  return peers;
-}
-
-function range(value: string | undefined): readonly [number, number] | undefined {
-  if (value === undefined) return undefined;
-  const [min, max] = value.split(',').map(Number);
-  if (!Number.isFinite(min) || !Number.isFinite(max))
-    throw new Error(`a range is min,max in ms, got ${value}`);
-  return [min as number, max as number];
+function only(args: Args, allowed: readonly string[]): void {
+  for (const key of args.flags.keys())
+    if (!allowed.includes(key) && key !== 'help') throw new UsageError(`unknown option --${key}`);
 }
 
 /**
@@ -93,127 +101,205 @@ async function startCpuProfile(
 }
 
 async function runNode(args: Args): Promise<void> {
-  const name = flag(args, 'name');
-  if (name === undefined) throw new Error('otra node needs --name');
-  const dataDir = flag(args, 'data');
-  const electionTimeoutMs = range(flag(args, 'election-timeout'));
-  const tick = flag(args, 'tick');
-  const otra = await startOtraNode({
-    name,
-    cookie: cookieOf(args),
-    host: flag(args, 'host') ?? '127.0.0.1',
-    port: Number(flag(args, 'port') ?? 0),
-    peers: peersOf(args.flags.get('peer')),
-    ...(dataDir === undefined ? {} : { dataDir }),
-    ...(electionTimeoutMs === undefined ? {} : { electionTimeoutMs }),
-    ...(tick === undefined ? {} : { tickMs: Number(tick) }),
-  });
-  const profile = await startCpuProfile(process.env.OTRA_CPU_PROFILE, name);
+  if (args.positional.length > 1)
+    throw new UsageError(`otra node takes no arguments, got ${args.positional.slice(1).join(' ')}`);
+  const config = resolveNodeConfig(args.flags, process.env);
+  const otra = await startOtraNode(config);
+  const profile = await startCpuProfile(process.env.OTRA_CPU_PROFILE, config.name);
   process.stdout.write(
-    `${JSON.stringify({ ready: { name, url: otra.url, port: otra.port, pid: process.pid } })}\n`,
+    `${JSON.stringify({ ready: { name: config.name, url: otra.url, port: otra.port, http: otra.http?.url ?? null, pid: process.pid } })}\n`,
   );
+  let stopping = false;
   const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
     await profile?.();
     await otra.stop().catch(() => undefined);
     process.exit(0);
   };
-  process.once('SIGTERM', () => void stop());
-  process.once('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
 }
 
-async function withClient<T>(
-  args: Args,
-  fn: (client: Awaited<ReturnType<typeof connectClient>>, peers: Record<string, string>) => Promise<T>,
-) {
-  const peers = peersOf(args.flags.get('connect'));
-  if (Object.keys(peers).length === 0) throw new Error('give the nodes with --connect n1=ws://host:port,...');
-  const client = await connectClient(peers, { cookie: cookieOf(args) });
+function httpBase(args: Args): string {
+  const base = flag(args, 'http') ?? process.env.OTRA_HTTP_URL;
+  if (base === undefined)
+    throw new UsageError("give the node's HTTP API with --http http://127.0.0.1:8001 (or OTRA_HTTP_URL)");
+  return base;
+}
+
+const print = (value: unknown): void => {
+  process.stdout.write(`${typeof value === 'string' ? value : JSON.stringify(value, null, 2)}\n`);
+};
+
+async function runStatus(args: Args): Promise<void> {
+  only(args, ['http', 'json']);
+  const status = await apiCall<NodeStatus>(httpBase(args), 'GET', '/status');
+  print(flag(args, 'json') === 'true' ? status : formatStatus(status));
+}
+
+async function runInspect(args: Args): Promise<void> {
+  only(args, ['http', 'json']);
+  const tree = await apiCall<NodeTree>(httpBase(args), 'GET', '/inspect');
+  print(flag(args, 'json') === 'true' ? tree : formatTree(tree));
+}
+
+async function runMembers(args: Args): Promise<void> {
+  const [, sub, target, ...extra] = args.positional;
+  const base = httpBase(args);
+  if (extra.length > 0) throw new UsageError(`unexpected ${extra.join(' ')}`);
+  const need = (): string => {
+    if (target === undefined) throw new UsageError(`otra members ${sub} needs a node name`);
+    return target;
+  };
+  switch (sub) {
+    case 'list':
+    case undefined: {
+      only(args, ['http', 'json']);
+      const r = await apiCall<{
+        leader: string | null;
+        members: { node: string; membership: string; matchIndex: number | null }[];
+      }>(base, 'GET', '/members');
+      if (flag(args, 'json') === 'true') return print(r);
+      return print(
+        [
+          `leader: ${r.leader ?? '-'}`,
+          ...r.members.map((m) => `${m.node}  ${m.membership}  match=${m.matchIndex ?? '-'}`),
+        ].join('\n'),
+      );
+    }
+    case 'add': {
+      only(args, ['http', 'json', 'membership', 'url']);
+      const membership = flag(args, 'membership') ?? 'promotable';
+      const url = flag(args, 'url');
+      return print(
+        await apiCall(
+          base,
+          'POST',
+          '/members',
+          { node: need(), membership, ...(url === undefined ? {} : { url }) },
+          30_000,
+        ),
+      );
+    }
+    case 'remove':
+      only(args, ['http', 'json']);
+      return print(
+        await apiCall(base, 'DELETE', `/members/${encodeURIComponent(need())}`, undefined, 30_000),
+      );
+    case 'transfer':
+      only(args, ['http', 'json']);
+      return print(await apiCall(base, 'POST', '/leadership', { to: need() }, 30_000));
+    default:
+      throw new UsageError(`unknown members command ${sub} (list, add, remove, transfer)`);
+  }
+}
+
+async function runKv(args: Args): Promise<void> {
+  const [, sub, key, ...rest] = args.positional;
+  const base = httpBase(args);
+  if (key === undefined) throw new UsageError('otra kv put|get|delete|cas needs a key');
+  const path = `/kv/${encodeURIComponent(key)}`;
+  switch (sub) {
+    case 'put':
+      only(args, ['http', 'redirect']);
+      if (rest.length !== 1) throw new UsageError('usage: otra kv put KEY VALUE');
+      return print(await apiCall(base, 'PUT', path, { value: cliValue(rest[0] as string) }));
+    case 'get': {
+      only(args, ['http', 'consistency']);
+      const consistency = flag(args, 'consistency');
+      return print(
+        await apiCall(
+          base,
+          'GET',
+          consistency === undefined ? path : `${path}?consistency=${encodeURIComponent(consistency)}`,
+        ),
+      );
+    }
+    case 'delete':
+      only(args, ['http']);
+      return print(await apiCall(base, 'DELETE', path));
+    case 'cas':
+      only(args, ['http']);
+      if (rest.length !== 2) throw new UsageError('usage: otra kv cas KEY EXPECT VALUE');
+      return print(
+        await apiCall(base, 'POST', `${path}/cas`, {
+          expect: cliValue(rest[0] as string),
+          value: cliValue(rest[1] as string),
+        }),
+      );
+    default:
+      throw new UsageError(`unknown kv command ${sub} (put, get, delete, cas)`);
+  }
+}
+
+function clientCookie(args: Args): string {
+  const file = flag(args, 'cookie-file') ?? process.env.OTRA_COOKIE_FILE;
+  if (file !== undefined) {
+    try {
+      const cookie = readFileSync(file, 'utf8').trim();
+      if (cookie.length > 0) return cookie;
+    } catch (err) {
+      throw new ConfigError(`cannot read the cookie file ${file}: ${(err as Error).message}`);
+    }
+    throw new ConfigError(`the cookie file ${file} is empty`);
+  }
+  const cookie = flag(args, 'cookie') ?? process.env.OTRA_COOKIE;
+  if (cookie === undefined || cookie.length === 0)
+    throw new ConfigError('no cookie: give --cookie-file FILE (or OTRA_COOKIE)');
+  return cookie;
+}
+
+async function runClusterStart(args: Args): Promise<void> {
+  only(args, ['connect', 'cookie', 'cookie-file', 'cluster']);
+  if (args.positional[1] !== 'start')
+    throw new UsageError('usage: otra cluster start --connect n1=ws://...,...');
+  const peers = parsePeers(args.flags.get('connect') ?? []);
+  if (Object.keys(peers).length === 0)
+    throw new UsageError('give the nodes with --connect n1=ws://host:port,...');
+  const cluster = flag(args, 'cluster') ?? KV_CLUSTER;
+  const client = await connectClient(peers, { cookie: clientCookie(args) });
   try {
-    return await fn(client, peers);
+    const ids = Object.keys(peers).map((node) => ({ name: cluster, node }));
+    print(await startCluster(client.raft, cluster, { module: 'kv' }, ids));
   } finally {
     await client.close();
   }
 }
 
-function printTree(tree: NodeTree): void {
-  console.log(`node ${tree.node} (${tree.actors} actors)`);
-  const walk = (info: NodeTree['roots'][number], depth: number): void => {
-    const label = info.name ?? info.childId ?? `<${info.pid.id}>`;
-    const state = info.stateValue === undefined ? '' : ` ${JSON.stringify(info.stateValue)}`;
-    const extra = `${info.mailbox > 0 ? ` mailbox=${info.mailbox}` : ''}${info.restarts > 0 ? ` restarts=${info.restarts}` : ''}`;
-    console.log(`${'  '.repeat(depth + 1)}${label} [${info.kind}]${state}${extra}`);
-    for (const child of info.children) walk(child, depth + 1);
-  };
-  for (const root of tree.roots) walk(root, 0);
-}
-
 async function main(argv: readonly string[]): Promise<void> {
   const args = parseArgs(argv);
-  const [command, sub, ...rest] = args.positional;
-  const cluster = flag(args, 'cluster') ?? 'kv';
-  const idOn = (node: string): ServerId => ({ name: cluster, node });
+  const command = args.positional[0];
+  if (command === undefined || command === 'help' || (flag(args, 'help') === 'true' && command !== 'node')) {
+    process.stdout.write(USAGE);
+    if (command === undefined) process.exitCode = 2;
+    return;
+  }
   switch (command) {
     case 'node':
+      if (flag(args, 'help') === 'true') return void process.stdout.write(USAGE);
       return runNode(args);
-    case 'cluster':
-      if (sub !== 'start') throw new Error('usage: otra cluster start --connect ...');
-      return withClient(args, async (client, peers) => {
-        const ids = Object.keys(peers).map(idOn);
-        const result = await startCluster(client.raft, cluster, { module: 'kv' }, ids);
-        console.log(JSON.stringify(result));
-      });
-    case 'kv':
-      return withClient(args, async (client, peers) => {
-        const first = idOn(Object.keys(peers)[0] as string);
-        const [key, value] = rest;
-        if (key === undefined && sub !== 'keys')
-          throw new Error('usage: otra kv put KEY VALUE | get KEY | delete KEY | keys [PREFIX]');
-        switch (sub) {
-          case 'put': {
-            if (value === undefined) throw new Error('usage: otra kv put KEY VALUE');
-            const r = await processCommand(client.raft, first, { op: 'put', key: key as string, value });
-            console.log(JSON.stringify({ previous: r.reply, index: r.index, leader: r.leader }));
-            return;
-          }
-          case 'delete': {
-            const r = await processCommand(client.raft, first, { op: 'delete', key: key as string });
-            console.log(JSON.stringify({ previous: r.reply, index: r.index }));
-            return;
-          }
-          case 'get': {
-            const r = await consistentQuery(client.raft, first, { name: 'get', args: [key] });
-            console.log(JSON.stringify({ value: r.result, index: r.index }));
-            return;
-          }
-          case 'keys': {
-            const r = await consistentQuery(client.raft, first, { name: 'keys', args: [key ?? ''] });
-            console.log(JSON.stringify(r.result));
-            return;
-          }
-          default:
-            throw new Error(`unknown kv command ${sub}`);
-        }
-      });
+    case 'demo':
+      only(args, ['data', 'nodes']);
+      return runDemo({ dir: flag(args, 'data'), nodes: Number(flag(args, 'nodes') ?? 3) });
     case 'status':
-      return withClient(args, async (client, peers) => {
-        for (const name of Object.keys(peers)) {
-          const v = await overview(client.raft, idOn(name)).catch((err: Error) => ({ error: err.message }));
-          console.log(JSON.stringify(v));
-        }
-      });
+      return runStatus(args);
     case 'inspect':
-      return withClient(args, async (client, peers) => {
-        for (const name of Object.keys(peers)) {
-          printTree(await client.node.call<NodeTree>({ name: ADMIN, node: name }, { type: 'admin.tree' }));
-        }
-      });
+      return runInspect(args);
+    case 'members':
+      return runMembers(args);
+    case 'kv':
+      return runKv(args);
+    case 'cluster':
+      return runClusterStart(args);
     default:
-      console.log('usage: otra node | cluster start | kv | status | inspect  (see apps/node/README.md)');
-      if (command !== undefined && command !== 'help') process.exitCode = 2;
+      throw new UsageError(`unknown command ${command}`);
   }
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`otra: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`otra: ${message}\n`);
+  if (err instanceof UsageError) process.stderr.write('run otra help for the usage\n');
+  process.exit(err instanceof UsageError || err instanceof ConfigError ? 2 : 1);
 });

@@ -1,121 +1,171 @@
 /**
- * The otra demo: three node processes on 127.0.0.1 with durable RocksDB logs, a replicated KV
- * cluster across them, writes and linearizable reads, the live actor tree, a SIGKILLed leader and
- * the failover, then the killed node restarting and catching up. Run: `pnpm demo`.
+ * `otra demo`: a local KV service of N node processes (free ports, data in a temp dir or
+ * `--data`), started as an operator would start one, with a live status screen. In a terminal,
+ * `k` SIGKILLs the leader, `r` restarts the nodes that are down, `q` or Ctrl-C stops them all.
  */
-import type { NodeTree } from '@otra/actors';
-import type { ServerId } from '@otra/protocol';
-import {
-  awaitLeader,
-  consistentQuery,
-  overview,
-  pipelineCommand,
-  processCommand,
-  type RaftNotification,
-  startCluster,
-  startPipelineClient,
-} from '@otra/raft';
-import { ADMIN } from './admin.ts';
-import { ProcessCluster } from './process-cluster.ts';
+import type { NodeStatus } from './http-api.ts';
+import { apiCall, formatStatus } from './http-client.ts';
+import { KvCluster } from './kv-cluster.ts';
 
-function say(line: string): void {
-  console.log(line);
+export interface DemoOptions {
+  readonly dir?: string | undefined;
+  readonly nodes?: number;
+  /** Refresh period of the status screen. Default 1,000 ms. */
+  readonly refreshMs?: number;
 }
 
-function printTree(tree: NodeTree): void {
-  const walk = (info: NodeTree['roots'][number], depth: number): void => {
-    const label = info.name ?? info.childId ?? `<${info.pid.id}>`;
-    const state = info.stateValue === undefined ? '' : ` ${JSON.stringify(info.stateValue)}`;
-    say(`${'   '.repeat(depth + 1)}${label} [${info.kind}]${state}`);
-    for (const child of info.children) walk(child, depth + 1);
+interface Row {
+  readonly name: string;
+  readonly pid: number | null;
+  readonly http: string;
+  readonly status: NodeStatus | null;
+}
+
+function renderScreen(cluster: KvCluster, rows: readonly Row[], note: string): string {
+  const lines: string[] = [];
+  lines.push(`otra demo: ${rows.length} nodes, one replicated KV cluster "kv", data in ${cluster.dir}`);
+  lines.push('');
+  const header = ['NODE', 'PID', 'HTTP', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'LAST', 'KEYS'];
+  const cells = rows.map((r) => [
+    r.name,
+    r.pid === null ? '-' : String(r.pid),
+    r.http,
+    r.pid === null ? 'down' : (r.status?.role ?? 'starting'),
+    String(r.status?.term ?? '-'),
+    r.status?.leader ?? '-',
+    String(r.status?.commitIndex ?? '-'),
+    String(r.status?.lastApplied ?? '-'),
+    String(r.status?.lastIndex ?? '-'),
+    String(r.status?.keys ?? '-'),
+  ]);
+  const all = [header, ...cells];
+  const widths = header.map((_, i) => Math.max(...all.map((row) => (row[i] ?? '').length)));
+  for (const row of all)
+    lines.push(
+      row
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    );
+  const first = rows[0]?.http ?? 'http://127.0.0.1:8001';
+  const second = rows[1]?.http ?? first;
+  lines.push('');
+  lines.push('try, from another terminal:');
+  lines.push(`  curl -s -X PUT ${first}/kv/greeting -d '{"value": "hello"}'`);
+  lines.push(`  curl -s ${second}/kv/greeting`);
+  lines.push(`  curl -s -X POST ${second}/kv/greeting/cas -d '{"expect": "hello", "value": "bye"}'`);
+  lines.push(`  pnpm otra status --http ${first}     pnpm otra inspect --http ${first}`);
+  lines.push(`  curl -s ${first}/metrics`);
+  lines.push('');
+  lines.push('keys: k = SIGKILL the leader, r = restart nodes that are down, q or Ctrl-C = stop');
+  if (note.length > 0) lines.push(note);
+  lines.push(`updated ${new Date().toLocaleTimeString()}`);
+  return lines.join('\n');
+}
+
+async function readRows(cluster: KvCluster): Promise<Row[]> {
+  return Promise.all(
+    cluster.names.map(async (name) => {
+      const proc = cluster.nodes.get(name);
+      const http = cluster.http(name);
+      const status =
+        proc === undefined
+          ? null
+          : await apiCall<NodeStatus>(http, 'GET', '/status', undefined, 900).catch(() => null);
+      return { name, pid: proc?.pid ?? null, http, status };
+    }),
+  );
+}
+
+/** Runs the demo until Ctrl-C (or `q`), then stops every node and removes a temp data dir. */
+export async function runDemo(options: DemoOptions): Promise<void> {
+  const count = options.nodes ?? 3;
+  if (!Number.isInteger(count) || count < 1 || count > 9) throw new Error('--nodes is 1-9');
+  process.stdout.write(`otra demo: starting ${count} node processes...\n`);
+  const cluster = await KvCluster.start({
+    nodes: count,
+    ...(options.dir === undefined ? {} : { dir: options.dir }),
+  });
+  let stopping = false;
+  let note = '';
+  const tty = process.stdout.isTTY === true && process.stdin.isTTY === true;
+
+  const shutdown = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    if (tty) process.stdin.setRawMode(false);
+    process.stdout.write('\nstopping the nodes...\n');
+    await cluster.stop();
+    process.stdout.write(
+      options.dir === undefined
+        ? 'stopped; the temp data was removed\n'
+        : `stopped; the data stays in ${cluster.dir}\n`,
+    );
+    process.exit(0);
   };
-  say(`   node ${tree.node}: ${tree.actors} actors`);
-  for (const root of tree.roots) walk(root, 0);
-}
+  process.on('SIGINT', () => void shutdown());
+  process.on('SIGTERM', () => void shutdown());
 
-const started = Date.now();
-say('otra demo: 3 nodes, one replicated KV cluster, durable logs (RocksDB), links over WebSocket + CBOR\n');
-const cluster = await ProcessCluster.start({ nodes: 3, electionTimeoutMs: [150, 300], tickMs: 50 });
-try {
-  for (const n of cluster.nodes.values()) say(`started node ${n.name} pid=${n.pid} at ${n.url}`);
-  const raft = cluster.client.raft;
-  const ids = cluster.ids('kv');
-  const result = await startCluster(raft, 'kv', { module: 'kv' }, ids);
-  say(`cluster "kv" started on ${result.started.map((id) => id.node).join(', ')}`);
-  const leader = await awaitLeader(raft, ids);
-  say(`leader: ${leader.name}@${leader.node}\n`);
-
-  const latencies: number[] = [];
-  for (let i = 0; i < 200; i++) {
-    const t = performance.now();
-    await processCommand(raft, ids[i % 3]!, { op: 'put', key: `seq-${i}`, value: `value-${i}` });
-    latencies.push(performance.now() - t);
+  // wait for a leader, then write a first key so that a GET works at once
+  const deadline = Date.now() + 30_000;
+  let leader: string | null = null;
+  while (leader === null && Date.now() < deadline && !stopping) {
+    const rows = await readRows(cluster);
+    leader = rows.find((r) => r.status?.role === 'leader')?.name ?? null;
+    if (leader === null) await new Promise((r) => setTimeout(r, 100));
   }
-  latencies.sort((a, b) => a - b);
-  say(
-    `200 sequential puts (redirected to the leader when sent to a follower): p50 ${latencies[100]!.toFixed(2)} ms`,
-  );
-
-  const total = 5000;
-  let applied = 0;
-  let rejected = 0;
-  let done: () => void = () => {};
-  const allApplied = new Promise<void>((resolve) => {
-    done = resolve;
-  });
-  const client = startPipelineClient(cluster.client.raft, (n: RaftNotification) => {
-    if (n.type === 'raft.applied') applied += n.applied.length;
-    else rejected += n.correlations.length;
-    if (applied + rejected >= total) done();
-  });
-  const t0 = performance.now();
-  for (let i = 0; i < total; i++) {
-    pipelineCommand(raft, leader, { op: 'put', key: `pipe-${i}`, value: 'x'.repeat(100) }, i, client);
+  if (leader === null) {
+    process.stderr.write('otra demo: no leader was elected within 30 s\n');
+    await cluster.stop();
+    process.exit(1);
   }
-  await allApplied;
-  const ms = performance.now() - t0;
-  say(
-    `${total} pipelined puts: ${applied} applied, ${rejected} rejected, ${Math.round((total * 1000) / ms)} commits/s`,
+  await apiCall(cluster.http(leader), 'PUT', '/kv/greeting', { value: 'hello from otra' }).catch(
+    () => undefined,
+  );
+  process.stdout.write(
+    `leader elected: ${leader}; HTTP API on ${cluster.names.map((n) => cluster.http(n)).join(', ')}\n`,
   );
 
-  const size = await consistentQuery(raft, ids[1]!, { name: 'size' });
-  say(
-    `consistent read of the key count through ${ids[1]!.node}: ${String(size.result)} (read index ${size.index})\n`,
-  );
-
-  say('the live supervision tree of the leader node:');
-  printTree(
-    await cluster.client.node.call<NodeTree>({ name: ADMIN, node: leader.node }, { type: 'admin.tree' }),
-  );
-
-  say(`\nSIGKILL the leader's process (${leader.node}, pid ${cluster.nodes.get(leader.node)!.pid})`);
-  const killedAt = performance.now();
-  await cluster.kill(leader.node);
-  const survivors = ids.filter((id) => id.node !== leader.node);
-  const r = await processCommand(
-    raft,
-    survivors[0]!,
-    { op: 'put', key: 'after-failover', value: 'ok' },
-    { timeoutMs: 10_000 },
-  );
-  say(
-    `new leader ${r.leader.node} acknowledged a write ${(performance.now() - killedAt).toFixed(0)} ms after the kill`,
-  );
-  const count = await consistentQuery(raft, survivors[0]!, { name: 'size' });
-  say(`every acknowledged write survived: ${String(count.result)} keys (expected ${200 + total + 1})`);
-
-  say(`\nrestart ${leader.node} from its RocksDB data`);
-  await cluster.startNode(leader.node);
-  const restartedId = { name: 'kv', node: leader.node };
-  for (let i = 0; i < 500; i++) {
-    const v = await overview(raft, restartedId, { timeoutMs: 1000 }).catch(() => undefined);
-    if (v !== undefined && v.lastApplied >= r.index) {
-      say(`${leader.node} is back as ${v.role}, term ${v.term}, applied up to ${v.lastApplied}`);
-      break;
+  const killLeader = async (): Promise<void> => {
+    const rows = await readRows(cluster);
+    const current = rows.find((r) => r.status?.role === 'leader');
+    if (current === undefined) {
+      note = 'no leader to kill right now';
+      return;
     }
-    await new Promise((res) => setTimeout(res, 20));
+    await cluster.kill(current.name);
+    note = `SIGKILLed ${current.name} (the leader) at ${new Date().toLocaleTimeString()}`;
+  };
+  const restartDown = async (): Promise<void> => {
+    const down = cluster.names.filter((n) => !cluster.nodes.has(n));
+    await Promise.all(down.map((n) => cluster.startNode(n)));
+    note = down.length === 0 ? 'every node is up' : `restarted ${down.join(', ')} from their data`;
+  };
+  if (tty) {
+    process.stdin.setRawMode(true);
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (key: string) => {
+      if (key === 'q' || key === '\u0003') void shutdown();
+      else if (key === 'k') void killLeader().catch((err: Error) => (note = err.message));
+      else if (key === 'r') void restartDown().catch((err: Error) => (note = err.message));
+    });
   }
-  say(`\ndone in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-} finally {
-  await cluster.stop();
+
+  let last = '';
+  for (let tick = 0; !stopping; tick++) {
+    const rows = await readRows(cluster);
+    if (stopping) break;
+    const screen = renderScreen(cluster, rows, note);
+    if (tty) process.stdout.write(`\x1b[H\x1b[2J${screen}\n`);
+    else {
+      // a log, not a screen: print the table when the cluster's shape changes
+      const first = rows.find((r) => r.status !== null)?.status;
+      const shape = JSON.stringify(
+        rows.map((r) => [r.pid, r.status?.role, r.status?.term, r.status?.leader]),
+      );
+      if (shape !== last) process.stdout.write(`${tick === 0 || !first ? screen : formatStatus(first)}\n\n`);
+      last = shape;
+    }
+    await new Promise((r) => setTimeout(r, options.refreshMs ?? 1000));
+  }
 }

@@ -1,26 +1,46 @@
 import type { MachineEffect, MachineModule } from '@otra/raft';
 
+/** A stored value: anything JSON can say (the HTTP API takes and returns JSON). */
+export type KvValue =
+  | null
+  | boolean
+  | number
+  | string
+  | readonly KvValue[]
+  | { readonly [k: string]: KvValue };
+
 /** Commands of the replicated KV service. */
 export type KvCommand =
-  | { readonly op: 'put'; readonly key: string; readonly value: string }
+  | { readonly op: 'put'; readonly key: string; readonly value: KvValue }
   | { readonly op: 'delete'; readonly key: string }
-  /** Compare-and-set: writes `value` only if the key currently holds `expected` (null: absent). */
-  | { readonly op: 'cas'; readonly key: string; readonly expected: string | null; readonly value: string };
+  /**
+   * Compare-and-set: writes `value` only if the key currently holds a value equal (as JSON) to
+   * `expect`; without `expect`, only if the key is absent.
+   */
+  | { readonly op: 'cas'; readonly key: string; readonly expect?: KvValue; readonly value: KvValue };
 
-/** `put`/`delete` answer the previous value; `cas` answers whether it wrote. */
-export type KvReply = string | null | { readonly ok: boolean; readonly current: string | null };
+/** What a key holds: `{ value }`, or null when it is absent (a stored null is `{ value: null }`). */
+export type KvEntry = { readonly value: KvValue } | null;
+
+/** `put`/`delete` answer what the key held before; `cas` whether it wrote and what the key holds now. */
+export type KvReply = { readonly previous: KvEntry } | { readonly ok: boolean; readonly current: KvEntry };
 
 export interface KvState {
-  /** A Map while running; a plain object after a snapshot was decoded (CBOR maps decode as objects). */
-  data: Map<string, string> | Record<string, string>;
+  /**
+   * A Map while running. A snapshot stores it as `[key, value]` pairs, because a CBOR map decodes
+   * into a plain object, where a key such as `__proto__` would be lost.
+   */
+  data: Map<string, KvValue> | ReadonlyArray<readonly [string, KvValue]> | Record<string, KvValue>;
   /** Entries applied since the last release_cursor. */
   readonly sinceRelease: number;
 }
 
-/** The state's Map, converting (once) a snapshot-decoded object back into one. */
-export function kvData(state: KvState): Map<string, string> {
+/** The state's Map, converting (once) a snapshot-decoded form back into one. */
+export function kvData(state: KvState): Map<string, KvValue> {
   if (state.data instanceof Map) return state.data;
-  const map = new Map(Object.entries(state.data));
+  const map = Array.isArray(state.data)
+    ? new Map(state.data as ReadonlyArray<readonly [string, KvValue]>)
+    : new Map(Object.entries(state.data));
   state.data = map;
   return map;
 }
@@ -28,40 +48,74 @@ export function kvData(state: KvState): Map<string, string> {
 /** Snapshot every this many applied commands (the machine's release_cursor policy). */
 const RELEASE_EVERY = 4096;
 
-function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string' || key.length === 0 || key.length > 1024)
-    throw new Error('a key is a string of 1-1024 characters');
+/** Longest key, in UTF-16 code units. */
+export const MAX_KEY_LENGTH = 1024;
+
+/** Why `key` is not a valid key, or undefined when it is. */
+export function keyProblem(key: unknown): string | undefined {
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH)
+    return `a key is a string of 1-${MAX_KEY_LENGTH} characters`;
+  return undefined;
+}
+
+/** Whether two JSON values are equal: same type, same members, in any key order. */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!jsonEqual(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const ak = Object.keys(a);
+  if (ak.length !== Object.keys(b).length) return false;
+  for (const k of ak) {
+    if (!Object.hasOwn(b, k)) return false;
+    if (!jsonEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  }
+  return true;
+}
+
+function entryOf(data: Map<string, KvValue>, key: string): KvEntry {
+  return data.has(key) ? { value: data.get(key) as KvValue } : null;
 }
 
 /**
- * The KV machine behind `otra kv`. State is a Map mutated in place: `apply` owns the state, and the
- * core only keeps the latest version (snapshots are taken by encoding it at release time).
+ * The KV machine behind `otra node`. State is a Map mutated in place: `apply` owns the state, and
+ * the core only keeps the latest version (snapshots are taken by encoding a copy at release time).
+ * Stored values are never mutated, so the copy can share them.
  */
 export const kvMachine: MachineModule<KvCommand, KvReply, KvState> = {
   init: () => ({ data: new Map(), sinceRelease: 0 }),
   apply(meta, command, state) {
-    checkKey(command.key);
+    const problem = keyProblem(command.key);
+    if (problem !== undefined) throw new Error(problem);
     const data = kvData(state);
-    const previous = data.get(command.key) ?? null;
+    const before = entryOf(data, command.key);
     let reply: KvReply;
     switch (command.op) {
       case 'put':
-        if (typeof command.value !== 'string') throw new Error('a value is a string');
+        if (command.value === undefined) throw new Error('a put needs a value');
         data.set(command.key, command.value);
-        reply = previous;
+        reply = { previous: before };
         break;
       case 'delete':
         data.delete(command.key);
-        reply = previous;
+        reply = { previous: before };
         break;
       case 'cas': {
-        const ok = previous === command.expected;
+        if (command.value === undefined) throw new Error('a cas needs a value');
+        const ok =
+          command.expect === undefined
+            ? before === null
+            : before !== null && jsonEqual(before.value, command.expect);
         if (ok) data.set(command.key, command.value);
-        reply = { ok, current: ok ? command.value : previous };
+        reply = { ok, current: ok ? { value: command.value } : before };
         break;
       }
       default:
-        throw new Error(`unknown op ${(command as { op?: unknown }).op}`);
+        throw new Error(`unknown op ${String((command as { op?: unknown }).op)}`);
     }
     const since = state.sinceRelease + 1;
     if (since < RELEASE_EVERY) return [{ data, sinceRelease: since }, reply];
@@ -69,7 +123,7 @@ export const kvMachine: MachineModule<KvCommand, KvReply, KvState> = {
     const release: MachineEffect = {
       type: 'release_cursor',
       index: meta.index,
-      machineState: { data: new Map(data), sinceRelease: 0 },
+      machineState: { data: [...data], sinceRelease: 0 },
     };
     return [{ data, sinceRelease: 0 }, reply, [release]];
   },
@@ -78,8 +132,18 @@ export const kvMachine: MachineModule<KvCommand, KvReply, KvState> = {
 
 /** Named queries: they cross links (functions cannot). */
 export const kvQueries = {
+  /** The value, or null when absent (use `entry` to tell a stored null from an absent key). */
   get: (state: unknown, key: unknown) => kvData(state as KvState).get(String(key)) ?? null,
+  entry: (state: unknown, key: unknown): KvEntry => entryOf(kvData(state as KvState), String(key)),
   size: (state: unknown) => kvData(state as KvState).size,
-  keys: (state: unknown, prefix: unknown = '', limit: unknown = 100) =>
-    [...kvData(state as KvState).keys()].filter((k) => k.startsWith(String(prefix))).slice(0, Number(limit)),
+  keys: (state: unknown, prefix: unknown = '', limit: unknown = 100) => {
+    const out: string[] = [];
+    const p = String(prefix);
+    const max = Math.max(0, Math.min(10_000, Number(limit) || 0));
+    for (const k of kvData(state as KvState).keys()) {
+      if (out.length >= max) break;
+      if (k.startsWith(p)) out.push(k);
+    }
+    return out;
+  },
 };

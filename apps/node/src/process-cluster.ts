@@ -11,9 +11,17 @@ const CLI = fileURLToPath(new URL('./cli.ts', import.meta.url));
 
 export interface NodeProcessOptions {
   readonly name: string;
-  readonly cookie: string;
+  /** The shared cookie, passed as OTRA_COOKIE; or give `cookieFile`. */
+  readonly cookie?: string;
+  /** Passed as `--cookie-file`. */
+  readonly cookieFile?: string;
   readonly dataDir: string;
+  /** Link port; default 0 (a free one). */
   readonly port?: number;
+  /** Serve the HTTP API on 127.0.0.1 at this port (0: a free one). */
+  readonly httpPort?: number;
+  /** Start no KV server (`--join`); default true: the cluster is started with `startCluster`. */
+  readonly join?: boolean;
   readonly peers?: Readonly<Record<string, string>>;
   readonly electionTimeoutMs?: readonly [number, number];
   readonly tickMs?: number;
@@ -26,6 +34,8 @@ export interface NodeProcess {
   readonly name: string;
   readonly url: string;
   readonly port: number;
+  /** The HTTP API's URL, when it serves one. */
+  readonly http: string | undefined;
   readonly pid: number;
   readonly child: ChildProcess;
   /** The last lines the process wrote to stderr (for failure reports). */
@@ -41,13 +51,20 @@ export async function spawnNodeProcess(
   timeoutMs = 30_000,
 ): Promise<NodeProcess> {
   const args = ['--import', 'tsx', CLI, 'node', '--name', options.name, '--data', options.dataDir];
-  args.push('--port', String(options.port ?? 0));
+  args.push('--listen', `127.0.0.1:${options.port ?? 0}`);
+  if (options.httpPort !== undefined) args.push('--http', `127.0.0.1:${options.httpPort}`);
+  if (options.join !== false) args.push('--join');
+  if (options.cookieFile !== undefined) args.push('--cookie-file', options.cookieFile);
   for (const [name, url] of Object.entries(options.peers ?? {})) args.push('--peer', `${name}=${url}`);
   if (options.electionTimeoutMs !== undefined)
     args.push('--election-timeout', options.electionTimeoutMs.join(','));
   if (options.tickMs !== undefined) args.push('--tick', String(options.tickMs));
   const child = spawn(process.execPath, args, {
-    env: { ...process.env, ...options.env, OTRA_COOKIE: options.cookie },
+    env: {
+      ...process.env,
+      ...options.env,
+      ...(options.cookie === undefined ? {} : { OTRA_COOKIE: options.cookie }),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stderr: string[] = [];
@@ -56,7 +73,7 @@ export async function spawnNodeProcess(
     if (stderr.length > 200) stderr.shift();
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const ready = await new Promise<{ url: string; port: number }>((resolve, reject) => {
+  const ready = await new Promise<{ url: string; port: number; http?: string | null }>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(
@@ -66,7 +83,7 @@ export async function spawnNodeProcess(
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       try {
-        const msg = JSON.parse(line) as { ready?: { url: string; port: number } };
+        const msg = JSON.parse(line) as { ready?: { url: string; port: number; http?: string | null } };
         if (msg.ready !== undefined) {
           clearTimeout(timer);
           resolve(msg.ready);
@@ -86,6 +103,7 @@ export async function spawnNodeProcess(
     name: options.name,
     url: ready.url,
     port: ready.port,
+    http: ready.http ?? undefined,
     pid: child.pid as number,
     child,
     stderr,

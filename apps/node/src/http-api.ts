@@ -1,0 +1,614 @@
+/**
+ * The KV service's HTTP API (JSON), served by every node: writes go through the node's own KV
+ * server, which forwards them to the leader over the node links (or the client is redirected
+ * with 307); reads choose their consistency. See apps/node/README.md for the routes.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { NodeTree } from '@otra/actors';
+import type { ServerId } from '@otra/protocol';
+import {
+  addMember,
+  ClusterChangeNotPermittedError,
+  consistentQuery,
+  forceDeleteServer,
+  InvalidRequestError,
+  leaderQuery,
+  localQuery,
+  MachineError,
+  members,
+  NotLeaderError,
+  NotUpToDateError,
+  type Overview,
+  overview,
+  processCommand,
+  type RaftSystem,
+  RequestRefusedError,
+  removeMember,
+  ServerNotFoundError,
+  startServer,
+  TimeoutError,
+  transferLeadership,
+} from '@otra/raft';
+import type { Transport } from '@otra/transport-ws';
+import { type KvCommand, type KvEntry, type KvReply, type KvValue, keyProblem } from './kv.ts';
+import type { KvMetrics } from './metrics.ts';
+
+/** Largest request body accepted (larger ones get 413 and never reach the log). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface HttpApiOptions {
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  readonly system: RaftSystem;
+  readonly transport: Transport;
+  /** The KV cluster's name (also its servers' name). */
+  readonly cluster: string;
+  readonly metrics: KvMetrics;
+  /** Another node's HTTP API URL (for 307 redirects and `/status`), or undefined if unknown. */
+  readonly httpUrlOf: (node: string) => Promise<string | undefined>;
+  /** Per request. Default 5,000 ms. */
+  readonly requestTimeoutMs?: number;
+  /** How long a request waits for a leader to be known before answering 503. Default 2,000 ms. */
+  readonly leaderWaitMs?: number;
+  readonly log?: (level: 'warn' | 'error', message: string) => void;
+}
+
+export interface HttpApi {
+  readonly url: string;
+  readonly port: number;
+  readonly server: Server;
+  close(): Promise<void>;
+}
+
+/** A request answered with an error status and a JSON body `{ error, message, ...extra }`. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly extra: Readonly<Record<string, unknown>> = {},
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+  }
+}
+
+const unavailable = (code: string, message: string): HttpError =>
+  new HttpError(503, code, message, {}, { 'retry-after': '1' });
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Readonly<Record<string, string>> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** Reads the body as JSON, refusing more than MAX_BODY_BYTES and anything that does not parse. */
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? Number.NaN);
+  if (declared > MAX_BODY_BYTES)
+    throw new HttpError(413, 'body_too_large', `the body is over ${MAX_BODY_BYTES} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES)
+      throw new HttpError(413, 'body_too_large', `the body is over ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  if (size === 0) throw new HttpError(400, 'bad_request', 'a JSON body is required');
+  try {
+    return JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
+  } catch (err) {
+    throw new HttpError(400, 'invalid_json', `the body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function objectBody(body: unknown, fields: string): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new HttpError(400, 'bad_request', `the body must be a JSON object ${fields}`);
+  return body as Record<string, unknown>;
+}
+
+function keyFrom(segment: string): string {
+  let key: string;
+  try {
+    key = decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, 'bad_request', 'the key is not valid percent-encoding');
+  }
+  const problem = keyProblem(key);
+  if (problem !== undefined) throw new HttpError(400, 'bad_request', problem);
+  return key;
+}
+
+/** Maps the raft API's typed errors onto HTTP statuses. */
+function fromRaftError(err: unknown, write: boolean): HttpError {
+  if (err instanceof HttpError) return err;
+  if (err instanceof NotLeaderError)
+    return unavailable('no_leader', err.leader === null ? 'no leader is known' : err.message);
+  if (err instanceof ServerNotFoundError) return unavailable('unavailable', err.message);
+  if (err instanceof TimeoutError)
+    return new HttpError(
+      504,
+      'timeout',
+      write ? `${err.message}; the write may or may not have been applied` : err.message,
+    );
+  if (err instanceof ClusterChangeNotPermittedError)
+    return new HttpError(409, 'cluster_change_in_progress', err.message);
+  if (err instanceof NotUpToDateError) return new HttpError(409, 'not_up_to_date', err.message);
+  if (err instanceof InvalidRequestError) return new HttpError(400, 'bad_request', err.message);
+  if (err instanceof MachineError) return new HttpError(422, 'rejected_by_machine', err.message);
+  if (err instanceof RequestRefusedError) return new HttpError(409, err.code, err.message);
+  return new HttpError(500, 'internal', err instanceof Error ? err.message : String(err));
+}
+
+/** A member's row in `/status`. */
+export interface MemberStatus {
+  readonly node: string;
+  readonly membership: string;
+  readonly matchIndex: number | null;
+  readonly reachable: boolean;
+  readonly role?: string;
+  readonly term?: number;
+  readonly leader?: string | null;
+  readonly commitIndex?: number;
+  readonly lastApplied?: number;
+  readonly lastIndex?: number;
+  readonly http?: string;
+}
+
+/** `GET /status`. */
+export interface NodeStatus {
+  readonly node: string;
+  readonly cluster: string;
+  /** False on a node that hosts no member of the cluster (started with `--join`, not added yet). */
+  readonly member: boolean;
+  readonly role: string | null;
+  readonly term: number | null;
+  readonly leader: string | null;
+  readonly commitIndex: number | null;
+  readonly lastApplied: number | null;
+  readonly lastIndex: number | null;
+  readonly snapshotIndex: number | null;
+  readonly keys: number | null;
+  readonly members: readonly MemberStatus[];
+}
+
+/** Starts the HTTP API of one node. */
+export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
+  const { system, cluster, metrics } = options;
+  const node = system.node;
+  const self: ServerId = { name: cluster, node: node.name };
+  const timeoutMs = options.requestTimeoutMs ?? 5000;
+  const leaderWaitMs = options.leaderWaitMs ?? 2000;
+  const log =
+    options.log ?? ((level, message) => process.stderr.write(`[${node.name}] http ${level}: ${message}\n`));
+  const idOf = (name: string): ServerId => ({ name: cluster, node: name });
+
+  const hostsMember = (): boolean => node.whereis(cluster) !== undefined;
+
+  /** The leader this node's member knows of, waiting up to leaderWaitMs for an election to end. */
+  async function knownLeader(): Promise<ServerId> {
+    if (!hostsMember()) throw unavailable('not_a_member', `${node.name} hosts no member of ${cluster}`);
+    const deadline = Date.now() + leaderWaitMs;
+    for (let i = 0; i < 10_000; i++) {
+      const leader = system.leaderboard().get(cluster);
+      if (leader != null) return leader;
+      if (Date.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    throw unavailable('no_leader', `no leader of ${cluster} is known to ${node.name}; retry shortly`);
+  }
+
+  /** Runs a write through the log; undefined when the client was redirected instead. */
+  async function submit(
+    command: KvCommand,
+    req: IncomingMessage,
+    url: URL,
+    res: ServerResponse,
+  ): Promise<{ reply: KvReply; index: number } | undefined> {
+    const leader = await knownLeader();
+    if (url.searchParams.get('redirect') === '1' && leader.node !== node.name) {
+      const target = await options.httpUrlOf(leader.node);
+      if (target === undefined)
+        throw unavailable(
+          'leader_unknown_url',
+          `the leader is ${leader.node}, whose HTTP address is not known here`,
+        );
+      const location = new URL(req.url ?? '/', target).toString();
+      sendJson(res, 307, { leader: leader.node, location }, { location });
+      return undefined;
+    }
+    const started = performance.now();
+    try {
+      const result = await processCommand(system, self, command, { timeoutMs });
+      metrics.commandDone(command.op, 'ok', (performance.now() - started) / 1000);
+      return { reply: result.reply as KvReply, index: result.index };
+    } catch (err) {
+      metrics.commandDone(command.op, 'error', (performance.now() - started) / 1000);
+      throw fromRaftError(err, true);
+    }
+  }
+
+  async function read(key: string, url: URL): Promise<{ entry: KvEntry; index: number }> {
+    const consistency = url.searchParams.get('consistency') ?? 'linearizable';
+    const query = { name: 'entry', args: [key] };
+    if (!hostsMember()) throw unavailable('not_a_member', `${node.name} hosts no member of ${cluster}`);
+    try {
+      switch (consistency) {
+        case 'linearizable': {
+          await knownLeader();
+          const r = await consistentQuery(system, self, query, { timeoutMs });
+          return { entry: r.result as KvEntry, index: r.index };
+        }
+        case 'leader': {
+          await knownLeader();
+          const r = await leaderQuery(system, self, query, { timeoutMs });
+          return { entry: r.result as KvEntry, index: r.index };
+        }
+        case 'local': {
+          const r = await localQuery(system, self, query, { timeoutMs });
+          return { entry: r.result as KvEntry, index: r.index };
+        }
+        default:
+          throw new HttpError(
+            400,
+            'bad_request',
+            `consistency is linearizable, leader or local, got ${consistency}`,
+          );
+      }
+    } catch (err) {
+      throw fromRaftError(err, false);
+    }
+  }
+
+  async function memberStatus(
+    id: ServerId,
+    membership: string,
+    matchIndex: number | undefined,
+  ): Promise<MemberStatus> {
+    const base = { node: id.node, membership, matchIndex: matchIndex ?? null };
+    const [view, http] = await Promise.all([
+      overview(system, id, { timeoutMs: 1000 }).catch(() => undefined),
+      id.node === node.name ? undefined : options.httpUrlOf(id.node).catch(() => undefined),
+    ]);
+    if (view === undefined) return { ...base, reachable: false, ...(http === undefined ? {} : { http }) };
+    return {
+      ...base,
+      reachable: true,
+      role: view.role,
+      term: view.term,
+      leader: view.leader?.node ?? null,
+      commitIndex: view.commitIndex,
+      lastApplied: view.lastApplied,
+      lastIndex: view.lastIndex,
+      ...(http === undefined ? {} : { http }),
+      ...(id.node === node.name ? { http: api.url } : {}),
+    };
+  }
+
+  async function status(): Promise<NodeStatus> {
+    const none = {
+      node: node.name,
+      cluster,
+      member: false,
+      role: null,
+      term: null,
+      leader: null,
+      commitIndex: null,
+      lastApplied: null,
+      lastIndex: null,
+      snapshotIndex: null,
+      keys: null,
+      members: [],
+    };
+    if (!hostsMember()) return none;
+    let view: Overview;
+    try {
+      view = await overview(system, self, { timeoutMs });
+    } catch (err) {
+      throw fromRaftError(err, false);
+    }
+    // the leader's view has every member's match index; fall back to our own view
+    const known = await members(system, self, { timeoutMs: 1000 }).catch(() => ({
+      members: view.members,
+      leader: view.leader,
+    }));
+    const rows = await Promise.all(known.members.map((m) => memberStatus(m.id, m.membership, m.matchIndex)));
+    return {
+      node: node.name,
+      cluster,
+      member: true,
+      role: view.role,
+      term: view.term,
+      leader: view.leader?.node ?? null,
+      commitIndex: view.commitIndex,
+      lastApplied: view.lastApplied,
+      lastIndex: view.lastIndex,
+      snapshotIndex: view.snapshot?.index ?? null,
+      keys: (view.machine as { keys?: number } | null)?.keys ?? null,
+      members: rows.sort((a, b) => a.node.localeCompare(b.node)),
+    };
+  }
+
+  function nodeNameFrom(value: unknown, what: string): string {
+    if (typeof value !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(value))
+      throw new HttpError(400, 'bad_request', `${what} must be a node name`);
+    return value;
+  }
+
+  async function addMemberRoute(body: Record<string, unknown>): Promise<unknown> {
+    const target = nodeNameFrom(body.node, '"node"');
+    const membership = body.membership ?? 'promotable';
+    if (membership !== 'voter' && membership !== 'promotable' && membership !== 'non_voter')
+      throw new HttpError(400, 'bad_request', '"membership" is voter, promotable or non_voter');
+    if (body.url !== undefined) {
+      if (typeof body.url !== 'string' || !/^wss?:\/\/./.test(body.url))
+        throw new HttpError(400, 'bad_request', '"url" must be a ws:// or wss:// URL');
+      options.transport.setPeer(target, body.url);
+    }
+    if (!hostsMember()) throw unavailable('not_a_member', `${node.name} hosts no member of ${cluster}`);
+    try {
+      await options.transport.connect(target, { timeoutMs: Math.min(timeoutMs, 3000) });
+    } catch (err) {
+      throw new HttpError(502, 'node_unreachable', `cannot reach node ${target}: ${(err as Error).message}`);
+    }
+    try {
+      const current = await members(system, self, { timeoutMs });
+      if (current.members.some((m) => m.id.node === target))
+        throw new HttpError(409, 'already_member', `${target} is already a member of ${cluster}`);
+      const newId = idOf(target);
+      await startServer(
+        system,
+        {
+          cluster,
+          id: newId,
+          machine: { module: 'kv' },
+          members: [...current.members.map((m) => m.id), newId],
+        },
+        { timeoutMs },
+      );
+      try {
+        const r = await addMember(system, self, newId, { membership, timeoutMs });
+        return { added: target, membership, leader: r.leader?.node ?? null };
+      } catch (err) {
+        await forceDeleteServer(system, newId, { timeoutMs }).catch(() => undefined);
+        throw err;
+      }
+    } catch (err) {
+      throw fromRaftError(err, true);
+    }
+  }
+
+  async function removeMemberRoute(target: string): Promise<unknown> {
+    if (!hostsMember()) throw unavailable('not_a_member', `${node.name} hosts no member of ${cluster}`);
+    try {
+      const r = await removeMember(system, self, idOf(target), { timeoutMs });
+      // the removed member's data goes too, when its node can be reached
+      const deleted = await forceDeleteServer(system, idOf(target), { timeoutMs })
+        .then(() => true)
+        .catch(() => false);
+      return { removed: target, deleted, leader: r.leader?.node ?? null };
+    } catch (err) {
+      throw fromRaftError(err, true);
+    }
+  }
+
+  /** The route template of a path, for metrics (`unknown` for anything unrouted). */
+  function routeOf(pathname: string): string {
+    const parts = pathname.split('/').slice(1);
+    if (parts[0] === 'kv' && (parts[1] ?? '').length > 0) {
+      if (parts.length === 2) return '/kv/:key';
+      if (parts.length === 3 && parts[2] === 'cas') return '/kv/:key/cas';
+    }
+    if (parts[0] === 'members' && parts.length === 2 && (parts[1] ?? '').length > 0) return '/members/:node';
+    const path = pathname.replace(/\/+$/, '') || '/';
+    return ['/status', '/inspect', '/metrics', '/members', '/leadership'].includes(path) ? path : 'unknown';
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<string> {
+    const parts = url.pathname.split('/').slice(1);
+    const method = req.method ?? 'GET';
+    const allow = (methods: string): never => {
+      throw new HttpError(
+        405,
+        'method_not_allowed',
+        `${method} is not allowed here (allowed: ${methods})`,
+        {},
+        { allow: methods },
+      );
+    };
+    if (parts[0] === 'kv' && parts.length === 2 && (parts[1] ?? '').length > 0) {
+      const key = keyFrom(parts[1] as string);
+      switch (method) {
+        case 'GET': {
+          const { entry, index } = await read(key, url);
+          if (entry === null)
+            throw new HttpError(404, 'not_found', `no key ${JSON.stringify(key)}`, { index });
+          sendJson(res, 200, { value: entry.value, index });
+          return '/kv/:key';
+        }
+        case 'PUT': {
+          const body = objectBody(await readJson(req), 'with "value"');
+          if (!('value' in body)) throw new HttpError(400, 'bad_request', 'the body needs a "value"');
+          const r = await submit({ op: 'put', key, value: body.value as KvValue }, req, url, res);
+          if (r !== undefined) sendJson(res, 200, { index: r.index });
+          return '/kv/:key';
+        }
+        case 'DELETE': {
+          const r = await submit({ op: 'delete', key }, req, url, res);
+          if (r !== undefined) {
+            const reply = r.reply as { previous: KvEntry };
+            sendJson(res, 200, { index: r.index, deleted: reply.previous !== null });
+          }
+          return '/kv/:key';
+        }
+        default:
+          return allow('GET, PUT, DELETE');
+      }
+    }
+    if (parts[0] === 'kv' && parts.length === 3 && parts[2] === 'cas' && (parts[1] ?? '').length > 0) {
+      const key = keyFrom(parts[1] as string);
+      if (method !== 'POST') return allow('POST');
+      const body = objectBody(await readJson(req), 'with "value" (and "expect")');
+      if (!('value' in body)) throw new HttpError(400, 'bad_request', 'the body needs a "value"');
+      const command: KvCommand =
+        'expect' in body
+          ? { op: 'cas', key, expect: body.expect as KvValue, value: body.value as KvValue }
+          : { op: 'cas', key, value: body.value as KvValue };
+      const r = await submit(command, req, url, res);
+      if (r === undefined) return '/kv/:key/cas';
+      const reply = r.reply as { ok: boolean; current: KvEntry };
+      if (reply.ok) sendJson(res, 200, { index: r.index });
+      else
+        sendJson(res, 409, {
+          error: 'compare_failed',
+          message: `${JSON.stringify(key)} does not hold the expected value`,
+          exists: reply.current !== null,
+          ...(reply.current === null ? {} : { current: reply.current.value }),
+          index: r.index,
+        });
+      return '/kv/:key/cas';
+    }
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    switch (path) {
+      case '/status':
+        if (method !== 'GET') return allow('GET');
+        sendJson(res, 200, await status());
+        return path;
+      case '/inspect':
+        if (method !== 'GET') return allow('GET');
+        sendJson(res, 200, node.inspectTree() satisfies NodeTree);
+        return path;
+      case '/metrics': {
+        if (method !== 'GET') return allow('GET');
+        const text = await metrics.render();
+        res.writeHead(200, {
+          'content-type': metrics.contentType,
+          'content-length': Buffer.byteLength(text),
+        });
+        res.end(text);
+        return path;
+      }
+      case '/members':
+        if (method === 'GET') {
+          try {
+            const r = await members(system, self, { timeoutMs });
+            sendJson(res, 200, {
+              leader: r.leader?.node ?? null,
+              members: r.members.map((m) => ({
+                node: m.id.node,
+                membership: m.membership,
+                matchIndex: m.matchIndex ?? null,
+              })),
+            });
+          } catch (err) {
+            throw fromRaftError(err, false);
+          }
+          return path;
+        }
+        if (method === 'POST') {
+          sendJson(res, 200, await addMemberRoute(objectBody(await readJson(req), 'with "node"')));
+          return path;
+        }
+        return allow('GET, POST');
+      case '/leadership': {
+        if (method !== 'POST') return allow('POST');
+        const body = objectBody(await readJson(req), 'with "to"');
+        const to = nodeNameFrom(body.to, '"to"');
+        if (!hostsMember()) throw unavailable('not_a_member', `${node.name} hosts no member of ${cluster}`);
+        try {
+          await transferLeadership(system, self, idOf(to), { timeoutMs });
+        } catch (err) {
+          throw fromRaftError(err, true);
+        }
+        sendJson(res, 200, { leader: to });
+        return path;
+      }
+      default:
+        break;
+    }
+    if (parts[0] === 'members' && parts.length === 2 && (parts[1] ?? '').length > 0) {
+      if (method !== 'DELETE') return allow('DELETE');
+      sendJson(
+        res,
+        200,
+        await removeMemberRoute(nodeNameFrom(decodeURIComponent(parts[1] as string), 'the member')),
+      );
+      return '/members/:node';
+    }
+    throw new HttpError(404, 'not_found', `no route ${method} ${url.pathname}`);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let routeName = 'unknown';
+    try {
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', 'http://localhost');
+      } catch {
+        throw new HttpError(400, 'bad_request', 'malformed request URL');
+      }
+      routeName = routeOf(url.pathname);
+      await route(req, res, url);
+    } catch (err) {
+      const e = err instanceof HttpError ? err : fromRaftError(err, false);
+      if (e.status >= 500 && e.status !== 503 && e.status !== 504)
+        log('error', `${req.method} ${req.url}: ${e.message}`);
+      if (!res.headersSent) {
+        // a body left unread (too large) is not drained: close the connection after answering
+        const close = e.status === 413 ? { connection: 'close' } : {};
+        sendJson(
+          res,
+          e.status,
+          { error: e.code, message: e.message, ...e.extra },
+          { ...e.headers, ...close },
+        );
+      } else res.end();
+    } finally {
+      metrics.requestDone(routeName, req.method ?? 'GET', res.statusCode);
+    }
+  }
+
+  const server = createServer(
+    { requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 30_000 },
+    (req, res) => {
+      void handle(req, res);
+    },
+  );
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const api: HttpApi = {
+    url: `http://${host}:${port}`,
+    port,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+  return api;
+}

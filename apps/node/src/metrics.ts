@@ -1,0 +1,226 @@
+/**
+ * `GET /metrics`: Prometheus text format through prom-client. Request and command figures are
+ * counted as they happen; the Raft and WAL figures are read from the server, the log writer and
+ * the transport when scraped, so an idle node does no metrics work.
+ */
+import type { ServerId } from '@otra/protocol';
+import { type Overview, overview, type RaftSystem } from '@otra/raft';
+import { WAL_BATCH_BUCKETS, type WriterStats } from '@otra/raft-log';
+import type { Transport } from '@otra/transport-ws';
+import { Counter, Gauge, Histogram, type Metric, Registry } from 'prom-client';
+
+export interface KvMetricsOptions {
+  readonly system: RaftSystem;
+  readonly transport: Transport;
+  readonly cluster: string;
+}
+
+/** The metrics of one node's KV service. */
+export class KvMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'route' | 'method' | 'code'>;
+  private readonly commands: Counter<'op' | 'result'>;
+  private readonly commitLatency: Histogram<'op'>;
+  private readonly self: ServerId;
+  /** The overview and writer figures, read once per scrape and shared by every metric that needs them. */
+  private scrape: Promise<Overview | undefined> | undefined;
+  private wal: Promise<WriterStats | undefined> | undefined;
+
+  constructor(private readonly options: KvMetricsOptions) {
+    this.self = { name: options.cluster, node: options.system.node.name };
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: 'otra_http_requests_total',
+      help: 'HTTP requests answered, by route, method and status code',
+      labelNames: ['route', 'method', 'code'],
+      registers,
+    });
+    this.commands = new Counter({
+      name: 'otra_kv_commands_total',
+      help: 'KV commands submitted through this node, by operation and result',
+      labelNames: ['op', 'result'],
+      registers,
+    });
+    this.commitLatency = new Histogram({
+      name: 'otra_kv_commit_latency_seconds',
+      help: 'Time from a write request to its commit and apply on the leader, seen from this node',
+      labelNames: ['op'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    const raftGauge = (name: string, help: string, read: (v: Overview) => number): void => {
+      const metrics = this;
+      new Gauge({
+        name,
+        help,
+        labelNames: ['cluster'],
+        registers,
+        async collect() {
+          const view = await metrics.overview();
+          this.reset();
+          if (view !== undefined) this.set({ cluster: options.cluster }, read(view));
+        },
+      });
+    };
+    raftGauge('otra_raft_term', "Current term of this node's member", (v) => v.term);
+    raftGauge('otra_raft_is_leader', "1 when this node's member leads the cluster", (v) =>
+      v.role === 'leader' ? 1 : 0,
+    );
+    raftGauge('otra_raft_commit_index', 'Highest log index known to be committed', (v) => v.commitIndex);
+    raftGauge('otra_raft_last_applied', 'Highest log index applied to the machine', (v) => v.lastApplied);
+    raftGauge('otra_raft_last_index', 'Last index in the log', (v) => v.lastIndex);
+    raftGauge('otra_raft_last_written', 'Last index durable in the log', (v) => v.lastWritten);
+    raftGauge(
+      'otra_raft_snapshot_index',
+      'Index of the last snapshot (0: none)',
+      (v) => v.snapshot?.index ?? 0,
+    );
+    raftGauge('otra_raft_elections_total', 'Elections this member started', (v) => v.counters.elections);
+    raftGauge('otra_raft_pre_votes_total', 'Pre-vote rounds this member started', (v) => v.counters.preVotes);
+    raftGauge(
+      'otra_raft_server_commands_total',
+      'Commands this member accepted as leader',
+      (v) => v.counters.commands,
+    );
+    raftGauge(
+      'otra_raft_dropped_sends_total',
+      'RPCs dropped because a link was down or full',
+      (v) => v.counters.droppedSends,
+    );
+    raftGauge(
+      'otra_raft_snapshots_written_total',
+      'Snapshots this member wrote',
+      (v) => v.counters.snapshotsWritten,
+    );
+    raftGauge(
+      'otra_raft_snapshots_installed_total',
+      'Snapshots this member installed from a leader',
+      (v) => v.counters.snapshotsInstalled,
+    );
+
+    const transport = options.transport;
+    new Gauge({
+      name: 'otra_link_up',
+      help: '1 when the link to the peer node is up',
+      labelNames: ['peer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const peer of transport.peers()) this.set({ peer: peer.node }, peer.connected ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'otra_link_bytes_out',
+      help: 'Bytes sent on the current link to the peer node',
+      labelNames: ['peer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const link of transport.stats().links) this.set({ peer: link.node }, link.bytesOut);
+      },
+    });
+    const walGauge = (name: string, help: string, read: (s: WriterStats) => number): void => {
+      const metrics = this;
+      new Gauge({
+        name,
+        help,
+        registers,
+        async collect() {
+          const stats = await metrics.walStats();
+          this.reset();
+          if (stats !== undefined) this.set(read(stats));
+        },
+      });
+    };
+    walGauge('otra_wal_batches_total', 'Synced write batches of the shared WAL', (s) => s.batches);
+    walGauge(
+      'otra_wal_requests_total',
+      'Append and meta requests written (from every server on the node)',
+      (s) => s.requests,
+    );
+    walGauge('otra_wal_sync_seconds_total', 'Time spent in synced WAL batches', (s) => s.syncMicros / 1e6);
+    this.registry.registerMetric(walBatchHistogram(() => this.walStats()) as Metric);
+  }
+
+  /** Counts one answered HTTP request. */
+  requestDone(route: string, method: string, code: number): void {
+    this.requests.inc({ route, method, code: String(code) });
+  }
+
+  /** Counts one KV command and, when it succeeded, its commit latency. */
+  commandDone(op: string, result: 'ok' | 'error', seconds: number): void {
+    this.commands.inc({ op, result });
+    if (result === 'ok') this.commitLatency.observe({ op }, seconds);
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The exposition text. */
+  async render(): Promise<string> {
+    this.scrape = undefined;
+    this.wal = undefined;
+    try {
+      return await this.registry.metrics();
+    } finally {
+      this.scrape = undefined;
+      this.wal = undefined;
+    }
+  }
+
+  private walStats(): Promise<WriterStats | undefined> {
+    if (this.wal === undefined) {
+      const { node, name } = this.options.system;
+      const pid = node.whereis(`raft.log_writer.${name}`);
+      this.wal =
+        pid === undefined
+          ? Promise.resolve(undefined)
+          : node.call<WriterStats>(pid, { type: 'wal.stats' }, { timeoutMs: 1000 }).catch(() => undefined);
+    }
+    return this.wal;
+  }
+
+  private overview(): Promise<Overview | undefined> {
+    if (this.scrape === undefined) {
+      const node = this.options.system.node;
+      this.scrape =
+        node.whereis(this.self.name) === undefined
+          ? Promise.resolve(undefined)
+          : overview(this.options.system, this.self, { timeoutMs: 1000 }).catch(() => undefined);
+    }
+    return this.scrape;
+  }
+}
+
+/**
+ * The shared WAL's batch sizes as a Prometheus histogram built from the writer's own bucket
+ * counts (prom-client's Histogram only counts what it observes itself).
+ */
+function walBatchHistogram(read: () => Promise<WriterStats | undefined>): unknown {
+  const name = 'otra_wal_batch_ops';
+  const help = 'Operations (entries and meta writes) per synced WAL batch';
+  return {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    collect: () => undefined,
+    reset: () => undefined,
+    async get() {
+      const stats = await read();
+      const values: { value: number; labels: Record<string, string | number>; metricName: string }[] = [];
+      if (stats !== undefined) {
+        let cumulative = 0;
+        WAL_BATCH_BUCKETS.forEach((bound, i) => {
+          cumulative += stats.opsPerBatch[i] ?? 0;
+          values.push({ metricName: `${name}_bucket`, labels: { le: bound }, value: cumulative });
+        });
+        values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: stats.batches });
+        values.push({ metricName: `${name}_sum`, labels: {}, value: stats.ops });
+        values.push({ metricName: `${name}_count`, labels: {}, value: stats.batches });
+      }
+      return { name, help, type: 'histogram', aggregator: 'sum', values };
+    },
+  };
+}
