@@ -3,7 +3,7 @@
  * file (in that order of precedence), validated before anything starts, so that a bad option is
  * refused with a message that names it.
  */
-import { accessSync, constants, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 
 /** A configuration the node refuses to start with; `message` says which option and why. */
 export class ConfigError extends Error {
@@ -269,6 +269,8 @@ export function resolveNodeConfig(
 
 /** Creates the data dir if needed and checks this process can read and write it. */
 export function prepareDataDir(dir: string): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory())
+    throw new ConfigError(`the data dir ${dir} is not a directory`);
   try {
     mkdirSync(dir, { recursive: true });
   } catch (err) {

@@ -124,11 +124,13 @@ export class KvMetrics {
       new Gauge({
         name,
         help,
+        // labelled, so that a node without a WAL (in-memory storage) shows no series instead of a 0
+        labelNames: ['system'],
         registers,
         async collect() {
           const stats = await metrics.walStats();
           this.reset();
-          if (stats !== undefined) this.set(read(stats));
+          if (stats !== undefined) this.set({ system: options.system.name }, read(stats));
         },
       });
     };
@@ -139,7 +141,7 @@ export class KvMetrics {
       (s) => s.requests,
     );
     walGauge('otra_wal_sync_seconds_total', 'Time spent in synced WAL batches', (s) => s.syncMicros / 1e6);
-    this.registry.registerMetric(walBatchHistogram(() => this.walStats()) as Metric);
+    this.registry.registerMetric(walBatchHistogram(options.system.name, () => this.walStats()) as Metric);
   }
 
   /** Counts one answered HTTP request. */
@@ -197,7 +199,7 @@ export class KvMetrics {
  * The shared WAL's batch sizes as a Prometheus histogram built from the writer's own bucket
  * counts (prom-client's Histogram only counts what it observes itself).
  */
-function walBatchHistogram(read: () => Promise<WriterStats | undefined>): unknown {
+function walBatchHistogram(system: string, read: () => Promise<WriterStats | undefined>): unknown {
   const name = 'otra_wal_batch_ops';
   const help = 'Operations (entries and meta writes) per synced WAL batch';
   return {
@@ -214,11 +216,11 @@ function walBatchHistogram(read: () => Promise<WriterStats | undefined>): unknow
         let cumulative = 0;
         WAL_BATCH_BUCKETS.forEach((bound, i) => {
           cumulative += stats.opsPerBatch[i] ?? 0;
-          values.push({ metricName: `${name}_bucket`, labels: { le: bound }, value: cumulative });
+          values.push({ metricName: `${name}_bucket`, labels: { system, le: bound }, value: cumulative });
         });
-        values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: stats.batches });
-        values.push({ metricName: `${name}_sum`, labels: {}, value: stats.ops });
-        values.push({ metricName: `${name}_count`, labels: {}, value: stats.batches });
+        values.push({ metricName: `${name}_bucket`, labels: { system, le: '+Inf' }, value: stats.batches });
+        values.push({ metricName: `${name}_sum`, labels: { system }, value: stats.ops });
+        values.push({ metricName: `${name}_count`, labels: { system }, value: stats.batches });
       }
       return { name, help, type: 'histogram', aggregator: 'sum', values };
     },

@@ -97,7 +97,9 @@ export async function startOtraNode(options: OtraNodeOptions): Promise<OtraNode>
     const info = await node
       .call<NodeInfo>({ name: ADMIN, node: peer }, { type: 'admin.info' }, { timeoutMs: 1000 })
       .catch(() => undefined);
-    const url = info?.http ?? undefined;
+    // an unanswered call is not remembered: the node may just be starting
+    if (info === undefined) return undefined;
+    const url = info.http ?? undefined;
     httpUrls.set(peer, { url, at: Date.now() });
     return url;
   };
