@@ -48,7 +48,7 @@ async function http(
   method: string,
   path: string,
   body?: unknown,
-): Promise<{ status: number; json: any }> {
+): Promise<{ status: number; json: Json }> {
   const res = await fetch(new URL(path, base), {
     method,
     signal: AbortSignal.timeout(5000),
