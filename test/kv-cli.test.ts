@@ -43,6 +43,10 @@ function otra(
   });
 }
 
+/** A decoded JSON answer, read loosely: the assertions check its shape. */
+// biome-ignore lint/suspicious/noExplicitAny: test answers are checked by assertions, not types
+type Json = any;
+
 async function http(
   base: string,
   method: string,
