@@ -516,7 +516,8 @@ export class Node {
 
   private dropMonitor(watcher: Pid, ref: MonitorRef, target: Pid | RegName): void {
     if (target.node !== this.name) {
-      if ('id' in target) this.route(target.node, { t: 'demonitor', from: watcher, to: target, ref });
+      // by pid or by name: the remote side forgets the watcher either way (no leak on the target)
+      this.route(target.node, { t: 'demonitor', from: watcher, to: target, ref });
       return;
     }
     this.resolve(target)?.watchers?.delete(`${watcher.node}#${ref}`);
@@ -543,6 +544,12 @@ export class Node {
   private deliverDown(proc: Proc, ref: MonitorRef, pid: Pid | RegName, reason: ExitReason): void {
     if (proc.monitors?.delete(ref) !== true) return;
     this.enqueue(proc, { type: '@actors.down', ref, pid, reason });
+  }
+
+  /** Whether signals to `node` leave now: this node itself, or a node with a link up. */
+  isConnected(node: NodeName): boolean {
+    if (node === this.name) return true;
+    return this.distribution?.isConnected(node) ?? false;
   }
 
   /** `proc` gets `@actors.nodeup`/`@actors.nodedown` for `node`. */

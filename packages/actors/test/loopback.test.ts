@@ -71,6 +71,33 @@ describe('location transparency over the loopback network', () => {
     expect(seen.at(-1)).toEqual({ type: '@actors.nodeup', node: 'b' });
   });
 
+  it('demonitoring a remote registered name leaves no watcher behind on the target', async () => {
+    const { nodes } = cluster('a', 'b');
+    const [a, b] = nodes as [Node, Node];
+    const target = b.spawn(echo, undefined, { name: 'watched' });
+    const seen: unknown[] = [];
+    const watcher = a.spawn<void>(
+      {
+        init: () => null,
+        handleInfo: (msg, state, ctx) => {
+          if (msg === 'watch') ctx.demonitor(ctx.monitor({ name: 'watched', node: 'b' }));
+          else seen.push(msg);
+          return state;
+        },
+      },
+      undefined,
+    );
+    // what a quiescing Raft follower does each time its group falls asleep and wakes up
+    for (let i = 0; i < 50; i++) a.send(watcher, 'watch');
+    await settle();
+    const watchers = (b as unknown as { resolve(p: Pid): { watchers?: Map<string, unknown> } }).resolve(target)
+      .watchers;
+    expect(watchers?.size ?? 0).toBe(0);
+    b.exit(target, 'bye');
+    await settle();
+    expect(seen).toEqual([]);
+  });
+
   it('an exit across a link kills a remote linked actor that does not trap exits', async () => {
     const { nodes } = cluster('a', 'b');
     const [a, b] = nodes as [Node, Node];

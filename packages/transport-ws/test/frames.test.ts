@@ -26,6 +26,7 @@ const signals: Signal[] = [
   { t: 'exit', from: a1, to: b2, reason: { shutdown: 'stop' }, link: false },
   { t: 'monitor', from: a1, to: { node: 'b', name: 'kv' }, ref: 11 },
   { t: 'demonitor', from: a1, to: b2, ref: 11 },
+  { t: 'demonitor', from: a1, to: { node: 'b', name: 'kv' }, ref: 12 },
   { t: 'down', to: b2, ref: 4, pid: a1, reason: 'noproc' },
 ];
 

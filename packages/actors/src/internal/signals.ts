@@ -22,7 +22,7 @@ export type Signal =
       readonly link: boolean;
     }
   | { readonly t: 'monitor'; readonly from: Pid; readonly to: Pid | RegName; readonly ref: MonitorRef }
-  | { readonly t: 'demonitor'; readonly from: Pid; readonly to: Pid; readonly ref: MonitorRef }
+  | { readonly t: 'demonitor'; readonly from: Pid; readonly to: Pid | RegName; readonly ref: MonitorRef }
   | {
       readonly t: 'down';
       readonly to: Pid;

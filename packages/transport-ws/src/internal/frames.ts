@@ -95,7 +95,7 @@ export function signalToWire(signal: Signal): unknown[] {
     case 'monitor':
       return [SIGNAL_TAGS.monitor, wirePid(signal.from), wireDest(signal.to), signal.ref];
     case 'demonitor':
-      return [SIGNAL_TAGS.demonitor, wirePid(signal.from), wirePid(signal.to), signal.ref];
+      return [SIGNAL_TAGS.demonitor, wirePid(signal.from), wireDest(signal.to), signal.ref];
     case 'down':
       return [SIGNAL_TAGS.down, wirePid(signal.to), signal.ref, wireDest(signal.pid), signal.reason];
   }
@@ -324,7 +324,7 @@ export function wireToSignal(value: unknown, local: NodeName, peer: NodeName): S
     case SIGNAL_TAGS.demonitor: {
       expectLength(tuple, 4, 'demonitor');
       const from = readPid(tuple[1], 'demonitor sender');
-      const to = readPid(tuple[2], 'demonitor target');
+      const to = readDest(tuple[2], 'demonitor target');
       mustBePeer(from, peer, 'demonitor');
       mustBeLocal(to, local, 'demonitor');
       if (!isInt(tuple[3])) throw new FrameError('malformed demonitor ref');
