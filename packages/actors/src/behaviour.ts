@@ -1,6 +1,6 @@
 import type { NodeName, Pid } from '@otra/protocol';
 import type { AnyActorLogic, InputFrom } from 'xstate';
-import type { Dest, ExitReason, From, MonitorRef, SendStatus, SystemMessage } from './types.ts';
+import type { Dest, ExitReason, From, MonitorRef, RegName, SendStatus, SystemMessage } from './types.ts';
 
 /** Options for spawning an actor. */
 export interface SpawnOptions {
@@ -47,7 +47,8 @@ export interface ActorContext {
   spawnLink<A>(behaviour: Behaviour<A>, args: A, options?: SpawnOptions): Pid;
   link(pid: Pid): void;
   unlink(pid: Pid): void;
-  monitor(pid: Pid): MonitorRef;
+  /** One `@actors.down` when the actor exits (by pid, or whatever process holds the name then). */
+  monitor(pid: Pid | RegName): MonitorRef;
   demonitor(ref: MonitorRef): void;
   /** Delivers `@actors.nodeup` / `@actors.nodedown` for `node` to this actor. */
   monitorNode(node: NodeName, enable?: boolean): void;

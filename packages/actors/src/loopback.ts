@@ -23,6 +23,7 @@ export class LoopbackNetwork {
   private readonly cut = new Set<string>();
   private readonly queues = new Map<string, Signal[]>();
   private readonly clone: boolean;
+  private routed = 0;
 
   constructor(options?: LoopbackOptions) {
     this.clone = options?.clone ?? true;
@@ -71,6 +72,11 @@ export class LoopbackNetwork {
     }
   }
 
+  /** Signals routed between nodes since the network was made (tests count traffic with it). */
+  stats(): { readonly routed: number } {
+    return { routed: this.routed };
+  }
+
   private isCut(a: NodeName, b: NodeName): boolean {
     return this.cut.has(pairKey(a, b));
   }
@@ -92,6 +98,7 @@ export class LoopbackNetwork {
       queueMicrotask(() => this.flush(key, from, to));
     }
     queue.push(this.clone ? structuredClone(signal) : signal);
+    this.routed++;
     return 'ok';
   }
 

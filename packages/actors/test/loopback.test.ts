@@ -90,8 +90,9 @@ describe('location transparency over the loopback network', () => {
     // what a quiescing Raft follower does each time its group falls asleep and wakes up
     for (let i = 0; i < 50; i++) a.send(watcher, 'watch');
     await settle();
-    const watchers = (b as unknown as { resolve(p: Pid): { watchers?: Map<string, unknown> } }).resolve(target)
-      .watchers;
+    const watchers = (b as unknown as { resolve(p: Pid): { watchers?: Map<string, unknown> } }).resolve(
+      target,
+    ).watchers;
     expect(watchers?.size ?? 0).toBe(0);
     b.exit(target, 'bye');
     await settle();

@@ -122,6 +122,12 @@ export interface AppendEntriesRequest {
    * in round r is answered once a majority acknowledged a request of round > r (read-index).
    */
   readonly round: number;
+  /**
+   * Quiescence: the leader has nothing more to send and stops heartbeating this idle group. A
+   * follower whose log and commit index match the leader's stops its election timer and watches
+   * the leader's process instead (it campaigns when that process exits or its link drops).
+   */
+  readonly quiesce?: true;
 }
 
 export interface AppendEntriesReply {

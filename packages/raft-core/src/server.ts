@@ -14,7 +14,9 @@ import {
 import { lastIndex, lastTerm, logFromEntries } from './internal/log.ts';
 import { onJoin, onLeave, onTransfer } from './internal/membership.ts';
 import { onQuery } from './internal/queries.ts';
+import { maybeQuiesce, wake } from './internal/quiesce.ts';
 import {
+  heartbeat,
   leaderTick,
   noteConfigs,
   onAppendEntries,
@@ -44,6 +46,7 @@ export const defaults = {
   maxAppendEntriesBatch: 256,
   maxInFlight: 4,
   lowPriorityBatch: 32,
+  quiesceAfterTicks: 0,
 };
 
 export function resolveConfig(config: ServerConfig): ResolvedConfig {
@@ -56,6 +59,7 @@ export function resolveConfig(config: ServerConfig): ResolvedConfig {
     maxAppendEntriesBatch: config.maxAppendEntriesBatch ?? defaults.maxAppendEntriesBatch,
     maxInFlight: config.maxInFlight ?? defaults.maxInFlight,
     lowPriorityBatch: config.lowPriorityBatch ?? defaults.lowPriorityBatch,
+    quiesceAfterTicks: config.quiesceAfterTicks ?? defaults.quiesceAfterTicks,
   };
 }
 
@@ -97,6 +101,7 @@ export function initServer(config: ServerConfig, recovered: Recovered): ServerSt
     localQueries: [],
     receiving: null,
     nowMs: 0,
+    quiesced: false,
   };
   const ctx: Ctx = { s: state, role: 'follower', fx: [], notify: null };
   noteConfigs(ctx, log.entries.slice(0, log.length));
@@ -138,12 +143,14 @@ function dispatch(ctx: Ctx, msg: Message): void {
       onAppendEntriesReply(ctx, msg);
       return;
     case 'vote.request':
+      wakeToAnswer(ctx);
       onVoteRequest(ctx, msg);
       return;
     case 'vote.reply':
       onVoteReply(ctx, msg);
       return;
     case 'pre_vote.request':
+      wakeToAnswer(ctx);
       onPreVoteRequest(ctx, msg);
       return;
     case 'pre_vote.reply':
@@ -175,9 +182,11 @@ function dispatch(ctx: Ctx, msg: Message): void {
       onSnapshotInstalled(ctx, msg.meta, msg.machineState);
       return;
     case 'command':
+      if (ctx.role === 'leader') wake(ctx);
       onCommands(ctx, [msg]);
       return;
     case 'commands':
+      if (ctx.role === 'leader') wake(ctx);
       onCommands(ctx, msg.commands);
       return;
     case 'query':
@@ -204,15 +213,32 @@ function dispatch(ctx: Ctx, msg: Message): void {
     case 'machine.timeout':
       onSystemEvent(ctx, { type: 'timeout', name: msg.name });
       return;
+    case 'leader.down':
+      if (ctx.role === 'follower') wake(ctx);
+      return;
+    case 'peer.down':
+      wakeToAnswer(ctx);
+      return;
     default:
       assertNever(msg, 'unknown message');
   }
 }
 
+/**
+ * A quiesced leader heard from outside (a vote request: someone lost track of it; a watched member
+ * went down): it wakes and heartbeats everyone at once, so a restarted member learns of it.
+ */
+function wakeToAnswer(ctx: Ctx): void {
+  if (ctx.role !== 'leader' || !ctx.s.quiesced) return;
+  wake(ctx);
+  for (let i = 0; i < ctx.s.leader!.peers.length; i++) heartbeat(ctx, i);
+}
+
 function onTick(ctx: Ctx, nowMs: number): void {
   const s = ctx.s;
   s.nowMs = nowMs;
-  if (ctx.role !== 'leader') return;
+  if (ctx.role !== 'leader' || s.quiesced) return;
+  if (maybeQuiesce(ctx)) return;
   leaderTick(ctx);
   if (ctx.role !== 'leader') return;
   flushLowPriority(ctx);

@@ -41,6 +41,15 @@ export interface ServerConfig {
   readonly maxInFlight?: number;
   /** Low-priority commands appended per flush. */
   readonly lowPriorityBatch?: number;
+  /**
+   * Quiescence: a leader whose group stayed idle (everything committed, applied and replicated to
+   * every member, no queries or queued commands, no promotable member, a machine without `tick`)
+   * for this many ticks sends one `quiesce` heartbeat and stops ticking; its followers stop their
+   * election timers and watch the leader's process instead (`monitor.leader`), so a thousand idle
+   * groups cost no timers. Any command, query, vote request or member going down wakes the group.
+   * 0 (the default) never quiesces.
+   */
+  readonly quiesceAfterTicks?: number;
 }
 
 export interface ResolvedConfig {
@@ -52,6 +61,7 @@ export interface ResolvedConfig {
   readonly maxAppendEntriesBatch: number;
   readonly maxInFlight: number;
   readonly lowPriorityBatch: number;
+  readonly quiesceAfterTicks: number;
 }
 
 /** What durable storage held when the server (re)started. */
@@ -123,6 +133,8 @@ export interface LeaderState {
   readonly termStartIndex: number;
   readonly queries: readonly PendingQuery[];
   readonly lowQueue: readonly PendingCommand[];
+  /** Consecutive ticks the group was idle (quiescence). */
+  readonly idleTicks: number;
 }
 
 export interface ServerState {
@@ -160,6 +172,11 @@ export interface ServerState {
   } | null;
   /** The clock from the last `tick`, used as entries' `systemTime`. */
   readonly nowMs: number;
+  /**
+   * Quiescence: a leader that stopped heartbeating an idle group, or a follower that stopped its
+   * election timer on the leader's `quiesce` heartbeat and watches the leader's process instead.
+   */
+  readonly quiesced: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -205,7 +222,11 @@ export type LocalMessage =
   | { readonly type: 'nodedown'; readonly node: string }
   | { readonly type: 'nodeup'; readonly node: string }
   /** A machine `timer` effect expired. */
-  | { readonly type: 'machine.timeout'; readonly name: string };
+  | { readonly type: 'machine.timeout'; readonly name: string }
+  /** The leader watched by a quiesced follower (`monitor.leader`) exited or its link dropped. */
+  | { readonly type: 'leader.down' }
+  /** A member watched by a quiesced leader (`monitor.peers`) exited or its link dropped. */
+  | { readonly type: 'peer.down'; readonly id: ServerId };
 
 export type Message = RaftRpc | LocalMessage;
 
@@ -294,6 +315,16 @@ export type Effect =
    */
   | { readonly type: 'timer.set'; readonly timer: 'election'; readonly minMs: number; readonly maxMs: number }
   | { readonly type: 'timer.cancel'; readonly timer: 'election' }
+  /**
+   * Quiescence, follower: watch this leader's server process (replacing any watched one) and send
+   * `leader.down` once when it exits or its node disconnects; `null` stops watching.
+   */
+  | { readonly type: 'monitor.leader'; readonly leader: ServerId | null }
+  /**
+   * Quiescence, leader: watch these members' server processes (replacing the watched set) and send
+   * `peer.down { id }` once for each that exits or disconnects; `[]` stops watching.
+   */
+  | { readonly type: 'monitor.peers'; readonly peers: readonly ServerId[] }
   /** Persist the machine state as the snapshot `meta`; answer `snapshot.written`. */
   | { readonly type: 'snapshot.write'; readonly meta: SnapshotMeta; readonly machineState: unknown }
   /**

@@ -53,6 +53,14 @@ export interface SystemOptions {
   readonly electionTimeoutMs?: readonly [number, number];
   /** Heartbeat / tick interval. Default 50 ms. */
   readonly tickMs?: number;
+  /**
+   * Quiescence: a group idle for this many ticks stops heartbeating; its followers stop their
+   * election timers and watch the leader's process instead, so idle groups cost no timers. A
+   * quiesced group then learns of a leader's failure from the link (at once when the process
+   * dies or its TCP connection resets; after the transport's `tickMs` liveness timeout for a
+   * silent network failure) rather than from an election timeout. Default 10; 0 never quiesces.
+   */
+  readonly quiesceAfterTicks?: number;
   /** Entries per AppendEntries, in-flight batches per follower (core defaults otherwise). */
   readonly maxAppendEntriesBatch?: number;
   readonly maxInFlight?: number;
@@ -148,6 +156,8 @@ export interface Overview {
   readonly lastApplied: number;
   readonly lastIndex: number;
   readonly lastWritten: number;
+  /** The group sleeps: the leader stopped heartbeating it, or this follower stopped its election timer. */
+  readonly quiesced: boolean;
   readonly snapshot: { readonly index: number; readonly term: number } | null;
   readonly machineVersion: number;
   readonly members: readonly MemberInfo[];

@@ -48,6 +48,8 @@ export interface ClusterOptions {
    * later): a vote that was not durable before it left would then be cast twice in one term.
    */
   readonly crashAfterVote?: number;
+  /** The core's quiescence (0, the default: never). Monitors are simulated for it (see `SimServer`). */
+  readonly quiesceAfterTicks?: number;
 }
 
 type WriteOp =
@@ -85,6 +87,13 @@ export class SimServer {
   /** While a `meta.persist` barrier is pending, the server processes nothing else. */
   blockedUntil = -1;
   chunks: string[] = [];
+  /**
+   * Quiescence monitors, as the runtime's process monitors behave: the watched server (by name)
+   * gets one `leader.down` / `peer.down` when it crashes or a link between the two is cut (either
+   * way: a real link dies as a whole). Random message loss is not a link failure.
+   */
+  leaderWatch: string | null = null;
+  peerWatches = new Set<string>();
   constructor(
     readonly name: string,
     readonly id: ServerId,
@@ -131,6 +140,7 @@ export class Cluster {
       snapshotChunkChars: 64,
       checkSafety: true,
       crashAfterVote: 0,
+      quiesceAfterTicks: 0,
       ...options,
     };
     this.rng = new Prng(options.seed);
@@ -167,6 +177,7 @@ export class Cluster {
       electionTimeoutTicks: this.opts.electionTimeoutTicks,
       maxAppendEntriesBatch: this.opts.maxAppendEntriesBatch,
       maxInFlight: this.opts.maxInFlight,
+      quiesceAfterTicks: this.opts.quiesceAfterTicks,
     };
   }
 
@@ -195,7 +206,43 @@ export class Cluster {
     s.inc++;
     s.blockedUntil = -1;
     s.chunks = [];
+    s.leaderWatch = null;
+    s.peerWatches.clear();
     this.log(`${name} crash`);
+    this.checkWatches();
+  }
+
+  /** Fires the quiescence monitors whose target crashed or whose link was cut. */
+  checkWatches(): void {
+    for (const w of this.servers.values()) {
+      if (!w.up) continue;
+      const gone = (target: string): boolean => {
+        const t = this.servers.get(target);
+        return (
+          t === undefined || !t.up || this.network.isCut(w.name, target) || this.network.isCut(target, w.name)
+        );
+      };
+      if (w.leaderWatch !== null && gone(w.leaderWatch)) {
+        w.leaderWatch = null;
+        this.queue.push(this.now + 1, {
+          kind: 'local',
+          to: w.name,
+          inc: w.inc,
+          msg: { type: 'leader.down' },
+        });
+      }
+      for (const target of w.peerWatches) {
+        if (!gone(target)) continue;
+        w.peerWatches.delete(target);
+        const id = this.servers.get(target)?.id ?? { name: target, node: target };
+        this.queue.push(this.now + 1, {
+          kind: 'local',
+          to: w.name,
+          inc: w.inc,
+          msg: { type: 'peer.down', id },
+        });
+      }
+    }
   }
 
   restart(name: string, initialMembers?: readonly ServerId[]): void {
@@ -259,6 +306,8 @@ export class Cluster {
       if (at === undefined || at > time) break;
       const next = this.queue.pop()!;
       this.clock.advanceTo(next.time);
+      // links cut since the last event take their monitors down with them
+      if (this.opts.quiesceAfterTicks > 0) this.checkWatches();
       this.process(next.item);
     }
     if (time > this.now) this.clock.advanceTo(time);
@@ -455,6 +504,14 @@ export class Cluster {
         }
         case 'timer.cancel':
           s.timerGen++;
+          break;
+        case 'monitor.leader':
+          s.leaderWatch = e.leader?.name ?? null;
+          this.checkWatches();
+          break;
+        case 'monitor.peers':
+          s.peerWatches = new Set(e.peers.map((p) => p.name));
+          this.checkWatches();
           break;
         case 'snapshot.write':
           this.enqueueWrite(s, { op: 'snapshot', meta: e.meta, machineState: e.machineState });

@@ -20,6 +20,11 @@ export interface SimulationOptions {
   readonly transcript?: (line: string) => void;
   /** Turn random faults off (drop, duplicate, partitions, crashes). */
   readonly faults?: boolean;
+  /**
+   * The core's quiescence after this many idle ticks (0: off). The clients then also pause
+   * together now and then, so that groups fall asleep and must wake up under faults.
+   */
+  readonly quiesceAfterTicks?: number;
 }
 
 export interface SimulationResult {
@@ -87,6 +92,7 @@ function simulate(options: SimulationOptions): SimulationResult {
     machine: () => kvMachine(snapshotEvery) as Machine<unknown, unknown, unknown>,
     driver: options.driver ?? 'handle',
     crashAfterVote: faultsOn ? 0.3 : 0,
+    quiesceAfterTicks: options.quiesceAfterTicks ?? 0,
     // Slow disks some runs: widens the window between append and durability that crashes hit.
     writeDelayMs: [[0, 2] as const, [0, 10] as const, [2, 40] as const][options.seed % 3]!,
     metaDelayMs: [[0, 1] as const, [0, 5] as const, [1, 20] as const][(options.seed >> 2) % 3]!,
@@ -163,10 +169,16 @@ function simulate(options: SimulationOptions): SimulationResult {
     });
   };
 
+  // with quiescence: every client pauses until `pausedUntil`, so the group goes idle
+  let pausedUntil = 0;
   const next = (cl: Client, delay: number) => {
     if (!clientsActive) return;
-    c.at(c.now + delay, () => {
+    c.at(Math.max(c.now + delay, pausedUntil), () => {
       if (!clientsActive || cl.pending !== null) return;
+      if (c.now < pausedUntil) {
+        next(cl, 0);
+        return;
+      }
       const key = rng.pick(keys);
       cl.seq++;
       const op: ClientOp = rng.chance(0.5)
@@ -216,6 +228,17 @@ function simulate(options: SimulationOptions): SimulationResult {
     next(cl, rng.int(0, 20));
   };
   for (const cl of clients) next(cl, rng.int(0, 50));
+  if ((options.quiesceAfterTicks ?? 0) > 0) {
+    const pause = (t: number): void => {
+      if (t >= faultMs) return;
+      c.at(t, () => {
+        pausedUntil = c.now + rng.int(200, 1200);
+        c.transcriptLine(`clients pause until ${pausedUntil}`);
+        pause(pausedUntil + rng.int(100, 800));
+      });
+    };
+    pause(rng.int(200, 800));
+  }
 
   // ---- faults
   let faults = 0;

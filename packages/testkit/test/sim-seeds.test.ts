@@ -32,6 +32,29 @@ describe('seeded simulation', () => {
     expect(r.installs).toBeGreaterThan(0);
   });
 
+  it('200 seeds of 3 and 100 of 5 servers with quiescence: idle groups sleep and wake under faults', () => {
+    let ok = 0;
+    let sleeps = 0;
+    for (const [from, count, servers] of [
+      [30_001, 200, 3],
+      [40_001, 100, 5],
+    ] as const) {
+      for (let seed = from; seed < from + count; seed++) {
+        const r = runSimulation({
+          seed,
+          servers,
+          quiesceAfterTicks: 2,
+          snapshotEvery: seed % 3 === 0 ? 7 : 0,
+        });
+        ok += r.ops.ok;
+        // one monitor.peers effect when a leader falls asleep, one when it wakes
+        sleeps += r.effects['monitor.peers'] ?? 0;
+      }
+    }
+    expect(ok).toBeGreaterThan(300 * 10);
+    expect(sleeps).toBeGreaterThan(300);
+  });
+
   it('20 seeds through the XState statechart (pure transition) instead of raw handlers', () => {
     // A seed's fault phase may commit nothing (heavy faults); each run still throws if the healed
     // cluster makes no progress, so the figure that must hold is the total.

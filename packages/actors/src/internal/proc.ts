@@ -332,7 +332,7 @@ export class Proc implements ActorContext {
   unlink(pid: Pid): void {
     this.node.unlink(this, pid);
   }
-  monitor(pid: Pid): MonitorRef {
+  monitor(pid: Pid | RegName): MonitorRef {
     return this.node.monitor(this, pid);
   }
   demonitor(ref: MonitorRef): void {

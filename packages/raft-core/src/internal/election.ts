@@ -183,7 +183,7 @@ export function becomeLeader(ctx: Ctx): void {
     machineVersion: s.cfg.machine.version?.() ?? 0,
   };
   s.log = appendOne(s.log, noop);
-  s.leader = { peers, round: 0, ticks: 0, termStartIndex: next, queries: [], lowQueue: [] };
+  s.leader = { peers, round: 0, ticks: 0, termStartIndex: next, queries: [], lowQueue: [], idleTicks: 0 };
   enterRole(ctx, 'leader');
   ctx.fx.push({ type: 'timer.cancel', timer: 'election' });
   ctx.fx.push({ type: 'log.append', entries: [noop] });

@@ -5,6 +5,7 @@ import { armElectionTimer, type Ctx, peerIndex, send, updatePeer, voterKeys } fr
 import { append, lastIndex, lastTerm, slice, termAt, truncateFrom } from './log.ts';
 import { maybePromote } from './membership.ts';
 import { answerConsistentQueries } from './queries.ts';
+import { followerAfterAppend, wake } from './quiesce.ts';
 import { committedIndex, quorumSize } from './quorum.ts';
 import { becomeFollower, observeTerm } from './roles.ts';
 
@@ -22,12 +23,15 @@ export function replicate(ctx: Ctx, i: number): boolean {
   if (peer.snapshotTicks > 0) return false;
   if (peer.nextIndex <= s.log.snapshotIndex) {
     if (s.snapshot === null) return false;
+    wake(ctx);
     updatePeer(ctx, i, { snapshotTicks: 2 * s.cfg.electionTimeoutTicks, inFlight: 0 });
     ctx.fx.push({ type: 'snapshot.send', to: peer.id, term: s.currentTerm, meta: s.snapshot });
     return true;
   }
   const last = lastIndex(s.log);
   if (peer.nextIndex > last || peer.inFlight >= s.cfg.maxInFlight) return false;
+  // whatever the leader sends, it keeps ticking until the group is idle again
+  wake(ctx);
   let { nextIndex, inFlight } = peer;
   const round = s.leader!.round;
   while (inFlight < s.cfg.maxInFlight && nextIndex <= last) {
@@ -63,6 +67,7 @@ export function heartbeat(ctx: Ctx, i: number): void {
   const s = ctx.s;
   const peer = s.leader!.peers[i]!;
   if (peer.snapshotTicks > 0) return;
+  wake(ctx);
   const prev = Math.min(Math.max(peer.matchIndex, s.log.snapshotIndex), lastIndex(s.log));
   const rpc: AppendEntriesRequest = {
     type: 'append_entries.request',
@@ -207,18 +212,39 @@ export function advanceCommit(ctx: Ctx): void {
 // ---------------------------------------------------------------------------------------------
 // Follower side
 
+/**
+ * A follower's AppendEntries, then quiescence: a `quiesce` heartbeat that leaves this follower
+ * in step with the leader stops its election timer; any other wakes it.
+ */
 export function onAppendEntries(ctx: Ctx, m: AppendEntriesRequest): void {
+  const s = ctx.s;
+  // a stale leader's request changes nothing here, asleep or not
+  if (m.term < s.currentTerm) {
+    appendEntries(ctx, m);
+    return;
+  }
+  const watching = s.quiesced && ctx.role === 'follower' ? s.leaderId : null;
+  // asleep only while the last request said so: appendEntries re-arms the timer, a quiesce
+  // heartbeat that applies cancels it again
+  if (watching !== null) s.quiesced = false;
+  const ok = appendEntries(ctx, m);
+  if (ok) followerAfterAppend(ctx, m, watching);
+  else if (watching !== null) ctx.fx.push({ type: 'monitor.leader', leader: null });
+}
+
+/** Raft's AppendEntries receiver; false when it failed or only kept a snapshot receive going. */
+function appendEntries(ctx: Ctx, m: AppendEntriesRequest): boolean {
   const s = ctx.s;
   if (m.term < s.currentTerm) {
     send(ctx, m.from, failure(ctx, m.round, lastIndex(s.log)));
-    return;
+    return false;
   }
   observeTerm(ctx, m.term, m.from);
   if (ctx.role === 'receive_snapshot') {
     // The leader's heartbeats may overtake its snapshot chunks: keep receiving.
     s.leaderId = m.from;
     armElectionTimer(ctx);
-    return;
+    return false;
   }
   if (ctx.role !== 'follower') becomeFollower(ctx, m.from);
   s.leaderId = m.from;
@@ -233,7 +259,7 @@ export function onAppendEntries(ctx: Ctx, m: AppendEntriesRequest): void {
     prevIndex = s.log.snapshotIndex;
   } else if (termAt(s.log, prevIndex) !== m.prevLogTerm) {
     send(ctx, m.from, failure(ctx, m.round, Math.min(prevIndex - 1, lastIndex(s.log))));
-    return;
+    return false;
   }
 
   // Skip entries we already hold; truncate at the first conflict and append the rest.
@@ -267,6 +293,7 @@ export function onAppendEntries(ctx: Ctx, m: AppendEntriesRequest): void {
   if (commit > s.commitIndex) s.commitIndex = commit;
   send(ctx, m.from, success(ctx, m.round));
   applyCommitted(ctx);
+  return true;
 }
 
 /** Acknowledges only what is both verified against this leader and durable. */

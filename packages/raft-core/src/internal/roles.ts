@@ -2,12 +2,15 @@ import type { ServerId } from '@otra/protocol';
 import type { MachineRole } from '../machine.ts';
 import type { Role } from '../types.ts';
 import { armElectionTimer, type Ctx, persistMetaCoalesced, replyError } from './context.ts';
+import { wake } from './quiesce.ts';
 
 /** Tells the machine about a role change (its effects run on every role, as ra's state_enter). */
 export function enterRole(ctx: Ctx, role: Role): void {
   const from = ctx.role;
-  ctx.role = role;
   if (from === role) return;
+  // a sleeping server wakes before it changes role (it stops watching, in its old role)
+  wake(ctx);
+  ctx.role = role;
   const machine = ctx.s.cfg.machine;
   if (machine.stateEnter !== undefined) {
     const effects = machine.stateEnter(role as MachineRole, ctx.s.machineState);
@@ -32,6 +35,7 @@ export function observeTerm(ctx: Ctx, term: number, leaderId: ServerId | null): 
 /** Steps down (or stays) to follower of `leaderId` in the current term. */
 export function becomeFollower(ctx: Ctx, leaderId: ServerId | null): void {
   const s = ctx.s;
+  wake(ctx);
   s.leaderId = leaderId;
   if (ctx.role === 'leader') abandonLeadership(ctx);
   s.votes = [];

@@ -18,6 +18,7 @@ export interface SystemSettings {
   readonly electionTimeoutMs: readonly [number, number];
   readonly tickMs: number;
   readonly electionTimeoutTicks: number;
+  readonly quiesceAfterTicks: number;
   readonly maxAppendEntriesBatch?: number;
   readonly maxInFlight?: number;
   readonly snapshotChunkBytes: number;

@@ -121,14 +121,25 @@ interface ShellState {
   machineTimers: Map<string, TimerRef>;
   /** Machine monitors by pid key, and what each monitor ref is for. */
   machineMonitors: Map<string, number>;
-  monitorRefs: Map<number, { kind: 'machine' } | { kind: 'sender'; peer: string }>;
+  monitorRefs: Map<
+    number,
+    | { kind: 'machine' }
+    | { kind: 'sender'; peer: string }
+    | { kind: 'leader' }
+    | { kind: 'peer'; id: ServerId }
+  >;
+  /** Quiescence: the monitor of the leader a sleeping follower watches. */
+  leaderWatch: number | undefined;
+  /** Quiescence: the monitors of the members a sleeping leader watches. */
+  peerWatches: number[];
   senders: Map<string, Pid>;
   receiver: { receiver: SnapshotReceiver; meta: SnapshotMeta; checksum: number | undefined } | undefined;
   counters: Counters;
   /**
-   * A `raft.tick` is armed. Only leaders tick (heartbeats, resends, check-quorum, the machine's
-   * tick): a follower's core has nothing to do on a tick, and a thousand idle groups per node must
-   * not wake up for nothing.
+   * A `raft.tick` is armed. Only awake leaders tick (heartbeats, resends, check-quorum, the
+   * machine's tick): a follower's core has nothing to do on a tick, and a leader whose group is
+   * quiesced sends nothing until it wakes, so a thousand idle groups per node do not wake up for
+   * nothing.
    */
   ticking: boolean;
   /** A fatal storage error: the server stops (its supervisor restarts it from disk). */
@@ -334,6 +345,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
           ...(record.machineConfig === undefined ? {} : { machineConfig: record.machineConfig }),
           electionTimeoutMs: sys.settings.electionTimeoutMs,
           electionTimeoutTicks: sys.settings.electionTimeoutTicks,
+          quiesceAfterTicks: sys.settings.quiesceAfterTicks,
           ...(sys.settings.maxAppendEntriesBatch === undefined
             ? {}
             : { maxAppendEntriesBatch: sys.settings.maxAppendEntriesBatch }),
@@ -362,6 +374,8 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
       machineTimers: new Map(),
       machineMonitors: new Map(),
       monitorRefs: new Map(),
+      leaderWatch: undefined,
+      peerWatches: [],
       senders: new Map(),
       receiver: undefined,
       counters: emptyCounters(),
@@ -443,7 +457,7 @@ function afterBatch(state: ShellState, ctx: ActorContext): ShellState {
   }
   const role = roleOf(state);
   if (role === 'stop') ctx.stop('normal');
-  else if (role === 'leader' && !state.ticking) {
+  else if (role === 'leader' && !state.ticking && !core(state).quiesced) {
     // a new leader ticks at once (its entries carry the wall clock of its last tick), then every tickMs
     state.ticking = true;
     ctx.send(ctx.self, { type: 'raft.tick' });
@@ -525,7 +539,9 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
     case 'raft.tick':
       if (state.ending > 1) state.ending--;
       step(state, { type: 'tick', nowMs: Date.now() }, effects);
-      if (roleOf(state) === 'leader') ctx.sendAfter(state.sys.settings.tickMs, { type: 'raft.tick' });
+      // a quiesced leader stops ticking (unless it is counting down its end of life)
+      if (roleOf(state) === 'leader' && (!core(state).quiesced || state.ending > 0))
+        ctx.sendAfter(state.sys.settings.tickMs, { type: 'raft.tick' });
       else state.ticking = false;
       return;
     case 'raft.election_timeout': {
@@ -564,6 +580,12 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
       } else if (what?.kind === 'machine') {
         state.machineMonitors.delete(pidKey(down.pid as Pid));
         step(state, { type: 'down', pid: down.pid as Pid, reason: down.reason }, effects);
+      } else if (what?.kind === 'leader') {
+        if (state.leaderWatch === down.ref) state.leaderWatch = undefined;
+        step(state, { type: 'leader.down' }, effects);
+      } else if (what?.kind === 'peer') {
+        state.peerWatches = state.peerWatches.filter((ref) => ref !== down.ref);
+        step(state, { type: 'peer.down', id: what.id }, effects);
       }
       return;
     }
@@ -826,6 +848,30 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
       return undefined;
     case 'timer.cancel':
       // the deadline is gone (`step`); an armed timer that fires finds nothing to do
+      return undefined;
+    case 'monitor.leader':
+      if (state.leaderWatch !== undefined) {
+        ctx.demonitor(state.leaderWatch);
+        state.monitorRefs.delete(state.leaderWatch);
+        state.leaderWatch = undefined;
+      }
+      if (effect.leader !== null) {
+        const ref = ctx.monitor({ name: effect.leader.name, node: effect.leader.node });
+        state.leaderWatch = ref;
+        state.monitorRefs.set(ref, { kind: 'leader' });
+      }
+      return undefined;
+    case 'monitor.peers':
+      for (const ref of state.peerWatches) {
+        ctx.demonitor(ref);
+        state.monitorRefs.delete(ref);
+      }
+      state.peerWatches = [];
+      for (const id of effect.peers) {
+        const ref = ctx.monitor({ name: id.name, node: id.node });
+        state.peerWatches.push(ref);
+        state.monitorRefs.set(ref, { kind: 'peer', id });
+      }
       return undefined;
     case 'snapshot.write': {
       const bytes = encodeState(effect.machineState);
@@ -1091,6 +1137,7 @@ function overview(state: ShellState): Overview {
     lastApplied: s.lastApplied,
     lastIndex: s.log.snapshotIndex + s.log.length,
     lastWritten: s.lastWritten.index,
+    quiesced: s.quiesced,
     snapshot: s.snapshot === null ? null : { index: s.snapshot.index, term: s.snapshot.term },
     machineVersion: s.machineVersion,
     members: members(state),

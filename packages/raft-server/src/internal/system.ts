@@ -247,6 +247,7 @@ export async function startSystem(node: Node, options: SystemOptions): Promise<R
       tickMs,
       // check-quorum runs once per (minimum) election timeout
       electionTimeoutTicks: Math.max(2, Math.ceil(electionTimeoutMs[0] / tickMs)),
+      quiesceAfterTicks: options.quiesceAfterTicks ?? 10,
       ...(options.maxAppendEntriesBatch === undefined
         ? {}
         : { maxAppendEntriesBatch: options.maxAppendEntriesBatch }),
