@@ -10,6 +10,7 @@ import type { ServerId } from '@otra/protocol';
 import {
   addMember,
   ClusterChangeNotPermittedError,
+  CommandOutcomeUnknownError,
   consistentQuery,
   forceDeleteServer,
   InvalidRequestError,
@@ -137,6 +138,7 @@ function fromRaftError(err: unknown, write: boolean): HttpError {
   if (err instanceof HttpError) return err;
   if (err instanceof NotLeaderError)
     return unavailable('no_leader', err.leader === null ? 'no leader is known' : err.message);
+  if (err instanceof CommandOutcomeUnknownError) return new HttpError(504, 'outcome_unknown', err.message);
   if (err instanceof ServerNotFoundError) return unavailable('unavailable', err.message);
   if (err instanceof TimeoutError)
     return new HttpError(

@@ -17,6 +17,7 @@ import {
 import type { CommandOf, Machine, Reply, ReplyOf, StateOf } from '@otra/raft-core';
 import {
   ClusterChangeNotPermittedError,
+  CommandOutcomeUnknownError,
   InvalidRequestError,
   MachineError,
   NotLeaderError,
@@ -65,6 +66,8 @@ export interface TimeoutOption {
   readonly timeoutMs?: number;
 }
 const DEFAULT_HOPS = 5;
+/** How long a leader found unreachable is not tried again within one call. */
+const UNREACHABLE_MS = 250;
 
 function address(id: ServerId): RegName {
   return { name: id.name, node: id.node };
@@ -130,20 +133,30 @@ async function leaderCall(
   const deadline = clock.now() + timeoutMs;
   let target = id;
   let hops = 0;
-  // leaders we could not reach during this call: a stale hint naming one is not followed
-  const unreachable = new Set<string>();
+  // A command, join or leave that may have reached a leader is never sent again: a second copy
+  // could be applied too (the first one may be committed already). Queries and transfers may be.
+  const resendable = request.type === 'raft.query' || request.type === 'raft.transfer';
+  // leaders we could not reach lately during this call: a stale hint naming one is not followed
+  // (for a moment: a healed link makes it worth trying again)
+  const unreachable = new Map<string, number>();
+  const recentlyUnreachable = (leader: ServerId): boolean =>
+    clock.now() - (unreachable.get(serverIdKey(leader)) ?? Number.NEGATIVE_INFINITY) < UNREACHABLE_MS;
   for (let attempt = 0; attempt < 10_000; attempt++) {
     const remaining = deadline - clock.now();
     if (remaining <= 0) throw new TimeoutError(target, timeoutMs);
     let reply: AnyReply;
+    // with no link up the request is dropped before it leaves, so it cannot have been applied
+    const linked = system.node.isConnected(target.node);
     try {
       reply = await system.node.call<AnyReply>(address(target), request, { timeoutMs: remaining });
     } catch (err) {
       const mapped = mapCallError(err, target, timeoutMs);
+      if (mapped instanceof ServerNotFoundError && !resendable && linked && mapped.reason !== 'noproc')
+        throw new CommandOutcomeUnknownError(target, mapped.reason);
       // A leader we were redirected to may have just died: go back to the server we were given
       // and wait for it to learn of a new leader (not a hop: the deadline bounds it).
       if (mapped instanceof ServerNotFoundError && !serverIdEquals(target, id)) {
-        unreachable.add(serverIdKey(target));
+        unreachable.set(serverIdKey(target), clock.now());
         target = id;
         await sleep(system, Math.min(25, Math.max(0, deadline - clock.now())));
         continue;
@@ -152,7 +165,7 @@ async function leaderCall(
     }
     if (reply.type === 'error' && reply.error === 'not_leader') {
       const leader = reply.leader;
-      if (leader !== null && !serverIdEquals(leader, target) && !unreachable.has(serverIdKey(leader))) {
+      if (leader !== null && !serverIdEquals(leader, target) && !recentlyUnreachable(leader)) {
         if (hops >= maxHops) throw new NotLeaderError(target, leader);
         hops++;
         target = leader;

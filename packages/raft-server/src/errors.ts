@@ -36,6 +36,24 @@ export class TimeoutError extends RaftError {
   }
 }
 
+/**
+ * The request reached a leader, which then became unreachable (its link dropped or it exited)
+ * before answering: the command may or may not have been applied, and it was not resent (a
+ * resend could apply it twice). Read back to find out, or make the command idempotent.
+ */
+export class CommandOutcomeUnknownError extends RaftError {
+  override readonly name = 'CommandOutcomeUnknownError';
+  constructor(
+    readonly server: ServerId,
+    readonly reason: string,
+  ) {
+    super(
+      'outcome_unknown',
+      `${server.name}@${server.node} became unreachable (${reason}) before answering; the command may or may not have been applied`,
+    );
+  }
+}
+
 /** A membership change is already in progress (uncommitted); retry once it commits. */
 export class ClusterChangeNotPermittedError extends RaftError {
   override readonly name = 'ClusterChangeNotPermittedError';

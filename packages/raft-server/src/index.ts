@@ -38,6 +38,7 @@ export {
 } from './api.ts';
 export {
   ClusterChangeNotPermittedError,
+  CommandOutcomeUnknownError,
   InvalidRequestError,
   MachineError,
   NotLeaderError,
