@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const benches = ['actors', 'core', 'log', 'links', 'shell', 'cluster'];
+const benches = ['actors', 'core', 'log', 'links', 'shell', 'cluster', 'http-kv'];
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : benches) {
   const file = fileURLToPath(new URL(`./${name}.ts`, import.meta.url));
