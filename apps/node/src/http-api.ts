@@ -95,23 +95,73 @@ function sendJson(
 }
 
 /** Reads the body as JSON, refusing more than MAX_BODY_BYTES and anything that does not parse. */
-async function readJson(req: IncomingMessage): Promise<unknown> {
+function readJson(req: IncomingMessage): Promise<unknown> {
   const declared = Number(req.headers['content-length'] ?? Number.NaN);
   if (declared > MAX_BODY_BYTES)
-    throw new HttpError(413, 'body_too_large', `the body is over ${MAX_BODY_BYTES} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES)
-      throw new HttpError(413, 'body_too_large', `the body is over ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk);
+    return Promise.reject(new HttpError(413, 'body_too_large', `the body is over ${MAX_BODY_BYTES} bytes`));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    // plain stream events: an async iterator costs several promises per request
+    req.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        failed = true;
+        req.pause();
+        reject(new HttpError(413, 'body_too_large', `the body is over ${MAX_BODY_BYTES} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('error', (err) => {
+      if (!failed) reject(new HttpError(400, 'bad_request', `the request failed: ${err.message}`));
+      failed = true;
+    });
+    req.on('end', () => {
+      if (failed) return;
+      if (size === 0) {
+        reject(new HttpError(400, 'bad_request', 'a JSON body is required'));
+        return;
+      }
+      const text = (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)).toString('utf8');
+      try {
+        resolve(JSON.parse(text));
+      } catch (err) {
+        reject(new HttpError(400, 'invalid_json', `the body is not valid JSON: ${(err as Error).message}`));
+      }
+    });
+  });
+}
+
+/**
+ * Submits writes in batches: every write that arrives in one event-loop turn (one poll phase
+ * of the HTTP server) reaches the KV server together, so the leader appends them as one batch
+ * and sends one AppendEntries per follower for all of them, rather than one per request.
+ */
+class WriteBatcher {
+  private queue: (() => void)[] = [];
+  private scheduled = false;
+
+  /** Runs `start` (which must send its request synchronously) with the rest of this turn's writes. */
+  add<T>(start: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push(() => {
+        start().then(resolve, reject);
+      });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
   }
-  if (size === 0) throw new HttpError(400, 'bad_request', 'a JSON body is required');
-  try {
-    return JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
-  } catch (err) {
-    throw new HttpError(400, 'invalid_json', `the body is not valid JSON: ${(err as Error).message}`);
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    for (const start of batch) start();
   }
 }
 
@@ -200,13 +250,17 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
 
   const hostsMember = (): boolean => node.whereis(cluster) !== undefined;
 
+  const writes = new WriteBatcher();
+
   /** The leader this node's member knows of, waiting up to leaderWaitMs for an election to end. */
   async function knownLeader(): Promise<ServerId> {
     if (!hostsMember()) throw unavailable('not_a_member', `${node.name} hosts no member of ${cluster}`);
+    const known = system.leaderOf(cluster);
+    if (known !== null) return known;
     const deadline = Date.now() + leaderWaitMs;
     for (let i = 0; i < 10_000; i++) {
-      const leader = system.leaderboard().get(cluster);
-      if (leader != null) return leader;
+      const leader = system.leaderOf(cluster);
+      if (leader !== null) return leader;
       if (Date.now() >= deadline) break;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -234,7 +288,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     }
     const started = performance.now();
     try {
-      const result = await processCommand(system, self, command, { timeoutMs });
+      const result = await writes.add(() => processCommand(system, self, command, { timeoutMs }));
       metrics.commandDone(command.op, 'ok', (performance.now() - started) / 1000);
       return { reply: result.reply as KvReply, index: result.index };
     } catch (err) {

@@ -203,7 +203,9 @@ export interface RaftSystemHandle {
   /** The system's supervisor (rest_for_one: the log writer, then the servers). */
   readonly supervisor: Pid;
   readonly storage: RaftStorage;
-  /** Which server leads each cluster, as far as this node knows. */
+  /** Which server leads each cluster, as far as this node knows (a copy). */
   leaderboard(): ReadonlyMap<string, ServerId | null>;
+  /** The leader of one cluster as far as this node knows (null: none known, or no member here). */
+  leaderOf(cluster: string): ServerId | null;
   stop(): Promise<void>;
 }

@@ -289,6 +289,7 @@ export async function startSystem(node: Node, options: SystemOptions): Promise<R
     storage,
     runtime,
     leaderboard: () => new Map(runtime.leaders),
+    leaderOf: (cluster) => runtime.leaders.get(cluster) ?? null,
     stop: async () => {
       await node.stop(supervisor, 'shutdown', 30_000);
       await storage.close();
