@@ -41,7 +41,7 @@ describe('processCommand and an unreachable leader', () => {
       machines: {
         kv: {
           machine: counting,
-          queries: { count: (s: State, key: unknown) => s[key as string] ?? 0 },
+          queries: { count: (s: unknown, key: unknown) => (s as State)[key as string] ?? 0 },
           hooks: {
             // on the leader, once the command is committed and before its reply leaves: cut the
             // leader off from both followers, so the caller's node sees `noconnection`
