@@ -125,7 +125,9 @@ function readJson(req: IncomingMessage): Promise<unknown> {
         reject(new HttpError(400, 'bad_request', 'a JSON body is required'));
         return;
       }
-      const text = (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)).toString('utf8');
+      const text = (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)).toString(
+        'utf8',
+      );
       try {
         resolve(JSON.parse(text));
       } catch (err) {
