@@ -35,6 +35,8 @@ export interface NodeConfig {
   readonly join: boolean;
   readonly electionTimeoutMs?: readonly [number, number];
   readonly tickMs?: number;
+  /** Idle ticks before a group sleeps (quiescence); 0 never. Default: the raft system's (10). */
+  readonly quiesceAfterTicks?: number;
 }
 
 /** Raw option values, before validation (flags and env vars are strings; a config file is JSON). */
@@ -49,6 +51,7 @@ interface RawOptions {
   join?: unknown;
   electionTimeoutMs?: unknown;
   tickMs?: unknown;
+  quiesceAfterTicks?: unknown;
 }
 
 const FILE_KEYS = new Set<keyof RawOptions>([
@@ -62,6 +65,7 @@ const FILE_KEYS = new Set<keyof RawOptions>([
   'join',
   'electionTimeoutMs',
   'tickMs',
+  'quiesceAfterTicks',
 ]);
 
 /** Environment variables and the option each sets. */
@@ -76,6 +80,7 @@ export const ENV_VARS: Readonly<Record<string, keyof RawOptions>> = {
   OTRA_JOIN: 'join',
   OTRA_ELECTION_TIMEOUT: 'electionTimeoutMs',
   OTRA_TICK: 'tickMs',
+  OTRA_QUIESCE_AFTER_TICKS: 'quiesceAfterTicks',
 };
 
 /** Command-line flags and the option each sets (`--peer` may repeat). */
@@ -90,6 +95,7 @@ const FLAGS: Readonly<Record<string, keyof RawOptions>> = {
   join: 'join',
   'election-timeout': 'electionTimeoutMs',
   tick: 'tickMs',
+  'quiesce-after-ticks': 'quiesceAfterTicks',
 };
 
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -167,6 +173,13 @@ function parseMs(value: unknown, what: string): number {
   if (!Number.isInteger(ms) || ms < 1 || ms > 60_000)
     throw new ConfigError(`${what} is 1-60000 ms, got ${JSON.stringify(value)}`);
   return ms;
+}
+
+function parseCount(value: unknown, what: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 1_000_000)
+    throw new ConfigError(`${what} is a whole number >= 0, got ${JSON.stringify(value)}`);
+  return n;
 }
 
 function parseBool(value: unknown, what: string): boolean {
@@ -263,6 +276,9 @@ export function resolveNodeConfig(
       ? {}
       : { electionTimeoutMs: parseRange(raw.electionTimeoutMs, '--election-timeout') }),
     ...(raw.tickMs === undefined ? {} : { tickMs: parseMs(raw.tickMs, '--tick') }),
+    ...(raw.quiesceAfterTicks === undefined
+      ? {}
+      : { quiesceAfterTicks: parseCount(raw.quiesceAfterTicks, '--quiesce-after-ticks') }),
   };
   return config;
 }

@@ -80,6 +80,7 @@ export async function startOtraNode(options: OtraNodeOptions): Promise<OtraNode>
       machines: { kv: { machine: kvMachine, queries: kvQueries } },
       ...(options.electionTimeoutMs === undefined ? {} : { electionTimeoutMs: options.electionTimeoutMs }),
       ...(options.tickMs === undefined ? {} : { tickMs: options.tickMs }),
+      ...(options.quiesceAfterTicks === undefined ? {} : { quiesceAfterTicks: options.quiesceAfterTicks }),
       log: (level, message) => {
         if (level !== 'info') log(level, message);
       },

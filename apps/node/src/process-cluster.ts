@@ -25,6 +25,7 @@ export interface NodeProcessOptions {
   readonly peers?: Readonly<Record<string, string>>;
   readonly electionTimeoutMs?: readonly [number, number];
   readonly tickMs?: number;
+  readonly quiesceAfterTicks?: number;
   /** Extra environment (e.g. `UV_THREADPOOL_SIZE`). */
   readonly env?: Readonly<Record<string, string>>;
 }
@@ -59,6 +60,8 @@ export async function spawnNodeProcess(
   if (options.electionTimeoutMs !== undefined)
     args.push('--election-timeout', options.electionTimeoutMs.join(','));
   if (options.tickMs !== undefined) args.push('--tick', String(options.tickMs));
+  if (options.quiesceAfterTicks !== undefined)
+    args.push('--quiesce-after-ticks', String(options.quiesceAfterTicks));
   const child = spawn(process.execPath, args, {
     env: {
       ...process.env,
@@ -120,6 +123,7 @@ export interface ProcessClusterOptions {
   readonly cookie?: string;
   readonly electionTimeoutMs?: readonly [number, number];
   readonly tickMs?: number;
+  readonly quiesceAfterTicks?: number;
   readonly env?: Readonly<Record<string, string>>;
 }
 
@@ -171,6 +175,9 @@ export class ProcessCluster {
         ? {}
         : { electionTimeoutMs: this.options.electionTimeoutMs }),
       ...(this.options.tickMs === undefined ? {} : { tickMs: this.options.tickMs }),
+      ...(this.options.quiesceAfterTicks === undefined
+        ? {}
+        : { quiesceAfterTicks: this.options.quiesceAfterTicks }),
       ...(this.options.env === undefined ? {} : { env: this.options.env }),
     });
     this.nodes.set(name, proc);

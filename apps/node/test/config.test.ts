@@ -65,6 +65,10 @@ describe('otra node configuration', () => {
     });
     expect(resolveNodeConfig(flags({ name: 'j', join: 'true' }), { OTRA_COOKIE: 'c' }).join).toBe(true);
     expect(resolveNodeConfig(flags({ name: 'j' }), { OTRA_COOKIE: 'c', OTRA_JOIN: '1' }).join).toBe(true);
+    expect(
+      resolveNodeConfig(flags({ name: 'q', 'quiesce-after-ticks': '0' }), { OTRA_COOKIE: 'c' })
+        .quiesceAfterTicks,
+    ).toBe(0);
   });
 
   it('refuses a missing cookie, an empty or unreadable cookie file, a missing name', () => {
@@ -99,6 +103,7 @@ describe('otra node configuration', () => {
     expect(bad({ 'election-timeout': '300' })).toThrow(/min,max/);
     expect(bad({ 'election-timeout': '300,100' })).toThrow(/min,max/);
     expect(bad({ tick: '0' })).toThrow(/--tick/);
+    expect(bad({ 'quiesce-after-ticks': '-1' })).toThrow(/--quiesce-after-ticks is a whole number/);
     expect(bad({ prot: '1' })).toThrow(/unknown option --prot/);
   });
 
