@@ -135,7 +135,15 @@ export async function startOtraNode(options: OtraNodeOptions): Promise<OtraNode>
     { name: ADMIN },
   );
 
-  if (options.join !== true && node.whereis(KV_CLUSTER) === undefined) {
+  if (system.recordedServers().includes(KV_CLUSTER) && node.whereis(KV_CLUSTER) === undefined) {
+    // never paper over a member that cannot come back: a fresh one would have forgotten its
+    // vote and its log, and could help elect a leader that lacks committed entries
+    await stopAll();
+    throw new Error(
+      `the ${KV_CLUSTER} member recorded under ${options.dataDir ?? '(memory)'} could not be restarted (see the error above); refusing to start a fresh one in its place`,
+    );
+  }
+  if (options.join !== true && !system.recordedServers().includes(KV_CLUSTER)) {
     // a static bootstrap, as etcd's initial cluster: every node starts with the same member list
     // and the members elect a leader on their own timers
     const self: ServerId = { name: KV_CLUSTER, node: node.name };

@@ -207,5 +207,7 @@ export interface RaftSystemHandle {
   leaderboard(): ReadonlyMap<string, ServerId | null>;
   /** The leader of one cluster as far as this node knows (null: none known, or no member here). */
   leaderOf(cluster: string): ServerId | null;
+  /** Names of the servers recorded in this system's storage (running or not). */
+  recordedServers(): readonly string[];
   stop(): Promise<void>;
 }

@@ -290,6 +290,7 @@ export async function startSystem(node: Node, options: SystemOptions): Promise<R
     runtime,
     leaderboard: () => new Map(runtime.leaders),
     leaderOf: (cluster) => runtime.leaders.get(cluster) ?? null,
+    recordedServers: () => recordedServers(runtime),
     stop: async () => {
       await node.stop(supervisor, 'shutdown', 30_000);
       await storage.close();
