@@ -253,6 +253,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
   const hostsMember = (): boolean => node.whereis(cluster) !== undefined;
 
   const writes = new WriteBatcher();
+  let requests = 0;
 
   /** The leader this node's member knows of, waiting up to leaderWaitMs for an election to end. */
   async function knownLeader(): Promise<ServerId> {
@@ -289,13 +290,24 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       return undefined;
     }
     const started = performance.now();
-    try {
-      const result = await writes.add(() => processCommand(system, self, command, { timeoutMs }));
-      metrics.commandDone(command.op, 'ok', (performance.now() - started) / 1000);
-      return { reply: result.reply as KvReply, index: result.index };
-    } catch (err) {
-      metrics.commandDone(command.op, 'error', (performance.now() - started) / 1000);
-      throw fromRaftError(err, true);
+    // a request id unique to this request: the machine applies a resent copy only once
+    const tagged: KvCommand = { ...command, rid: `${node.name}.${node.creation}.${++requests}` };
+    const deadline = Date.now() + timeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const left = Math.max(1, deadline - Date.now());
+        const result = await writes.add(() => processCommand(system, self, tagged, { timeoutMs: left }));
+        metrics.commandDone(command.op, 'ok', (performance.now() - started) / 1000);
+        return { reply: result.reply as KvReply, index: result.index };
+      } catch (err) {
+        // the leader went away before answering: resending is safe, the rid dedupes it
+        if (err instanceof CommandOutcomeUnknownError && deadline - Date.now() > 50 && attempt < 100) {
+          await new Promise((resolve) => setTimeout(resolve, 25));
+          continue;
+        }
+        metrics.commandDone(command.op, 'error', (performance.now() - started) / 1000);
+        throw fromRaftError(err, true);
+      }
     }
   }
 

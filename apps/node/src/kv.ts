@@ -9,15 +9,21 @@ export type KvValue =
   | readonly KvValue[]
   | { readonly [k: string]: KvValue };
 
-/** Commands of the replicated KV service. */
-export type KvCommand =
+/**
+ * Commands of the replicated KV service. `rid`, a request id unique to one client request, makes
+ * a resent copy harmless: a command whose `rid` was applied among the last `RECENT_REQUESTS`
+ * commands is not applied again, it answers what the first copy answered (client request
+ * de-duplication, as the Raft thesis' client sessions and rafted_value do).
+ */
+export type KvCommand = (
   | { readonly op: 'put'; readonly key: string; readonly value: KvValue }
   | { readonly op: 'delete'; readonly key: string }
   /**
    * Compare-and-set: writes `value` only if the key currently holds a value equal (as JSON) to
    * `expect`; without `expect`, only if the key is absent.
    */
-  | { readonly op: 'cas'; readonly key: string; readonly expect?: KvValue; readonly value: KvValue };
+  | { readonly op: 'cas'; readonly key: string; readonly expect?: KvValue; readonly value: KvValue }
+) & { readonly rid?: string };
 
 /** What a key holds: `{ value }`, or null when it is absent (a stored null is `{ value: null }`). */
 export type KvEntry = { readonly value: KvValue } | null;
@@ -31,6 +37,11 @@ export interface KvState {
    * into a plain object, where a key such as `__proto__` would be lost.
    */
   data: Map<string, KvValue> | ReadonlyArray<readonly [string, KvValue]> | Record<string, KvValue>;
+  /**
+   * The replies of the last `RECENT_REQUESTS` commands that carried a `rid`, oldest first (a Map
+   * while running, `[rid, reply]` pairs in a snapshot). Absent in states from before it existed.
+   */
+  recent?: Map<string, KvReply> | ReadonlyArray<readonly [string, KvReply]>;
   /** Entries applied since the last release_cursor. */
   readonly sinceRelease: number;
 }
@@ -47,6 +58,22 @@ export function kvData(state: KvState): Map<string, KvValue> {
 
 /** Snapshot every this many applied commands (the machine's release_cursor policy). */
 const RELEASE_EVERY = 4096;
+
+/**
+ * How many request ids the machine remembers: a resend is recognised while fewer than this many
+ * requests were applied after the first copy (minutes of traffic at thousands of writes a second;
+ * about 100 bytes each).
+ */
+export const RECENT_REQUESTS = 100_000;
+
+/** The state's request-id table, converting a snapshot-decoded form back into a Map. */
+function recentOf(state: KvState): Map<string, KvReply> {
+  const recent = state.recent;
+  if (recent instanceof Map) return recent;
+  const map = new Map<string, KvReply>(recent ?? []);
+  state.recent = map;
+  return map;
+}
 
 /** Longest key, in UTF-16 code units. */
 export const MAX_KEY_LENGTH = 1024;
@@ -87,8 +114,14 @@ function entryOf(data: Map<string, KvValue>, key: string): KvEntry {
  * Stored values are never mutated, so the copy can share them.
  */
 export const kvMachine: MachineModule<KvCommand, KvReply, KvState> = {
-  init: () => ({ data: new Map(), sinceRelease: 0 }),
+  init: () => ({ data: new Map(), recent: new Map(), sinceRelease: 0 }),
   apply(meta, command, state) {
+    const recent = recentOf(state);
+    const rid = command.rid;
+    if (rid !== undefined && (typeof rid !== 'string' || rid.length > 256))
+      throw new Error('a rid is a string of at most 256 characters');
+    const seen = rid === undefined ? undefined : recent.get(rid);
+    if (seen !== undefined) return release(meta.index, state, seen);
     const problem = keyProblem(command.key);
     if (problem !== undefined) throw new Error(problem);
     const data = kvData(state);
@@ -117,18 +150,30 @@ export const kvMachine: MachineModule<KvCommand, KvReply, KvState> = {
       default:
         throw new Error(`unknown op ${String((command as { op?: unknown }).op)}`);
     }
-    const since = state.sinceRelease + 1;
-    if (since < RELEASE_EVERY) return [{ data, sinceRelease: since }, reply];
-    // the snapshot gets a copy: the live Map keeps changing after the release point
-    const release: MachineEffect = {
-      type: 'release_cursor',
-      index: meta.index,
-      machineState: { data: [...data], sinceRelease: 0 },
-    };
-    return [{ data, sinceRelease: 0 }, reply, [release]];
+    if (rid !== undefined) {
+      recent.set(rid, reply);
+      // forget the oldest: the same on every member, since every member applies the same commands
+      if (recent.size > RECENT_REQUESTS) recent.delete(recent.keys().next().value as string);
+    }
+    return release(meta.index, state, reply);
   },
   overview: (state) => ({ keys: kvData(state).size }),
 };
+
+/** The next state after one applied entry, with a snapshot every RELEASE_EVERY entries. */
+function release(index: number, state: KvState, reply: KvReply): [KvState, KvReply, MachineEffect[]?] {
+  const data = kvData(state);
+  const recent = recentOf(state);
+  const since = state.sinceRelease + 1;
+  if (since < RELEASE_EVERY) return [{ data, recent, sinceRelease: since }, reply];
+  // the snapshot gets copies: the live Maps keep changing after the release point
+  const effect: MachineEffect = {
+    type: 'release_cursor',
+    index,
+    machineState: { data: [...data], recent: [...recent], sinceRelease: 0 },
+  };
+  return [{ data, recent, sinceRelease: 0 }, reply, [effect]];
+}
 
 /** Named queries: they cross links (functions cannot). */
 export const kvQueries = {

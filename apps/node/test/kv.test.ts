@@ -8,6 +8,7 @@ import {
   kvData,
   kvMachine,
   kvQueries,
+  RECENT_REQUESTS,
 } from '../src/kv.ts';
 
 const CONFIG = { name: 'kv', serverId: { name: 'kv', node: 'n1' } };
@@ -85,12 +86,53 @@ describe('the KV machine', () => {
     );
   });
 
+  it('applies a resent request (same rid) once and answers it with the first reply', () => {
+    const { state, replies } = run([
+      { op: 'cas', key: 'k', value: 'mine', rid: 'n1.7.1' },
+      { op: 'put', key: 'k', value: 'theirs', rid: 'n2.3.1' },
+      // the first request again, after a leader change: not applied, the first answer
+      { op: 'cas', key: 'k', value: 'mine', rid: 'n1.7.1' },
+      { op: 'cas', key: 'k', value: 'other', rid: 'n1.7.2' },
+    ]);
+    expect(replies).toEqual([
+      { ok: true, current: { value: 'mine' } },
+      { previous: { value: 'mine' } },
+      { ok: true, current: { value: 'mine' } },
+      { ok: false, current: { value: 'theirs' } },
+    ]);
+    expect(kvQueries.entry(state, 'k')).toEqual({ value: 'theirs' });
+    expect(() =>
+      kvMachine.apply(meta(9), { op: 'put', key: 'k', value: 1, rid: 7 as unknown as string }, state),
+    ).toThrow(/a rid is a string/);
+    expect(kvQueries.entry(state, 'k')).toEqual({ value: 'theirs' });
+  });
+
+  it('remembers the last RECENT_REQUESTS request ids, forgetting the oldest first', () => {
+    let state = kvMachine.init(CONFIG);
+    for (let i = 0; i <= RECENT_REQUESTS; i++)
+      state = kvMachine.apply(meta(i + 1), { op: 'put', key: 'k', value: i, rid: `r${i}` }, state)[0];
+    // r0 was forgotten: applied again (which in turn pushes r1 out); r2 is remembered: not applied
+    state = kvMachine.apply(
+      meta(RECENT_REQUESTS + 2),
+      { op: 'put', key: 'k', value: 'r0 again', rid: 'r0' },
+      state,
+    )[0];
+    expect(kvQueries.entry(state, 'k')).toEqual({ value: 'r0 again' });
+    const [after, reply] = kvMachine.apply(
+      meta(RECENT_REQUESTS + 3),
+      { op: 'put', key: 'k', value: 'r2 again', rid: 'r2' },
+      state,
+    );
+    expect(reply).toEqual({ previous: { value: 1 } });
+    expect(kvQueries.entry(after, 'k')).toEqual({ value: 'r0 again' });
+  });
+
   it('snapshots as [key, value] pairs, so a key such as __proto__ survives a CBOR round trip', () => {
     let state = kvMachine.init(CONFIG);
     let snapshot: unknown;
     for (let i = 1; i <= 4096; i++) {
       const key = i === 1 ? '__proto__' : `k${i}`;
-      const result = kvMachine.apply(meta(i), { op: 'put', key, value: { i } }, state);
+      const result = kvMachine.apply(meta(i), { op: 'put', key, value: { i }, rid: `rid-${i}` }, state);
       state = result[0];
       const release = result[2]?.find((e) => e.type === 'release_cursor');
       if (release !== undefined) snapshot = (release as { machineState: unknown }).machineState;
@@ -102,5 +144,13 @@ describe('the KV machine', () => {
     expect(data.size).toBe(4096);
     expect(data.get('__proto__')).toEqual({ i: 1 });
     expect(kvQueries.keys(restored, 'k1', 3)).toEqual(['k10', 'k11', 'k12']);
+    // the request ids travel with the snapshot: a resend after an install is still recognised
+    const [, again] = kvMachine.apply(
+      meta(5000),
+      { op: 'put', key: 'k5', value: 'no', rid: 'rid-5' },
+      restored,
+    );
+    expect(again).toEqual({ previous: null });
+    expect(kvQueries.entry(restored, 'k5')).toEqual({ value: { i: 5 } });
   });
 });
