@@ -67,8 +67,10 @@ export type {
 export { newServerUid } from './uid.ts';
 export {
   GroupCommitWriter,
+  requestWrite,
   WAL_BATCH_BUCKETS,
   type WalSink,
+  type WalWrite,
   type WriteRequest,
   type WriterOptions,
   type WriterStats,

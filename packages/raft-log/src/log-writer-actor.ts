@@ -4,7 +4,15 @@ import { LogWriteError, WriterFailedError } from './errors.ts';
 import type { Kv } from './internal/rocksdb.ts';
 import type { RocksStorage } from './rocks-storage.ts';
 import type { AppendOptions, LogStore, MetaStore, ServerMeta, StoredEntry } from './types.ts';
-import { countBatch, emptyBuckets, type WalSink, type WriteRequest, type WriterStats } from './writer.ts';
+import {
+  countBatch,
+  emptyBuckets,
+  requestWrite,
+  type WalSink,
+  type WalWrite,
+  type WriteRequest,
+  type WriterStats,
+} from './writer.ts';
 
 /**
  * The log writer as an actor (one per raft system, first child of the system's `rest_for_one`
@@ -19,12 +27,13 @@ import { countBatch, emptyBuckets, type WalSink, type WriteRequest, type WriterS
  */
 
 /**
- * One write for the writer: the stores' key/value operations, and the sink to answer. The writer
- * settles the writes of a sink in the order it received them, which is the order they were cast.
+ * One write for the writer: a store's write (it adds its own operations to the batch), and the sink
+ * to answer. The writer settles the writes of a sink in the order it received them, which is the
+ * order they were cast.
  */
 export interface WalWriteMessage {
   readonly type: 'wal.write';
-  readonly request: WriteRequest;
+  readonly write: WalWrite;
   readonly sink: { settle(error: Error | undefined): void };
 }
 
@@ -76,18 +85,15 @@ export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
     }
     const batch = state.kv.newBatch();
     let ops = 0;
-    for (const write of writes) {
-      for (const op of write.request.ops) {
-        if (op.type === 'put') batch.put(op.key, op.value);
-        else batch.del(op.key);
-      }
-      ops += write.request.ops.length;
+    for (const message of writes) {
+      message.write.writeTo(batch);
+      ops += message.write.size;
     }
     const started = performance.now();
     try {
       await batch.write(true);
     } catch (cause) {
-      const error = new LogWriteError([...new Set(writes.map((w) => w.request.uid))], cause);
+      const error = new LogWriteError([...new Set(writes.map((w) => w.write.uid))], cause);
       state.failure = error;
       for (const write of writes) write.sink.settle(error);
       // Nothing more is written: the raft system must restart and reopen its storage.
@@ -117,8 +123,8 @@ export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
  * when it exits (a write the actor never got to is not durable).
  */
 export class ActorWalSink implements WalSink {
-  /** The callbacks of the writes cast and not yet settled, oldest first from `head`. */
-  private pending: Array<(error: Error | undefined) => void> = [];
+  /** The writes cast and not yet settled, oldest first from `head`. */
+  private pending: Array<WalWrite | undefined> = [];
   private head = 0;
   private failure: Error | undefined;
   private idleWaiters: Array<() => void> = [];
@@ -148,23 +154,27 @@ export class ActorWalSink implements WalSink {
   }
 
   submit(request: WriteRequest, done: (error: Error | undefined) => void): void {
+    this.submitWrite(requestWrite(request, done));
+  }
+
+  submitWrite(write: WalWrite): void {
     if (this.failure !== undefined) {
       const failure = this.failure;
       queueMicrotask(() =>
-        done(failure instanceof WriterFailedError ? failure : new WriterFailedError(failure)),
+        write.settle(failure instanceof WriterFailedError ? failure : new WriterFailedError(failure)),
       );
       return;
     }
-    this.pending.push(done);
-    const message: WalWriteMessage = { type: 'wal.write', request, sink: this };
+    this.pending.push(write);
+    const message: WalWriteMessage = { type: 'wal.write', write, sink: this };
     this.node.cast(this.pid, message);
   }
 
   /** @internal Called by the writer actor, once per write, in the order the writes were cast. */
   settle(error: Error | undefined): void {
     if (this.head >= this.pending.length) return;
-    const done = this.pending[this.head]!;
-    this.pending[this.head++] = undefined as unknown as (error: Error | undefined) => void;
+    const write = this.pending[this.head]!;
+    this.pending[this.head++] = undefined;
     if (this.head === this.pending.length) {
       this.pending = [];
       this.head = 0;
@@ -173,7 +183,7 @@ export class ActorWalSink implements WalSink {
       this.head = 0;
     }
     if (error !== undefined) this.failure ??= error;
-    done(error);
+    write.settle(error);
     if (this.isIdle && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];

@@ -9,12 +9,66 @@ export interface WriteRequest {
 }
 
 /**
+ * One write as the sinks carry it: it adds its own operations to a batch (so a log append can
+ * encode its keys into one reused buffer, the batch copying them) and is settled exactly once, in
+ * submission order. The log store's appends implement it directly: no operation objects, no
+ * callback closure per append.
+ */
+export interface WalWrite {
+  /** The server the write belongs to, named in errors. */
+  readonly uid: string;
+  /** How many operations `writeTo` adds (batches take whole writes up to `maxBatchOps`). */
+  readonly size: number;
+  /**
+   * Adds the operations, in order, to `batch`, synchronously. Called once: by the class writer as
+   * the write is submitted, by the writer actor when it takes the write from its mailbox.
+   */
+  writeTo(batch: KvBatch): void;
+  /** Durable (no argument) or failed (the error): called once, after the batch's sync. */
+  settle(error: Error | undefined): void;
+}
+
+/** A `WriteRequest` and its callback as a `WalWrite`. */
+class RequestWrite implements WalWrite {
+  constructor(
+    private readonly request: WriteRequest,
+    private readonly done: (error: Error | undefined) => void,
+  ) {}
+
+  get uid(): string {
+    return this.request.uid;
+  }
+
+  get size(): number {
+    return this.request.ops.length;
+  }
+
+  writeTo(batch: KvBatch): void {
+    for (const op of this.request.ops) {
+      if (op.type === 'put') batch.put(op.key, op.value);
+      else batch.del(op.key);
+    }
+  }
+
+  settle(error: Error | undefined): void {
+    this.done(error);
+  }
+}
+
+/** Wraps a request and its callback for `WalSink.submitWrite`. */
+export function requestWrite(request: WriteRequest, done: (error: Error | undefined) => void): WalWrite {
+  return new RequestWrite(request, done);
+}
+
+/**
  * Where the stores send their writes: the class writer below, or the log writer actor
- * (`ActorWalSink`). Requests complete in submission order; `done` runs with no argument once the
+ * (`ActorWalSink`). Writes complete in submission order; `done` runs with no argument once the
  * request is durable, or with the error that failed it.
  */
 export interface WalSink {
   submit(request: WriteRequest, done: (error: Error | undefined) => void): void;
+  /** `submit` for a write that encodes itself (`submit(r, d)` is `submitWrite(requestWrite(r, d))`). */
+  submitWrite(write: WalWrite): void;
   /** The error that failed this sink, if it has; it then fails every request. */
   readonly failed: Error | undefined;
   /** True when nothing submitted is still waiting to be durable. */
@@ -22,11 +76,10 @@ export interface WalSink {
   idle(): Promise<void>;
 }
 
-/** A batch being filled: its native write batch and the callbacks of the requests in it. */
+/** A batch being filled: its native write batch and the writes in it. */
 interface Pending {
   readonly batch: KvBatch;
-  readonly done: Array<(error: Error | undefined) => void>;
-  readonly uids: string[];
+  readonly writes: WalWrite[];
   ops: number;
 }
 
@@ -97,32 +150,34 @@ export class GroupCommitWriter implements WalSink {
 
   /** Queues `request`; `done` runs once it is durable (no argument) or failed (the error). */
   submit(request: WriteRequest, done: (error: Error | undefined) => void): void {
+    this.submitWrite(new RequestWrite(request, done));
+  }
+
+  /** Queues `write`, copying its operations into the batch being filled at once. */
+  submitWrite(write: WalWrite): void {
     if (this.failure !== undefined) {
       const failure = this.failure;
-      queueMicrotask(() => done(new WriterFailedError(failure)));
+      queueMicrotask(() => write.settle(new WriterFailedError(failure)));
       return;
     }
     if (this.closed) {
-      queueMicrotask(() => done(new StorageClosedError()));
+      queueMicrotask(() => write.settle(new StorageClosedError()));
       return;
     }
+    const size = write.size;
     let pending = this.filling;
-    if (pending !== undefined && pending.ops > 0 && pending.ops + request.ops.length > this.maxBatchOps) {
-      // Full: it waits for its turn whole; a request is never split across batches.
+    if (pending !== undefined && pending.ops > 0 && pending.ops + size > this.maxBatchOps) {
+      // Full: it waits for its turn whole; a write is never split across batches.
       this.waiting.push(pending);
       pending = undefined;
     }
     if (pending === undefined) {
-      pending = { batch: this.kv.newBatch(), done: [], uids: [], ops: 0 };
+      pending = { batch: this.kv.newBatch(), writes: [], ops: 0 };
       this.filling = pending;
     }
-    for (const op of request.ops) {
-      if (op.type === 'put') pending.batch.put(op.key, op.value);
-      else pending.batch.del(op.key);
-    }
-    pending.ops += request.ops.length;
-    pending.done.push(done);
-    pending.uids.push(request.uid);
+    write.writeTo(pending.batch);
+    pending.ops += size;
+    pending.writes.push(write);
     this.schedule();
   }
 
@@ -179,26 +234,28 @@ export class GroupCommitWriter implements WalSink {
     const started = performance.now();
     pending.batch.write(true).then(
       () => {
+        const writes = pending.writes;
         this.counters.batches++;
-        this.counters.requests += pending.done.length;
+        this.counters.requests += writes.length;
         this.counters.ops += pending.ops;
         this.counters.syncMicros += Math.round((performance.now() - started) * 1000);
         countBatch(this.counters.opsPerBatch, pending.ops);
         this.inFlight = false;
-        for (const done of pending.done) done(undefined);
-        // What arrived during the sync goes out now; if nothing did, the next submit schedules.
+        for (let i = 0; i < writes.length; i++) writes[i]!.settle(undefined);
+        // What arrived during the sync goes out now; if nothing did, the next write schedules.
         if (this.filling !== undefined || this.waiting.length > 0) this.schedule();
         else this.notifyIdle();
       },
       (cause: unknown) => {
         this.inFlight = false;
-        const error = new LogWriteError([...new Set(pending.uids)], cause);
+        const error = new LogWriteError([...new Set(pending.writes.map((w) => w.uid))], cause);
         this.failure = error;
-        for (const done of pending.done) done(error);
+        for (const write of pending.writes) write.settle(error);
         const rest = [...this.waiting, ...(this.filling === undefined ? [] : [this.filling])];
         this.waiting = [];
         this.filling = undefined;
-        for (const later of rest) for (const done of later.done) done(new WriterFailedError(error));
+        for (const later of rest)
+          for (const write of later.writes) write.settle(new WriterFailedError(error));
         this.notifyIdle();
       },
     );

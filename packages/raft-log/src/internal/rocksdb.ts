@@ -26,18 +26,23 @@ export interface KvRange {
  * writer can fill the next batch while the previous one syncs.
  */
 export interface KvBatch {
-  put(key: Buffer, value: Buffer): void;
+  /** Copies `key` and `value` into the batch: the caller may reuse both buffers once it returns. */
+  put(key: Buffer, value: Uint8Array): void;
+  /** Copies `key` into the batch, as `put`. */
   del(key: Buffer): void;
   /** Writes the batch atomically; it cannot be used afterwards. */
   write(sync: boolean): Promise<void>;
 }
 
-/** A `KvBatch` that collects operations and hands them to `write` at once (for fakes and wrappers). */
+/**
+ * A `KvBatch` that collects operations and hands them to `write` at once (for fakes and wrappers).
+ * It copies keys and values, as the native batch does: the stores reuse their key buffers.
+ */
 export function collectingBatch(write: (ops: readonly KvOp[], sync: boolean) => Promise<void>): KvBatch {
   const ops: KvOp[] = [];
   return {
-    put: (key, value) => ops.push({ type: 'put', key, value }),
-    del: (key) => ops.push({ type: 'del', key }),
+    put: (key, value) => ops.push({ type: 'put', key: Buffer.from(key), value: Buffer.from(value) }),
+    del: (key) => ops.push({ type: 'del', key: Buffer.from(key) }),
     write: (sync) => write(ops, sync),
   };
 }
@@ -69,7 +74,8 @@ interface RawBinding {
   iterator_end(it: IteratorContext, cb: (err?: Error | null) => void): void;
   /** The chained write batch, used directly (abstract-leveldown wraps every call in checks). */
   batch_init(db: unknown): BatchContext;
-  batch_put(batch: BatchContext, key: Buffer, value: Buffer): void;
+  /** Any Uint8Array for either (napi_is_buffer accepts every ArrayBufferView). */
+  batch_put(batch: BatchContext, key: Buffer, value: Uint8Array): void;
   batch_del(batch: BatchContext, key: Buffer): void;
   batch_write(batch: BatchContext, options: { sync: boolean }, cb: (err?: Error | null) => void): void;
 }
