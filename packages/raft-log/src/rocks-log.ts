@@ -1,14 +1,16 @@
 import { createCodec, isServerId } from '@otra/protocol';
 import { LogCorruptionError, LogInputError } from './errors.ts';
+import { decodeEntry, EntryEncoder, encodeLogStart, sealRecord } from './internal/entry-codec.ts';
 import {
-  decodeEntry,
-  ENTRY_HEADER,
-  encodeEntry,
-  encodeLogStart,
-  sealRecord,
-} from './internal/entry-codec.ts';
-import { checkUid, entryKey, indexOfEntryKey, logStartKey, metaKey, splitKey } from './internal/keys.ts';
-import type { Kv, KvOp } from './internal/rocksdb.ts';
+  checkUid,
+  EntryKeys,
+  entryKey,
+  indexOfEntryKey,
+  logStartKey,
+  metaKey,
+  splitKey,
+} from './internal/keys.ts';
+import type { Kv, KvBatch, KvOp } from './internal/rocksdb.ts';
 import { ServerLog } from './internal/server-log.ts';
 import type {
   AppendOptions,
@@ -20,7 +22,7 @@ import type {
   ServerMeta,
   StoredEntry,
 } from './types.ts';
-import type { WalSink, WriteRequest } from './writer.ts';
+import type { WalSink, WalWrite, WriteRequest } from './writer.ts';
 
 /** The sink the stores write through; replaced when the log writer actor takes over. */
 export interface SinkRef {
@@ -86,6 +88,62 @@ export class BackgroundDeleter {
   }
 }
 
+/** The settlers of the promise being made (a shared executor: no closure per append). */
+let capturedResolve: (written: LogWritten) => void = () => undefined;
+let capturedReject: (error: Error) => void = () => undefined;
+function captureSettlers(resolve: (written: LogWritten) => void, reject: (error: Error) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
+
+/**
+ * One append on its way through the writer: puts its values under the server's reused key, deletes
+ * a truncated suffix longer than the new entries, and settles the append's promise.
+ */
+class AppendWrite implements WalWrite {
+  readonly size: number;
+  readonly upTo: number;
+
+  constructor(
+    private readonly log: ServerLog,
+    private readonly keys: EntryKeys,
+    private readonly first: number,
+    /** One value, or one per entry from `first` on. */
+    private readonly values: Uint8Array | Uint8Array[],
+    /** Old entries `upTo + 1 .. deleteTo` go in the same batch. */
+    private readonly deleteTo: number,
+    private readonly term: number,
+    private readonly resolve: (written: LogWritten) => void,
+    private readonly reject: (error: Error) => void,
+  ) {
+    const count = Array.isArray(values) ? values.length : 1;
+    this.upTo = first + count - 1;
+    this.size = count + Math.max(0, deleteTo - this.upTo);
+  }
+
+  get uid(): string {
+    return this.log.uid;
+  }
+
+  writeTo(batch: KvBatch): void {
+    const keys = this.keys;
+    const values = this.values;
+    if (Array.isArray(values)) {
+      for (let k = 0; k < values.length; k++) batch.put(keys.at(this.first + k), values[k]!);
+    } else batch.put(keys.at(this.first), values);
+    for (let i = this.upTo + 1; i <= this.deleteTo; i++) batch.del(keys.at(i));
+  }
+
+  settle(error: Error | undefined): void {
+    if (error !== undefined) {
+      this.reject(error);
+      return;
+    }
+    this.log.written();
+    this.resolve({ type: 'log.written', uid: this.log.uid, upTo: this.upTo, term: this.term });
+  }
+}
+
 /** The RocksDB log: a view per server (start, terms, recent tail) in memory; writes through the shared writer. */
 export class RocksLogStore implements LogStore {
   /** @internal Built by `openRocksStorage`, which recovers the views first. */
@@ -96,6 +154,8 @@ export class RocksLogStore implements LogStore {
     /** @internal */ readonly views: Map<string, ServerLog>,
     private readonly tailEntries: number,
   ) {}
+
+  private readonly encoder = new EntryEncoder();
 
   private view(uid: string): ServerLog {
     let log = this.views.get(uid);
@@ -116,31 +176,42 @@ export class RocksLogStore implements LogStore {
   append(uid: string, entries: readonly StoredEntry[], options?: AppendOptions): Promise<LogWritten> {
     const log = this.view(uid);
     const truncateFrom = options?.truncateFrom;
-    const plan = log.plan(entries, truncateFrom);
-    const ops: KvOp[] = [];
+    const deleteTo = log.check(entries, truncateFrom);
+    const count = entries.length;
+    const encoder = this.encoder;
     // The tail keeps views of the encoded values: what reads return is what RocksDB got, even if
-    // the caller reuses its buffers.
-    const kept: StoredEntry[] = [];
-    for (const entry of entries) {
-      const value = encodeEntry(entry.index, entry.term, entry.data);
-      ops.push({ type: 'put', key: entryKey(uid, entry.index), value });
-      kept.push({ index: entry.index, term: entry.term, data: value.subarray(ENTRY_HEADER) });
+    // the caller reuses its buffers. Each value is encoded once, here; the batch copies it.
+    if (truncateFrom !== undefined) log.truncate(truncateFrom);
+    let values: Uint8Array | Uint8Array[];
+    if (count === 1) {
+      const entry = entries[0]!;
+      values = encoder.encode(entry.index, entry.term, entry.data);
+      log.push({ index: entry.index, term: entry.term, data: encoder.data });
+    } else {
+      values = new Array<Uint8Array>(count);
+      for (let k = 0; k < count; k++) {
+        const entry = entries[k]!;
+        values[k] = encoder.encode(entry.index, entry.term, entry.data);
+        log.push({ index: entry.index, term: entry.term, data: encoder.data });
+      }
     }
-    for (let i = plan.deleteFrom; i <= plan.deleteTo; i++) ops.push({ type: 'del', key: entryKey(uid, i) });
-    log.apply(kept, truncateFrom);
-    const written: LogWritten = {
-      type: 'log.written',
-      uid,
-      upTo: plan.written.upTo,
-      term: plan.written.term,
-    };
-    return new Promise((resolve, reject) => {
-      this.sink.current.submit({ uid, ops }, (error) => {
-        if (error !== undefined) return reject(error);
-        log.written();
-        resolve(written);
-      });
-    });
+    const last = entries[count - 1]!;
+    log.endAppend(last.index, last.term, truncateFrom);
+    log.entryKeys ??= new EntryKeys(uid);
+    const written = new Promise<LogWritten>(captureSettlers);
+    this.sink.current.submitWrite(
+      new AppendWrite(
+        log,
+        log.entryKeys,
+        entries[0]!.index,
+        values,
+        deleteTo,
+        last.term,
+        capturedResolve,
+        capturedReject,
+      ),
+    );
+    return written;
   }
 
   last(uid: string): IndexTerm {

@@ -48,6 +48,37 @@ export function entryKey(uid: string, index: number): Buffer {
   return key;
 }
 
+/**
+ * One reused entry key of a server, for filling write batches (which copy keys): the prefix is
+ * written once, `at(index)` rewrites only the 8 index bytes. Use the returned key before the next
+ * `at` call.
+ */
+export class EntryKeys {
+  private readonly key: Buffer;
+  private readonly indexAt: number;
+
+  constructor(uid: string) {
+    this.key = prefixed(ENTRY, uid, 8);
+    this.indexAt = 2 + uid.length;
+  }
+
+  at(index: number): Buffer {
+    const key = this.key;
+    const i = this.indexAt;
+    const hi = Math.floor(index / 0x1_0000_0000);
+    const lo = index >>> 0;
+    key[i] = hi >>> 24;
+    key[i + 1] = hi >>> 16;
+    key[i + 2] = hi >>> 8;
+    key[i + 3] = hi;
+    key[i + 4] = lo >>> 24;
+    key[i + 5] = lo >>> 16;
+    key[i + 6] = lo >>> 8;
+    key[i + 7] = lo;
+    return key;
+  }
+}
+
 /** The bounds of every entry key of `uid`: `[entryKey(uid, 0), entryKey(uid, 2^64-1)]`. */
 export function entryRange(uid: string): { gte: Buffer; lte: Buffer } {
   const gte = prefixed(ENTRY, uid, 8);

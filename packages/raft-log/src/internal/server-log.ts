@@ -1,5 +1,6 @@
 import { LogInputError } from '../errors.ts';
 import type { IndexTerm, StoredEntry } from '../types.ts';
+import type { EntryKeys } from './keys.ts';
 import { TermRuns } from './term-runs.ts';
 
 /** A pending write that removed entries from `truncateFrom` on; `seq` orders it among the writes. */
@@ -42,6 +43,8 @@ export class ServerLog {
   tail: StoredEntry[] = [];
   tailStart = 1;
   corruption: Error | undefined;
+  /** The RocksDB store's reused entry key for this server (made on its first append). */
+  entryKeys: EntryKeys | undefined;
   /** Bumped whenever entries already in the log are replaced or dropped, so a slow read can tell. */
   generation = 0;
   /** The last index of each write not yet known durable, oldest first from `pendingHead`. */
@@ -84,9 +87,21 @@ export class ServerLog {
 
   /** Validates an append; throws `LogInputError` without changing anything. */
   plan(entries: readonly StoredEntry[], truncateFrom: number | undefined): AppendPlan {
-    this.checkUsable();
+    const deleteTo = this.check(entries, truncateFrom);
+    const last = entries[entries.length - 1]!;
+    return { deleteFrom: last.index + 1, deleteTo, written: { upTo: last.index, term: last.term } };
+  }
+
+  /**
+   * `plan` without the plan object (the RocksDB store's append path): validates, throws
+   * `LogInputError` without changing anything, and returns the last old index to delete in the
+   * same batch (old entries `last new index + 1 ..` that value; none when it is below).
+   */
+  check(entries: readonly StoredEntry[], truncateFrom: number | undefined): number {
+    if (this.corruption !== undefined) throw this.corruption;
     const uid = this.uid;
-    if (entries.length === 0) throw new LogInputError(uid, 'append needs at least one entry');
+    const count = entries.length;
+    if (count === 0) throw new LogInputError(uid, 'append needs at least one entry');
     const first = entries[0]!.index;
     if (truncateFrom !== undefined) {
       if (
@@ -105,50 +120,53 @@ export class ServerLog {
     } else if (first !== this.lastIndex + 1) {
       throw new LogInputError(uid, `append at ${first} does not follow the last index ${this.lastIndex}`);
     }
-    let prevTerm = this.termAt(first - 1) ?? 0;
-    for (let k = 0; k < entries.length; k++) {
+    // lastTerm is the term at lastIndex (the start's term when the log is empty).
+    let prevTerm = first - 1 === this.lastIndex ? this.lastTerm : (this.termAt(first - 1) ?? 0);
+    for (let k = 0; k < count; k++) {
       const entry = entries[k]!;
       if (entry.index !== first + k)
         throw new LogInputError(uid, `entries are not consecutive at ${entry.index}`);
-      if (!Number.isSafeInteger(entry.term) || entry.term < prevTerm || entry.term < 1) {
-        throw new LogInputError(
-          uid,
-          `term ${entry.term} at ${entry.index} is below the previous term ${prevTerm}`,
-        );
+      const term = entry.term;
+      if (!Number.isSafeInteger(term) || term < prevTerm || term < 1) {
+        throw new LogInputError(uid, `term ${term} at ${entry.index} is below the previous term ${prevTerm}`);
       }
       if (!(entry.data instanceof Uint8Array))
         throw new LogInputError(uid, `entry ${entry.index} data is not bytes`);
-      prevTerm = entry.term;
+      prevTerm = term;
     }
-    const last = entries[entries.length - 1]!;
-    return {
-      deleteFrom: last.index + 1,
-      deleteTo: truncateFrom === undefined ? last.index : this.lastIndex,
-      written: { upTo: last.index, term: last.term },
-    };
+    return truncateFrom === undefined ? first + count - 1 : this.lastIndex;
   }
 
   /** Applies a planned append to the view. */
   apply(entries: readonly StoredEntry[], truncateFrom: number | undefined): void {
-    if (truncateFrom !== undefined) {
-      this.generation++;
-      this.runs.truncateFrom(truncateFrom);
-      if (truncateFrom <= this.tailStart) {
-        this.tail = [];
-        this.tailStart = truncateFrom;
-      } else {
-        this.tail.length = truncateFrom - this.tailStart;
-      }
-      if (this.durable >= truncateFrom) this.durable = truncateFrom - 1;
-    }
-    for (const entry of entries) {
-      this.runs.push(entry.index, entry.term);
-      this.tail.push(entry);
-    }
+    if (truncateFrom !== undefined) this.truncate(truncateFrom);
+    for (const entry of entries) this.push(entry);
     const last = entries[entries.length - 1]!;
-    this.lastIndex = last.index;
-    this.lastTerm = last.term;
-    this.pushPending(last.index, truncateFrom);
+    this.endAppend(last.index, last.term, truncateFrom);
+  }
+
+  /** `apply` in steps, for a caller that makes the entries as it goes: `truncate` (if any), `push` each, `endAppend`. */
+  truncate(truncateFrom: number): void {
+    this.generation++;
+    this.runs.truncateFrom(truncateFrom);
+    if (truncateFrom <= this.tailStart) {
+      this.tail = [];
+      this.tailStart = truncateFrom;
+    } else {
+      this.tail.length = truncateFrom - this.tailStart;
+    }
+    if (this.durable >= truncateFrom) this.durable = truncateFrom - 1;
+  }
+
+  push(entry: StoredEntry): void {
+    this.runs.push(entry.index, entry.term);
+    this.tail.push(entry);
+  }
+
+  endAppend(lastIndex: number, lastTerm: number, truncateFrom: number | undefined): void {
+    this.lastIndex = lastIndex;
+    this.lastTerm = lastTerm;
+    this.pushPending(lastIndex, truncateFrom);
   }
 
   private pushPending(last: number, truncateFrom: number | undefined): void {
