@@ -24,17 +24,38 @@ const SLAB_BYTES = 8192;
 /** Larger values get a backing of their own, as `Buffer.allocUnsafe` does above half its pool. */
 const SLAB_MAX_VALUE = SLAB_BYTES >>> 1;
 
+type BufferView = new (buffer: ArrayBuffer, byteOffset: number, length: number) => Buffer;
+
+/**
+ * `Buffer[Symbol.species]` is Node's internal `FastBuffer`, whose instances are ordinary Buffers
+ * (`Buffer.from(arrayBuffer, offset, length)` makes one after its argument checks, ~2x the cost).
+ * Checked once here; `Buffer.from` is used if it ever is anything else.
+ */
+const FastBuffer: BufferView | undefined = (() => {
+  const species: unknown = (Buffer as unknown as Record<symbol, unknown>)[Symbol.species];
+  if (typeof species !== 'function' || species === Buffer) return undefined;
+  try {
+    const made: unknown = new (species as BufferView)(new ArrayBuffer(8), 4, 2);
+    const ok =
+      Buffer.isBuffer(made) &&
+      Object.getPrototypeOf(made) === Buffer.prototype &&
+      made.byteOffset === 4 &&
+      made.length === 2;
+    return ok ? (species as BufferView) : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
 /** A backing store for values with the views the encoder writes through, made once per slab. */
 class Slab {
   readonly bytes: Uint8Array;
   readonly words: Int32Array;
-  readonly view: DataView;
   offset = 0;
 
   constructor(readonly buffer: ArrayBuffer) {
     this.bytes = new Uint8Array(buffer);
     this.words = new Int32Array(buffer);
-    this.view = new DataView(buffer);
   }
 
   static make(size: number): Slab {
@@ -48,8 +69,8 @@ class Slab {
 /**
  * Encodes entry values (`u32 crc32c | u64 index | u64 term | data`, as `encodeEntry`) for the
  * append path: each value is written at an 8-byte aligned offset of a slab, so the crc reads
- * 32-bit words through the slab's one word view, and the header goes through the slab's one
- * DataView: no Buffer, view or number check per field per entry. `encode` returns the value as a
+ * 32-bit words through the slab's one word view, and the header is plain byte stores: no Buffer
+ * allocation and no checked `writeUInt32BE` per field per entry. `encode` returns the value as a
  * `Uint8Array` (for the write batch, which copies it) and leaves `data`, a `Buffer` over the
  * entry's bytes inside that value, for the in-memory tail.
  */
@@ -68,16 +89,27 @@ export class EntryEncoder {
     }
     const at = slab.offset;
     slab.offset = (at + length + 7) & ~7;
-    const view = slab.view;
-    view.setUint32(at + 4, Math.floor(index / 0x1_0000_0000));
-    view.setUint32(at + 8, index >>> 0);
-    view.setUint32(at + 12, Math.floor(term / 0x1_0000_0000));
-    view.setUint32(at + 16, term >>> 0);
-    slab.bytes.set(data, at + HEADER);
-    view.setUint32(at, crc32cWords(slab.words, slab.bytes, 0, at + 4, at + length, 0));
-    this.data = Buffer.from(slab.buffer, at + HEADER, data.length);
+    const bytes = slab.bytes;
+    setU32(bytes, at + 4, Math.floor(index / 0x1_0000_0000));
+    setU32(bytes, at + 8, index >>> 0);
+    setU32(bytes, at + 12, Math.floor(term / 0x1_0000_0000));
+    setU32(bytes, at + 16, term >>> 0);
+    bytes.set(data, at + HEADER);
+    setU32(bytes, at, crc32cWords(slab.words, bytes, 0, at + 4, at + length, 0));
+    this.data =
+      FastBuffer === undefined
+        ? Buffer.from(slab.buffer, at + HEADER, data.length)
+        : new FastBuffer(slab.buffer, at + HEADER, data.length);
     return new Uint8Array(slab.buffer, at, length);
   }
+}
+
+/** Big-endian u32 by byte stores (no bounds or type checks: the encoder has sized the slab). */
+function setU32(bytes: Uint8Array, at: number, n: number): void {
+  bytes[at] = n >>> 24;
+  bytes[at + 1] = n >>> 16;
+  bytes[at + 2] = n >>> 8;
+  bytes[at + 3] = n;
 }
 
 export type DecodedEntry =
