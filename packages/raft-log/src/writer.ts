@@ -86,7 +86,18 @@ interface Pending {
 export interface WriterOptions {
   /** A batch takes whole requests until it holds this many operations (default 65,536). */
   readonly maxBatchOps?: number;
+  /**
+   * While nothing is in flight, send the batch being filled once it has been filling for
+   * `max(1 ms, half the last sync)` (checked every 64 writes) instead of at the end of the turn
+   * (default true; see the class comment).
+   */
+  readonly flushLongFills?: boolean;
 }
+
+/** A long fill is checked for every this many writes (a clock read each time). */
+const FILL_CHECK_EVERY = 64;
+/** A fill shorter than this never goes out before the end of its turn. */
+const MIN_LONG_FILL_MS = 1;
 
 /** Upper bounds of the `opsPerBatch` histogram buckets (the last bucket counts everything above). */
 export const WAL_BATCH_BUCKETS: readonly number[] = [
@@ -121,9 +132,17 @@ export interface WriterStats {
  * Everything submitted while the database is idle goes out in one synced write batch as soon as
  * the current event-loop turn's callbacks have run (`setImmediate`: no timer, no delay to wait
  * for company). While that batch syncs, new requests go into the next native write batch as they
- * arrive (so its encoding overlaps the sync); when the sync completes, that batch goes out.
- * Exactly one batch is in flight, so the cost of an fsync is shared by everything that arrived
- * during the previous one, and load raises the batch size instead of the number of syncs.
+ * arrive (so its encoding overlaps the sync); when the sync completes, that batch goes out at
+ * once, before the completed batch's callbacks run. Exactly one batch is in flight, so the cost of
+ * an fsync is shared by everything that arrived during the previous one, and load raises the batch
+ * size instead of the number of syncs.
+ *
+ * A turn can be long: when a batch of 1,000 appends completes, its 1,000 callbacks resume their
+ * appenders, which append again, all in one run of microtasks (milliseconds of JavaScript, as long
+ * as the sync itself). So that the disk does not sit idle all that time, a batch that has been
+ * filling while nothing is in flight for `max(1 ms, half the last sync)` goes out then; the rest of
+ * the turn's writes fill the next batch while it syncs, and from then on each sync overlaps the
+ * JavaScript of the other half (`flushLongFills: false` turns this off).
  *
  * A request completes (its callback runs with no error) only once its batch is durable. If a batch
  * fails, every request in it fails with `LogWriteError`, everything queued or submitted later with
@@ -139,6 +158,11 @@ export class GroupCommitWriter implements WalSink {
   private closed = false;
   private idleWaiters: Array<() => void> = [];
   private readonly maxBatchOps: number;
+  private readonly flushLongFills: boolean;
+  /** When the batch being filled got its first write; writes since the last long-fill check. */
+  private fillingSince = 0;
+  private sinceFillCheck = 0;
+  private lastSyncMs = 0;
   private counters = { batches: 0, requests: 0, ops: 0, syncMicros: 0, opsPerBatch: emptyBuckets() };
 
   constructor(
@@ -146,6 +170,7 @@ export class GroupCommitWriter implements WalSink {
     options: WriterOptions = {},
   ) {
     this.maxBatchOps = options.maxBatchOps ?? 65_536;
+    this.flushLongFills = options.flushLongFills ?? true;
   }
 
   /** Queues `request`; `done` runs once it is durable (no argument) or failed (the error). */
@@ -174,10 +199,21 @@ export class GroupCommitWriter implements WalSink {
     if (pending === undefined) {
       pending = { batch: this.kv.newBatch(), writes: [], ops: 0 };
       this.filling = pending;
+      this.fillingSince = performance.now();
+      this.sinceFillCheck = 0;
     }
     write.writeTo(pending.batch);
     pending.ops += size;
     pending.writes.push(write);
+    if (this.inFlight) return;
+    if (this.flushLongFills && ++this.sinceFillCheck >= FILL_CHECK_EVERY) {
+      this.sinceFillCheck = 0;
+      const filling = performance.now() - this.fillingSince;
+      if (filling >= MIN_LONG_FILL_MS && filling >= this.lastSyncMs / 2) {
+        this.flush();
+        return;
+      }
+    }
     this.schedule();
   }
 
@@ -235,12 +271,16 @@ export class GroupCommitWriter implements WalSink {
     pending.batch.write(true).then(
       () => {
         const writes = pending.writes;
+        const syncMs = performance.now() - started;
+        this.lastSyncMs = syncMs;
         this.counters.batches++;
         this.counters.requests += writes.length;
         this.counters.ops += pending.ops;
-        this.counters.syncMicros += Math.round((performance.now() - started) * 1000);
+        this.counters.syncMicros += Math.round(syncMs * 1000);
         countBatch(this.counters.opsPerBatch, pending.ops);
         this.inFlight = false;
+        // What arrived during the sync goes out before these callbacks run (they may take long).
+        if (this.filling !== undefined || this.waiting.length > 0) this.flush();
         for (let i = 0; i < writes.length; i++) writes[i]!.settle(undefined);
         // What arrived during the sync goes out now; if nothing did, the next write schedules.
         if (this.filling !== undefined || this.waiting.length > 0) this.schedule();

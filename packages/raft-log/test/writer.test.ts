@@ -117,4 +117,52 @@ describe('GroupCommitWriter', () => {
     await expect(writer.write({ uid: 'x', ops: [op(5)] })).rejects.toBeInstanceOf(WriterFailedError);
     expect(kv.batches.length).toBe(1);
   });
+
+  it('sends what arrived during a sync before running the callbacks of the synced batch', async () => {
+    const kv = new GatedKv();
+    const writer = new GroupCommitWriter(kv);
+    const writtenWhenAcked: number[] = [];
+    writer.submit({ uid: 'a', ops: [op(1)] }, () => writtenWhenAcked.push(kv.batches.length));
+    await batchesReach(kv, 1);
+    writer.submit({ uid: 'a', ops: [op(2)] }, () => undefined);
+    writer.submit({ uid: 'b', ops: [op(3)] }, () => undefined);
+    kv.batches[0]!.finish();
+    await batchesReach(kv, 2);
+    // The second batch was already on its way when the first one's callback ran.
+    expect(writtenWhenAcked).toEqual([2]);
+    expect(kv.batches[1]!.ops.length).toBe(2);
+    expect(kv.maxInFlight).toBe(1);
+    kv.batches[1]!.finish();
+    await writer.idle();
+  });
+
+  it('sends a batch that has been filling for long while idle, and fills the next meanwhile', async () => {
+    const busy = (ms: number) => {
+      const until = performance.now() + ms;
+      while (performance.now() < until) {}
+    };
+    for (const flushLongFills of [true, false]) {
+      const kv = new GatedKv();
+      const writer = new GroupCommitWriter(kv, { flushLongFills });
+      const done: number[] = [];
+      // One long run of JavaScript (as 1,000 acknowledgements resuming their appenders): 64 writes
+      // take 2 ms, then 36 more follow in the same turn.
+      for (let n = 0; n < 100; n++) {
+        writer.submit({ uid: 'a', ops: [op(n & 0xff)] }, () => done.push(n));
+        if (n < 64) busy(2 / 64);
+        if (n === 63) expect(kv.batches.length).toBe(flushLongFills ? 1 : 0);
+      }
+      await batchesReach(kv, 1);
+      expect(kv.batches[0]!.ops.length).toBe(flushLongFills ? 64 : 100);
+      kv.batches[0]!.finish();
+      if (flushLongFills) {
+        await batchesReach(kv, 2);
+        expect(kv.batches[1]!.ops.length).toBe(36);
+        kv.batches[1]!.finish();
+      }
+      await writer.idle();
+      expect(done).toEqual(Array.from({ length: 100 }, (_, n) => n));
+      expect(kv.maxInFlight).toBe(1);
+    }
+  });
 });
