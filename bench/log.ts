@@ -8,9 +8,18 @@
  *                        64 in flight of 16 entries each (a server appending batches of commands)
  *   log.servers          (c) 1,000 servers, one append of one entry in flight each
  *   log.servers.actor    (c) through the log writer actor (`spawnLogWriter`)
+ *   rocksdb.batch_sync_pipelined  the same, building the next batch while one syncs
  * Each otra figure is followed by RocksDB alone at the batch size the writer reached, measured in
  * slices interleaved with the otra slices (the machine is shared and noisy: drift hits both alike),
- * and the ratio of the two. Run: `pnpm exec tsx bench/log.ts` (`BENCH_ONLY=single,group,servers,actor`).
+ * and the ratios of the two: `ratio` against the serial baseline (issue 6's target: >= 80%), and
+ * `vs_pipelined` against the pipelined one. The serial baseline is what a closed loop of appenders
+ * would get if the store cost nothing: build a batch, sync it, repeat. The writer does better than
+ * taking turns: when a fill runs long it sends half and fills the rest while that syncs (see
+ * `GroupCommitWriter`), so at ~1,000 appenders it reaches batches of about half the appenders and
+ * overlaps each sync with JavaScript, which the serial baseline never does; `vs_pipelined` is the
+ * comparison that credits RocksDB alone with the same overlap. With the sync overlapped, the
+ * writer's `sync_busy` counts the time until the completion could run, so it reads ~100%.
+ * Run: `pnpm exec tsx bench/log.ts` (`BENCH_ONLY=single,group,servers,actor`).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -78,7 +87,14 @@ function entryKey(uid: string, index: number): Buffer {
   return key;
 }
 
-/** RocksDB with nothing on top, measured in slices: synced batches of `size` entries, one in flight. */
+/**
+ * RocksDB with nothing on top, measured in slices: synced batches of `size` entries, one in flight.
+ * Serial (the default): each batch is built, then written, then the next one built, so the
+ * JavaScript and the sync take turns as in a closed loop of appenders waiting for their
+ * acknowledgements. Pipelined: the next batch is built (filled piecewise, as the writer fills its
+ * next batch) while the previous one syncs, still one in flight: the most RocksDB alone gets from
+ * one JavaScript thread at that batch size, the fair comparison once the writer overlaps the two.
+ */
 class RocksBaseline {
   entries = 0;
   elapsed = 0;
@@ -90,16 +106,18 @@ class RocksBaseline {
   private constructor(
     private readonly kv: RocksKv,
     servers: number,
+    private readonly pipelined: boolean,
   ) {
     this.uids = Array.from({ length: servers }, (_, k) => `srv-${k}`);
     this.next = new Array<number>(servers).fill(0);
   }
 
-  static async open(servers: number): Promise<RocksBaseline> {
-    return new RocksBaseline(await RocksKv.open(freshDir()), servers);
+  static async open(servers: number, pipelined = false): Promise<RocksBaseline> {
+    return new RocksBaseline(await RocksKv.open(freshDir()), servers, pipelined);
   }
 
   async run(size: number, durationMs: number): Promise<void> {
+    if (this.pipelined) return this.runPipelined(size, durationMs);
     const start = performance.now();
     while (performance.now() - start < durationMs) {
       const ops: KvOp[] = [];
@@ -116,12 +134,33 @@ class RocksBaseline {
     this.elapsed += performance.now() - start;
   }
 
+  private async runPipelined(size: number, durationMs: number): Promise<void> {
+    const start = performance.now();
+    let inFlight: Promise<void> | undefined;
+    while (performance.now() - start < durationMs) {
+      const batch = this.kv.newBatch();
+      for (let k = 0; k < size; k++) {
+        const server = this.turn++ % this.uids.length;
+        const key = entryKey(this.uids[server]!, ++this.next[server]!);
+        batch.put(key, Buffer.allocUnsafe(ENTRY_BYTES + 20).fill(0x61));
+      }
+      await inFlight;
+      const t = performance.now();
+      inFlight = batch.write(true).then(() => {
+        this.lat.push(performance.now() - t);
+        this.entries += size;
+      });
+    }
+    await inFlight;
+    this.elapsed += performance.now() - start;
+  }
+
   rate(): number {
     return (this.entries * 1000) / this.elapsed;
   }
 
   report(size: number): void {
-    report('rocksdb.batch_sync', {
+    report(this.pipelined ? 'rocksdb.batch_sync_pipelined' : 'rocksdb.batch_sync', {
       per_batch: size,
       servers: this.uids.length,
       entries: `${Math.round(this.rate())}/s`,
@@ -233,6 +272,7 @@ async function closedLoop(
     entries = 0;
     const before = await writerStats();
     const baseline = await RocksBaseline.open(servers);
+    const pipelined = await RocksBaseline.open(servers, true);
     let elapsed = 0;
     let perFsync = appenders;
     for (let slice = 0; slice < SLICES; slice++) {
@@ -240,6 +280,7 @@ async function closedLoop(
       const now = await writerStats();
       perFsync = Math.max(1, Math.round((now.ops - before.ops) / (now.batches - before.batches)));
       await baseline.run(perFsync, PHASE_MS / SLICES / 2);
+      await pipelined.run(perFsync, PHASE_MS / SLICES / 2);
     }
     const after = await writerStats();
     const rate = (entries * 1000) / elapsed;
@@ -255,13 +296,16 @@ async function closedLoop(
       sync_busy: `${Math.round(((after.syncMicros - before.syncMicros) / 1000 / elapsed) * 100)}%`,
     });
     baseline.report(perFsync);
+    pipelined.report(perFsync);
     report(`${name}.vs_rocksdb`, {
       appenders,
       ...(perAppend > 1 ? { per_append: perAppend } : {}),
       per_fsync: perFsync,
       ratio: `${Math.round((rate / baseline.rate()) * 100)}%`,
+      vs_pipelined: `${Math.round((rate / pipelined.rate()) * 100)}%`,
     });
     await baseline.close();
+    await pipelined.close();
   }, actor);
 }
 
