@@ -49,6 +49,7 @@ export { openRocksStorage, type RocksStorage, type RocksStorageOptions } from '.
 export type {
   AppendOptions,
   IndexTerm,
+  LogListener,
   LogStore,
   LogWritten,
   MetaStore,

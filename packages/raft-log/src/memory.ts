@@ -16,6 +16,7 @@ import { checkServerMeta } from './rocks-log.ts';
 import type {
   AppendOptions,
   IndexTerm,
+  LogListener,
   LogStore,
   LogWritten,
   MetaStore,
@@ -89,6 +90,18 @@ export class MemoryLogStore implements LogStore {
       log.written();
       return { type: 'log.written', uid, upTo: plan.written.upTo, term: plan.written.term };
     });
+  }
+
+  appendNotify(
+    uid: string,
+    entries: readonly StoredEntry[],
+    options: AppendOptions | undefined,
+    listener: LogListener,
+  ): void {
+    this.append(uid, entries, options).then(
+      (written) => listener.logWritten(uid, written.upTo, written.term),
+      (error: Error) => listener.logWriteFailed(uid, error),
+    );
   }
 
   last(uid: string): IndexTerm {

@@ -15,6 +15,7 @@ import { ServerLog } from './internal/server-log.ts';
 import type {
   AppendOptions,
   IndexTerm,
+  LogListener,
   LogStore,
   LogWritten,
   MetaStore,
@@ -113,8 +114,10 @@ class AppendWrite implements WalWrite {
     /** Old entries `upTo + 1 .. deleteTo` go in the same batch. */
     private readonly deleteTo: number,
     private readonly term: number,
-    private readonly resolve: (written: LogWritten) => void,
-    private readonly reject: (error: Error) => void,
+    /** The promise's settlers (`append`), or the listener (`appendNotify`). */
+    private readonly resolve: ((written: LogWritten) => void) | undefined,
+    private readonly reject: ((error: Error) => void) | undefined,
+    private readonly listener: LogListener | undefined,
   ) {
     const count = Array.isArray(values) ? values.length : 1;
     this.upTo = first + count - 1;
@@ -135,12 +138,23 @@ class AppendWrite implements WalWrite {
   }
 
   settle(error: Error | undefined): void {
-    if (error !== undefined) {
-      this.reject(error);
+    if (error === undefined) this.log.written();
+    const listener = this.listener;
+    if (listener === undefined) {
+      if (error === undefined)
+        this.resolve!({ type: 'log.written', uid: this.log.uid, upTo: this.upTo, term: this.term });
+      else this.reject!(error);
       return;
     }
-    this.log.written();
-    this.resolve({ type: 'log.written', uid: this.log.uid, upTo: this.upTo, term: this.term });
+    try {
+      if (error === undefined) listener.logWritten(this.log.uid, this.upTo, this.term);
+      else listener.logWriteFailed(this.log.uid, error);
+    } catch (thrown) {
+      // Not into the writer, which is settling the rest of the batch.
+      queueMicrotask(() => {
+        throw thrown;
+      });
+    }
   }
 }
 
@@ -177,6 +191,33 @@ export class RocksLogStore implements LogStore {
     const log = this.view(uid);
     const truncateFrom = options?.truncateFrom;
     const deleteTo = log.check(entries, truncateFrom);
+    const written = new Promise<LogWritten>(captureSettlers);
+    this.enqueue(log, entries, truncateFrom, deleteTo, capturedResolve, capturedReject, undefined);
+    return written;
+  }
+
+  appendNotify(
+    uid: string,
+    entries: readonly StoredEntry[],
+    options: AppendOptions | undefined,
+    listener: LogListener,
+  ): void {
+    const log = this.view(uid);
+    const truncateFrom = options?.truncateFrom;
+    const deleteTo = log.check(entries, truncateFrom);
+    this.enqueue(log, entries, truncateFrom, deleteTo, undefined, undefined, listener);
+  }
+
+  /** Encodes a checked append, applies it to the view and hands it to the writer. */
+  private enqueue(
+    log: ServerLog,
+    entries: readonly StoredEntry[],
+    truncateFrom: number | undefined,
+    deleteTo: number,
+    resolve: ((written: LogWritten) => void) | undefined,
+    reject: ((error: Error) => void) | undefined,
+    listener: LogListener | undefined,
+  ): void {
     const count = entries.length;
     const encoder = this.encoder;
     // The tail keeps views of the encoded values: what reads return is what RocksDB got, even if
@@ -197,8 +238,7 @@ export class RocksLogStore implements LogStore {
     }
     const last = entries[count - 1]!;
     log.endAppend(last.index, last.term, truncateFrom);
-    log.entryKeys ??= new EntryKeys(uid);
-    const written = new Promise<LogWritten>(captureSettlers);
+    log.entryKeys ??= new EntryKeys(log.uid);
     this.sink.current.submitWrite(
       new AppendWrite(
         log,
@@ -207,11 +247,11 @@ export class RocksLogStore implements LogStore {
         values,
         deleteTo,
         last.term,
-        capturedResolve,
-        capturedReject,
+        resolve,
+        reject,
+        listener,
       ),
     );
-    return written;
   }
 
   last(uid: string): IndexTerm {

@@ -40,6 +40,21 @@ export interface MetaWritten extends ServerMeta {
   readonly uid: string;
 }
 
+/**
+ * Hears how appends made with `LogStore.appendNotify` end: exactly one call per append, in the
+ * order the appends were made (the promise-free form of `append`'s answer; a promise of `append`
+ * completed in the same batch settles a microtask after these calls). The writer calls it
+ * synchronously as each batch completes, for all the appends in that batch in one pass, so a
+ * listener that is one object per server costs nothing per append; it should only record or
+ * enqueue (an exception it throws is rethrown in a microtask, not into the writer).
+ */
+export interface LogListener {
+  /** Every entry of `uid` up to `upTo` is durable; `term` is as in `LogWritten`. */
+  logWritten(uid: string, upTo: number, term: number): void;
+  /** The append's write failed (as `append`'s promise would reject): nothing of it is durable. */
+  logWriteFailed(uid: string, error: Error): void;
+}
+
 export interface AppendOptions {
   /**
    * Removes every entry with index >= `truncateFrom` in the same atomic write as the new entries (a
@@ -64,6 +79,17 @@ export interface AppendOptions {
  */
 export interface LogStore {
   append(uid: string, entries: readonly StoredEntry[], options?: AppendOptions): Promise<LogWritten>;
+  /**
+   * `append` without a promise: the same rules and input errors (thrown synchronously), the same
+   * durability and order; the outcome goes to `listener` instead (no promise, no `LogWritten`
+   * object, no microtask hop per append).
+   */
+  appendNotify(
+    uid: string,
+    entries: readonly StoredEntry[],
+    options: AppendOptions | undefined,
+    listener: LogListener,
+  ): void;
   /** The last entry; when the log is empty, the point it starts after (a snapshot's index and term). */
   last(uid: string): IndexTerm;
   /** The lowest index held; `last(uid).index + 1` when the log is empty. */

@@ -337,8 +337,16 @@ describe('rocksdb storage', () => {
     expect(reason).toBeInstanceOf(LogWriteError);
     expect(reason.message).toMatch(/No space left/);
     expect([...reason.uids].sort()).toEqual(['a', 'b']);
+    // The listener form hears the same failure.
+    const failures: Array<[string, string]> = [];
+    st.log.appendNotify('a', entries(7, 7, 1), undefined, {
+      logWritten: () => failures.push(['a', 'written']),
+      logWriteFailed: (uid, error) => failures.push([uid, error.constructor.name]),
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(failures).toEqual([['a', 'WriterFailedError']]);
     failNext = false;
-    await expect(st.log.append('a', entries(7, 7, 1))).rejects.toThrow(WriterFailedError);
+    await expect(st.log.append('a', entries(8, 8, 1))).rejects.toThrow(WriterFailedError);
     await expect(st.meta.store('a', { currentTerm: 1, votedFor: null })).rejects.toThrow(WriterFailedError);
     expect(st.writer.failed).toBeInstanceOf(LogWriteError);
     expect(st.log.durableIndex('a')).toBe(5);

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   crc32c,
   LogInputError,
+  type LogListener,
   type RaftStorage,
   SnapshotAbortedError,
   SnapshotChecksumError,
@@ -96,6 +97,43 @@ export function describeStorageContract(name: string, factory: () => StorageFact
         }
         await Promise.all(all);
         expect(order).toEqual(Array.from({ length: 50 }, (_, k) => k + 1));
+      });
+
+      it('appendNotify: the same log, each append heard once and in order, mixed with append', async () => {
+        const heard: string[] = [];
+        const viaPromise: number[] = [];
+        const listener: LogListener = {
+          logWritten: (uid, upTo, term) => heard.push(`${uid}:${upTo}/${term}`),
+          logWriteFailed: (uid, error) => heard.push(`${uid}:failed:${error.message}`),
+        };
+        const promised: Promise<unknown>[] = [];
+        for (let i = 1; i <= 40; i++) {
+          // (A promise settles a microtask after the listener calls of its batch: the two forms are
+          // each in order, not interleaved exactly.)
+          if (i % 3 === 0)
+            promised.push(s.log.append('a', entries(i, i, 1)).then((w) => viaPromise.push(w.upTo)));
+          else s.log.appendNotify('a', entries(i, i, 1), undefined, listener);
+        }
+        s.log.appendNotify('b', entries(1, 3, 2), undefined, listener);
+        s.log.appendNotify('a', entries(38, 39, 3, 'new-'), { truncateFrom: 38 }, listener);
+        // Visible at once, as with append; input errors throw synchronously and change nothing.
+        expect(s.log.last('a')).toEqual({ index: 39, term: 3 });
+        expect(() => s.log.appendNotify('a', entries(41, 41, 3), undefined, listener)).toThrow(LogInputError);
+        expect(() => s.log.appendNotify('b', entries(4, 4, 1), undefined, listener)).toThrow(/below/);
+        await Promise.all(promised);
+        for (let k = 0; k < 100 && heard.length < 29; k++) await new Promise((r) => setImmediate(r));
+        const notified = Array.from({ length: 40 }, (_, k) => k + 1).filter((i) => i % 3 !== 0);
+        expect(heard.filter((h) => h.startsWith('a:'))).toEqual([
+          ...notified.map((i) => `a:${i}/1`),
+          'a:39/3',
+        ]);
+        expect(viaPromise).toEqual(Array.from({ length: 13 }, (_, k) => 3 * (k + 1)));
+        expect(heard.filter((h) => h.startsWith('b:'))).toEqual(['b:3/2']);
+        expect(s.log.durableIndex('a')).toBe(39);
+        expect((await s.log.read('a', 36, 39)).map(text)).toEqual([
+          ...entries(36, 37, 1).map(text),
+          ...entries(38, 39, 3, 'new-').map(text),
+        ]);
       });
 
       it('rejects malformed appends without changing the log', async () => {
