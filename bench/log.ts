@@ -7,6 +7,7 @@
  *   log.group_commit     (b) 64 / 1,024 appends in flight to one server (pipelined clients); and
  *                        64 in flight of 16 entries each (a server appending batches of commands)
  *   log.servers          (c) 1,000 servers, one append of one entry in flight each
+ *   log.group_commit.notify  (b) 1,024 appenders through `appendNotify` (no promise per append)
  *   log.servers.actor    (c) through the log writer actor (`spawnLogWriter`)
  *   rocksdb.batch_sync_pipelined  the same, building the next batch while one syncs
  * Each otra figure is followed by RocksDB alone at the batch size the writer reached, measured in
@@ -19,7 +20,7 @@
  * overlaps each sync with JavaScript, which the serial baseline never does; `vs_pipelined` is the
  * comparison that credits RocksDB alone with the same overlap. With the sync overlapped, the
  * writer's `sync_busy` counts the time until the completion could run, so it reads ~100%.
- * Run: `pnpm exec tsx bench/log.ts` (`BENCH_ONLY=single,group,servers,actor`).
+ * Run: `pnpm exec tsx bench/log.ts` (`BENCH_ONLY=single,group,notify,servers,actor`).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -27,6 +28,7 @@ import * as path from 'node:path';
 import { Node } from '@otra/actors';
 import {
   type KvOp,
+  type LogListener,
   openRocksStorage,
   RocksKv,
   type RocksStorage,
@@ -236,13 +238,38 @@ async function closedLoop(
   servers: number,
   actor = false,
   perAppend = 1,
+  notify = false,
 ): Promise<void> {
   await withStorage(async (s, writerStats) => {
     const uids = Array.from({ length: servers }, (_, k) => `srv-${k}`);
     const lat: number[] = [];
     let stop = false;
     let entries = 0;
+    /** The same closed loop through `appendNotify`: the appender is its own listener. */
+    const notifyLoop = (k: number): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const uid = uids[k % servers]!;
+        let t = 0;
+        const next = (): void => {
+          if (stop) return resolve();
+          t = performance.now();
+          const first = s.log.last(uid).index + 1;
+          const batch: StoredEntry[] = [];
+          for (let k = 0; k < perAppend; k++) batch.push({ index: first + k, term: 1, data });
+          s.log.appendNotify(uid, batch, undefined, listener);
+        };
+        const listener: LogListener = {
+          logWritten: () => {
+            lat.push(performance.now() - t);
+            entries += perAppend;
+            next();
+          },
+          logWriteFailed: (_uid, error) => reject(error),
+        };
+        next();
+      });
     const loop = async (k: number): Promise<void> => {
+      if (notify) return notifyLoop(k);
       const uid = uids[k % servers]!;
       while (!stop) {
         const t = performance.now();
@@ -323,6 +350,7 @@ async function main(): Promise<void> {
   if (wanted('group')) await closedLoop('log.group_commit', 64, 1);
   if (wanted('group')) await closedLoop('log.group_commit', 1024, 1);
   if (wanted('group')) await closedLoop('log.group_commit', 64, 1, false, 16);
+  if (wanted('notify')) await closedLoop('log.group_commit.notify', 1024, 1, false, 1, true);
   if (wanted('servers')) await closedLoop('log.servers', 1000, 1000);
   if (wanted('actor')) await closedLoop('log.servers.actor', 1000, 1000, true);
   report('bench.log', { seconds: ((performance.now() - started) / 1000).toFixed(1) });
