@@ -109,8 +109,8 @@ class AppendWrite implements WalWrite {
     private readonly log: ServerLog,
     private readonly keys: EntryKeys,
     private readonly first: number,
-    /** One value, or one per entry from `first` on. */
-    private readonly values: Uint8Array | Uint8Array[],
+    /** One value, or one per entry from `first` on; dropped once in the batch (which copied them). */
+    private values: Uint8Array | Uint8Array[] | undefined,
     /** Old entries `upTo + 1 .. deleteTo` go in the same batch. */
     private readonly deleteTo: number,
     private readonly term: number,
@@ -131,6 +131,8 @@ class AppendWrite implements WalWrite {
   writeTo(batch: KvBatch): void {
     const keys = this.keys;
     const values = this.values;
+    this.values = undefined;
+    if (values === undefined) throw new Error('an append was written into a batch twice');
     if (Array.isArray(values)) {
       for (let k = 0; k < values.length; k++) batch.put(keys.at(this.first + k), values[k]!);
     } else batch.put(keys.at(this.first), values);
