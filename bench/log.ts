@@ -251,7 +251,10 @@ async function closedLoop(
         const uid = uids[k % servers]!;
         let t = 0;
         const next = (): void => {
-          if (stop) return resolve();
+          if (stop) {
+            resolve();
+            return;
+          }
           t = performance.now();
           const first = s.log.last(uid).index + 1;
           const batch: StoredEntry[] = [];
