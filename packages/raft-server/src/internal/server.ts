@@ -35,7 +35,7 @@ import {
   raftMachine,
   type ServerState,
 } from '@otra/raft-core';
-import type { SnapshotReceiver } from '@otra/raft-log';
+import type { LogListener, SnapshotReceiver } from '@otra/raft-log';
 import { type Actor, createActor, type SnapshotFrom } from 'xstate';
 import type { Counters, KeyMetrics, LeaderHooks, MemberInfo, Overview } from '../types.ts';
 import { concatBytes, decodeEntry, decodePacked, decodeState, encodeState, storedEntry } from './codec.ts';
@@ -144,6 +144,8 @@ interface ShellState {
   ticking: boolean;
   /** A fatal storage error: the server stops (its supervisor restarts it from disk). */
   failed: Error | undefined;
+  /** Turns the log writer's answers for this server into `log.written` / `raft.fatal` messages. */
+  logListener: LogListener | undefined;
   /**
    * Ticks left before this server deletes itself after applying the cluster's end-of-life command
    * (0: not ending). A leader waits a few heartbeats so its followers learn the command is committed.
@@ -380,6 +382,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
       receiver: undefined,
       counters: emptyCounters(),
       failed: undefined,
+      logListener: undefined,
       ending: 0,
       ticking: false,
     };
@@ -805,10 +808,12 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
     case 'log.append': {
       const entries = effect.entries.map(storedEntry);
       const options = effect.truncateFrom === undefined ? undefined : { truncateFrom: effect.truncateFrom };
-      sys.storage.log.append(record.uid, entries, options).then(
-        (written) => ctx.send(ctx.self, { type: 'log.written', upTo: written.upTo, term: written.term }),
-        (err: unknown) => ctx.send(ctx.self, { type: 'raft.fatal', error: asError(err) }),
-      );
+      // one listener per server, called by the writer as each batch completes: no promise per append
+      state.logListener ??= {
+        logWritten: (_uid, upTo, term) => ctx.send(ctx.self, { type: 'log.written', upTo, term }),
+        logWriteFailed: (_uid, error) => ctx.send(ctx.self, { type: 'raft.fatal', error }),
+      };
+      sys.storage.log.appendNotify(record.uid, entries, options, state.logListener);
       return undefined;
     }
     case 'log.truncate_prefix': {
