@@ -121,6 +121,30 @@ describe('the otra KV service through the CLI and HTTP', () => {
     expect(casAgain.code).toBe(1);
     expect(casAgain.stderr).toContain('409 compare_failed');
 
+    // bad requests to the real processes: each gets its documented 4xx and a JSON error
+    const before = (await http(c.http(first), 'GET', '/status')).json.lastIndex as number;
+    const raw = async (method: string, path: string, body?: string | Buffer) => {
+      const res = await fetch(new URL(path, c.http('n2')), {
+        method,
+        signal: AbortSignal.timeout(5000),
+        ...(body === undefined ? {} : { body }),
+      });
+      return { status: res.status, json: (await res.json()) as { error: string; message: string } };
+    };
+    for (const [method, path, body, status, error] of [
+      ['PUT', '/kv/x', '{nope', 400, 'invalid_json'],
+      ['PUT', '/kv/x', '{"val": 1}', 400, 'bad_request'],
+      ['PUT', '/kv/x', Buffer.alloc(1024 * 1024 + 1, 0x20), 413, 'body_too_large'],
+      ['GET', '/kv/x?consistency=sometimes', undefined, 400, 'bad_request'],
+      ['GET', '/no/such/route', undefined, 404, 'not_found'],
+      ['PATCH', '/kv/x', '{}', 405, 'method_not_allowed'],
+    ] as const) {
+      const r = await raw(method, path, body);
+      expect({ path, status: r.status, error: r.json.error }).toEqual({ path, status, error });
+      expect(r.json.message.length).toBeGreaterThan(0);
+    }
+    expect((await http(c.http(first), 'GET', '/status')).json.lastIndex).toBe(before);
+
     // status and inspect, human and JSON
     const status = await otra(['status', '--http', c.http('n2')]);
     expect(status.code, status.stderr).toBe(0);
