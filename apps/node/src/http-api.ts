@@ -351,9 +351,10 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     const base = { node: id.node, membership, matchIndex: matchIndex ?? null };
     const [view, http] = await Promise.all([
       overview(system, id, { timeoutMs: 1000 }).catch(() => undefined),
-      id.node === node.name ? undefined : options.httpUrlOf(id.node).catch(() => undefined),
+      id.node === node.name ? api.url : options.httpUrlOf(id.node).catch(() => undefined),
     ]);
-    if (view === undefined) return { ...base, reachable: false, ...(http === undefined ? {} : { http }) };
+    const where = http === undefined ? {} : { http };
+    if (view === undefined) return { ...base, reachable: false, ...where };
     return {
       ...base,
       reachable: true,
@@ -363,8 +364,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       commitIndex: view.commitIndex,
       lastApplied: view.lastApplied,
       lastIndex: view.lastIndex,
-      ...(http === undefined ? {} : { http }),
-      ...(id.node === node.name ? { http: api.url } : {}),
+      ...where,
     };
   }
 
