@@ -30,7 +30,9 @@ function renderScreen(cluster: KvCluster, rows: readonly Row[], note: string): s
     r.name,
     r.pid === null ? '-' : String(r.pid),
     r.http,
-    r.pid === null ? 'down' : (r.status?.role ?? 'starting'),
+    r.pid === null
+      ? 'down'
+      : `${r.status?.role ?? 'starting'}${r.status?.quiesced === true ? ' (asleep)' : ''}`,
     String(r.status?.term ?? '-'),
     r.status?.leader ?? '-',
     String(r.status?.commitIndex ?? '-'),
@@ -58,6 +60,7 @@ function renderScreen(cluster: KvCluster, rows: readonly Row[], note: string): s
   lines.push(`  curl -s ${first}/metrics`);
   lines.push('');
   lines.push('keys: k = SIGKILL the leader, r = restart nodes that are down, q or Ctrl-C = stop');
+  lines.push('(asleep: an idle group stops its heartbeats and election timers until the next request)');
   if (note.length > 0) lines.push(note);
   lines.push(`updated ${new Date().toLocaleTimeString()}`);
   return lines.join('\n');
@@ -133,13 +136,28 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       note = 'no leader to kill right now';
       return;
     }
+    const killedAt = performance.now();
     await cluster.kill(current.name);
     note = `SIGKILLed ${current.name} (the leader) at ${new Date().toLocaleTimeString()}`;
+    // watch the survivors closely for a while, to tell how long the failover took
+    for (let i = 0; i < 500 && !stopping; i++) {
+      const fresh = (await readRows(cluster)).find(
+        (r) => r.status?.role === 'leader' && r.name !== current.name,
+      );
+      if (fresh !== undefined) {
+        note += `; ${fresh.name} leads ${Math.round(performance.now() - killedAt)} ms later`;
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   };
   const restartDown = async (): Promise<void> => {
     const down = cluster.names.filter((n) => !cluster.nodes.has(n));
     await Promise.all(down.map((n) => cluster.startNode(n)));
-    note = down.length === 0 ? 'every node is up' : `restarted ${down.join(', ')} from their data`;
+    note =
+      down.length === 0
+        ? 'every node is up'
+        : `restarted ${down.join(', ')} from ${down.length === 1 ? 'its' : 'their'} data`;
   };
   if (tty) {
     process.stdin.setRawMode(true);

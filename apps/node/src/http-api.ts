@@ -236,6 +236,8 @@ export interface NodeStatus {
   readonly lastIndex: number | null;
   readonly snapshotIndex: number | null;
   readonly keys: number | null;
+  /** The group sleeps (quiescence): no heartbeats, no election timer here. */
+  readonly quiesced: boolean | null;
   readonly members: readonly MemberStatus[];
 }
 
@@ -381,6 +383,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       lastIndex: null,
       snapshotIndex: null,
       keys: null,
+      quiesced: null,
       members: [],
     };
     if (!hostsMember()) return none;
@@ -408,6 +411,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       lastIndex: view.lastIndex,
       snapshotIndex: view.snapshot?.index ?? null,
       keys: (view.machine as { keys?: number } | null)?.keys ?? null,
+      quiesced: view.quiesced,
       members: rows.sort((a, b) => a.node.localeCompare(b.node)),
     };
   }
