@@ -89,8 +89,8 @@ export function types(effects: readonly Effect[]): string[] {
 export const from = (ref: number): From => ({ pid: { node: 'client', id: 1, creation: 1 }, ref });
 
 /** Makes `a` the leader of a three-server cluster of fresh servers, its noop written everywhere. */
-export function electedLeader(members: readonly ServerId[] = [A, B, C]): Srv {
-  const r = fresh(A, members);
+export function electedLeader(members: readonly ServerId[] = [A, B, C], extra?: Partial<ServerConfig>): Srv {
+  const r = fresh(A, members, empty, extra);
   const a: Srv = { role: r.role, state: r.state, effects: r.effects };
   feed(a, { type: 'election.timeout' });
   for (const m of members.slice(1)) {

@@ -5,28 +5,28 @@
  */
 import type { AppendEntriesRequest } from '@otra/protocol';
 import { describe, expect, it } from 'vitest';
-import { initServer, startServer } from '../src/index.ts';
-import { A, ack, ackAll, B, C, config, entry, feed, from, type Srv, sends, types } from './helpers.ts';
+import {
+  A,
+  ack,
+  ackAll,
+  B,
+  C,
+  electedLeader,
+  empty,
+  entry,
+  feed,
+  fresh,
+  from,
+  type Srv,
+  sends,
+  types,
+} from './helpers.ts';
 
 const QUIESCE = { quiesceAfterTicks: 2 };
 
 /** `a` elected leader of [a, b, c] with quiescence on, its noop written and acknowledged everywhere. */
 function idleLeader(): Srv {
-  const r = startServer(
-    initServer(config(A, [A, B, C], QUIESCE), {
-      currentTerm: 0,
-      votedFor: null,
-      snapshot: null,
-      entries: [],
-    }),
-  );
-  const a: Srv = { role: r.role, state: r.state, effects: r.effects };
-  feed(a, { type: 'election.timeout' });
-  for (const m of [B, C])
-    if (a.role === 'pre_vote') feed(a, { type: 'pre_vote.reply', from: m, term: 1, granted: true });
-  for (const m of [B, C])
-    if (a.role === 'candidate') feed(a, { type: 'vote.reply', from: m, term: 1, granted: true });
-  expect(a.role).toBe('leader');
+  const a = electedLeader([A, B, C], QUIESCE);
   ackAll(a);
   return a;
 }
@@ -55,14 +55,8 @@ function quiesceRequest(p: Partial<AppendEntriesRequest> = {}): AppendEntriesReq
 
 /** `b`, a follower of `a` in term 1 holding and having committed the noop at index 1. */
 function caughtUpFollower(): Srv {
-  const r = startServer(
-    initServer(config(B, [A, B, C], QUIESCE), {
-      currentTerm: 1,
-      votedFor: A,
-      snapshot: null,
-      entries: [{ type: 'noop', index: 1, term: 1, machineVersion: 0 }],
-    }),
-  );
+  const noop = { type: 'noop', index: 1, term: 1, machineVersion: 0 } as const;
+  const r = fresh(B, [A, B, C], { currentTerm: 1, votedFor: A, snapshot: null, entries: [noop] }, QUIESCE);
   const b: Srv = { role: r.role, state: r.state, effects: r.effects };
   feed(b, { ...quiesceRequest(), quiesce: undefined } as unknown as AppendEntriesRequest);
   expect(b.state.commitIndex).toBe(1);
@@ -110,15 +104,10 @@ describe('quiescence (idle groups sleep)', () => {
     }
     expect(silent.state.quiesced).toBe(false);
 
-    const ticking = startServer(
-      initServer(
-        config(A, [A], {
-          ...QUIESCE,
-          machine: { init: () => 0, apply: (_m, _c, s) => [s, null], tick: () => [] },
-        }),
-        { currentTerm: 0, votedFor: null, snapshot: null, entries: [] },
-      ),
-    );
+    const ticking = fresh(A, [A], empty, {
+      ...QUIESCE,
+      machine: { init: () => 0, apply: (_m, _c, s) => [s, null], tick: () => [] },
+    });
     const solo: Srv = { role: ticking.role, state: ticking.state, effects: ticking.effects };
     feed(solo, { type: 'election.timeout' });
     feed(solo, { type: 'log.written', upTo: 1, term: 1 });
@@ -253,9 +242,7 @@ describe('quiescence (idle groups sleep)', () => {
   });
 
   it('is off by default', () => {
-    const r = startServer(
-      initServer(config(A, [A]), { currentTerm: 0, votedFor: null, snapshot: null, entries: [] }),
-    );
+    const r = fresh(A, [A]);
     const a: Srv = { role: r.role, state: r.state, effects: r.effects };
     feed(a, { type: 'election.timeout' });
     feed(a, { type: 'log.written', upTo: 1, term: 1 });

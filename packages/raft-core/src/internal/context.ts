@@ -1,6 +1,7 @@
-import type { ClusterConfig, From, RaftRpc, ServerId } from '@otra/protocol';
+import type { AppendEntriesRequest, ClusterConfig, From, RaftRpc, ServerId } from '@otra/protocol';
 import { serverIdKey } from '@otra/protocol';
 import type { Effect, LeaderState, Peer, RaftError, Reply, Role, ServerState } from '../types.ts';
+import { lastIndex, termAt } from './log.ts';
 
 export type Draft = { -readonly [K in keyof ServerState]: ServerState[K] };
 
@@ -90,4 +91,22 @@ export function persistMetaCoalesced(ctx: Ctx): void {
   const last = ctx.fx[ctx.fx.length - 1];
   if (last !== undefined && last.type === 'meta.persist') ctx.fx.pop();
   persistMeta(ctx);
+}
+
+/**
+ * The leader's empty AppendEntries for `peer`, anchored at what the follower is known to hold
+ * (so it always matches): it asserts leadership, carries the commit index and the read-index round.
+ */
+export function heartbeatRequest(s: ServerState, peer: Peer): AppendEntriesRequest {
+  const prev = Math.min(Math.max(peer.matchIndex, s.log.snapshotIndex), lastIndex(s.log));
+  return {
+    type: 'append_entries.request',
+    from: s.cfg.id,
+    term: s.currentTerm,
+    prevLogIndex: prev,
+    prevLogTerm: termAt(s.log, prev)!,
+    entries: [],
+    leaderCommit: s.commitIndex,
+    round: s.leader!.round,
+  };
 }

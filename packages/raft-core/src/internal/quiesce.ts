@@ -10,8 +10,8 @@
  * is bounded by the link's liveness timeout rather than the election timeout.
  */
 import type { AppendEntriesRequest, ServerId } from '@otra/protocol';
-import { armElectionTimer, type Ctx, cluster, send } from './context.ts';
-import { lastIndex, termAt } from './log.ts';
+import { armElectionTimer, type Ctx, cluster, heartbeatRequest, send } from './context.ts';
+import { lastIndex } from './log.ts';
 
 /** Whether the leader's group is idle now: nothing to commit, apply, replicate, answer or promote. */
 function groupIdle(ctx: Ctx): boolean {
@@ -43,21 +43,10 @@ export function maybeQuiesce(ctx: Ctx): boolean {
   const idleTicks = leader.idleTicks + 1;
   s.leader = { ...leader, idleTicks };
   if (idleTicks < s.cfg.quiesceAfterTicks) return false;
-  const last = lastIndex(s.log);
-  const rpc: AppendEntriesRequest = {
-    type: 'append_entries.request',
-    from: s.cfg.id,
-    term: s.currentTerm,
-    prevLogIndex: last,
-    prevLogTerm: termAt(s.log, last)!,
-    entries: [],
-    leaderCommit: s.commitIndex,
-    round: leader.round,
-    quiesce: true,
-  };
   const peers: ServerId[] = [];
   for (const p of leader.peers) {
-    send(ctx, p.id, rpc);
+    // every match is the last index here (groupIdle), so each request is anchored there
+    send(ctx, p.id, { ...heartbeatRequest(s, p), quiesce: true });
     peers.push(p.id);
   }
   s.quiesced = true;

@@ -1,7 +1,15 @@
 import type { AppendEntriesReply, AppendEntriesRequest, ConfigEntry, LogEntry } from '@otra/protocol';
 import { applyCommitted } from './apply.ts';
 import { flushLowPriority } from './client.ts';
-import { armElectionTimer, type Ctx, peerIndex, send, updatePeer, voterKeys } from './context.ts';
+import {
+  armElectionTimer,
+  type Ctx,
+  heartbeatRequest,
+  peerIndex,
+  send,
+  updatePeer,
+  voterKeys,
+} from './context.ts';
 import { append, lastIndex, lastTerm, slice, termAt, truncateFrom } from './log.ts';
 import { maybePromote } from './membership.ts';
 import { answerConsistentQueries } from './queries.ts';
@@ -59,27 +67,12 @@ export function replicateAll(ctx: Ctx): void {
   for (let i = 0; i < n; i++) replicate(ctx, i);
 }
 
-/**
- * An empty AppendEntries anchored at what the follower is known to hold, so it always matches:
- * it asserts leadership, carries the commit index and acknowledges read-index rounds.
- */
+/** Sends `heartbeatRequest` to the follower at `i` (not while a snapshot goes to it). */
 export function heartbeat(ctx: Ctx, i: number): void {
-  const s = ctx.s;
-  const peer = s.leader!.peers[i]!;
+  const peer = ctx.s.leader!.peers[i]!;
   if (peer.snapshotTicks > 0) return;
   wake(ctx);
-  const prev = Math.min(Math.max(peer.matchIndex, s.log.snapshotIndex), lastIndex(s.log));
-  const rpc: AppendEntriesRequest = {
-    type: 'append_entries.request',
-    from: s.cfg.id,
-    term: s.currentTerm,
-    prevLogIndex: prev,
-    prevLogTerm: termAt(s.log, prev)!,
-    entries: [],
-    leaderCommit: s.commitIndex,
-    round: s.leader!.round,
-  };
-  send(ctx, peer.id, rpc);
+  send(ctx, peer.id, heartbeatRequest(ctx.s, peer));
 }
 
 /** Leader's periodic work: resend lost batches, heartbeat idle followers, check quorum. */
