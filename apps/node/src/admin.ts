@@ -55,11 +55,7 @@ export function adminBehaviour(
           if (request.gc === true) collectGarbage();
           const mem = process.memoryUsage();
           const cpu = process.cpuUsage();
-          const writerPid = node.whereis(`raft.log_writer.${system.name}`);
-          const writer =
-            writerPid === undefined
-              ? undefined
-              : await node.call(writerPid, { type: 'wal.stats' }, { timeoutMs: 1000 }).catch(() => undefined);
+          const writer = await system.writerStats();
           const stats: NodeStats = {
             node: node.name,
             pid: process.pid,

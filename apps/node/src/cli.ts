@@ -2,12 +2,12 @@
 /**
  * The `otra` command line. `otra help` prints the usage below; apps/node/README.md has the rest.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import type { NodeTree } from '@otra/actors';
 import { startCluster } from '@otra/raft';
 import { connectClient } from './client.ts';
-import { ConfigError, parsePeers, resolveNodeConfig } from './config.ts';
+import { ConfigError, parsePeers, readCookieFile, resolveNodeConfig } from './config.ts';
 import { runDemo } from './demo.ts';
 import type { NodeStatus } from './http-api.ts';
 import { apiCall, cliValue, formatStatus, formatTree } from './http-client.ts';
@@ -235,15 +235,7 @@ async function runKv(args: Args): Promise<void> {
 
 function clientCookie(args: Args): string {
   const file = flag(args, 'cookie-file') ?? process.env.OTRA_COOKIE_FILE;
-  if (file !== undefined) {
-    try {
-      const cookie = readFileSync(file, 'utf8').trim();
-      if (cookie.length > 0) return cookie;
-    } catch (err) {
-      throw new ConfigError(`cannot read the cookie file ${file}: ${(err as Error).message}`);
-    }
-    throw new ConfigError(`the cookie file ${file} is empty`);
-  }
+  if (file !== undefined) return readCookieFile(file);
   const cookie = flag(args, 'cookie') ?? process.env.OTRA_COOKIE;
   if (cookie === undefined || cookie.length === 0)
     throw new ConfigError('no cookie: give --cookie-file FILE (or OTRA_COOKIE)');

@@ -211,7 +211,8 @@ function readConfigFile(path: string): RawOptions {
   return json as RawOptions;
 }
 
-function readCookieFile(path: string): string {
+/** The cookie in `path`, trimmed; a `ConfigError` if it cannot be read or is empty. */
+export function readCookieFile(path: string): string {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

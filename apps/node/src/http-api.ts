@@ -173,13 +173,50 @@ function objectBody(body: unknown, fields: string): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
-function keyFrom(segment: string): string {
-  let key: string;
-  try {
-    key = decodeURIComponent(segment);
-  } catch {
-    throw new HttpError(400, 'bad_request', 'the key is not valid percent-encoding');
+/** The routes, by the template metrics label them with (`unknown`: no such route). */
+type RouteName =
+  | '/kv/:key'
+  | '/kv/:key/cas'
+  | '/members/:node'
+  | '/status'
+  | '/inspect'
+  | '/metrics'
+  | '/members'
+  | '/leadership'
+  | 'unknown';
+
+/** A matched route and its one path parameter (a key or a node name, still percent-encoded). */
+interface Route {
+  readonly name: RouteName;
+  readonly segment: string;
+}
+
+const FIXED_ROUTES = new Set<RouteName>(['/status', '/inspect', '/metrics', '/members', '/leadership']);
+
+/** Matches a request path once: for the handler and for the metrics label. */
+function matchRoute(pathname: string): Route {
+  const parts = pathname.split('/').slice(1);
+  const segment = parts[1] ?? '';
+  if (parts[0] === 'kv' && segment.length > 0) {
+    if (parts.length === 2) return { name: '/kv/:key', segment };
+    if (parts.length === 3 && parts[2] === 'cas') return { name: '/kv/:key/cas', segment };
   }
+  if (parts[0] === 'members' && parts.length === 2 && segment.length > 0)
+    return { name: '/members/:node', segment };
+  const path = (pathname.replace(/\/+$/, '') || '/') as RouteName;
+  return { name: FIXED_ROUTES.has(path) ? path : 'unknown', segment: '' };
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, 'bad_request', 'the path is not valid percent-encoding');
+  }
+}
+
+function keyFrom(segment: string): string {
+  const key = decodeSegment(segment);
   const problem = keyProblem(key);
   if (problem !== undefined) throw new HttpError(400, 'bad_request', problem);
   return key;
@@ -205,6 +242,18 @@ function fromRaftError(err: unknown, write: boolean): HttpError {
   if (err instanceof MachineError) return new HttpError(422, 'rejected_by_machine', err.message);
   if (err instanceof RequestRefusedError) return new HttpError(409, err.code, err.message);
   return new HttpError(500, 'internal', err instanceof Error ? err.message : String(err));
+}
+
+/** What `/status` shows of a member's overview, for this node and in every member's row. */
+function raftFields(view: Overview) {
+  return {
+    role: view.role,
+    term: view.term,
+    leader: view.leader?.node ?? null,
+    commitIndex: view.commitIndex,
+    lastApplied: view.lastApplied,
+    lastIndex: view.lastIndex,
+  };
 }
 
 /** A member's row in `/status`. */
@@ -357,17 +406,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     ]);
     const where = http === undefined ? {} : { http };
     if (view === undefined) return { ...base, reachable: false, ...where };
-    return {
-      ...base,
-      reachable: true,
-      role: view.role,
-      term: view.term,
-      leader: view.leader?.node ?? null,
-      commitIndex: view.commitIndex,
-      lastApplied: view.lastApplied,
-      lastIndex: view.lastIndex,
-      ...where,
-    };
+    return { ...base, reachable: true, ...raftFields(view), ...where };
   }
 
   async function status(): Promise<NodeStatus> {
@@ -403,12 +442,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       node: node.name,
       cluster,
       member: true,
-      role: view.role,
-      term: view.term,
-      leader: view.leader?.node ?? null,
-      commitIndex: view.commitIndex,
-      lastApplied: view.lastApplied,
-      lastIndex: view.lastIndex,
+      ...raftFields(view),
       snapshotIndex: view.snapshot?.index ?? null,
       keys: (view.machine as { keys?: number } | null)?.keys ?? null,
       quiesced: view.quiesced,
@@ -479,150 +513,142 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     }
   }
 
-  /** The route template of a path, for metrics (`unknown` for anything unrouted). */
-  function routeOf(pathname: string): string {
-    const parts = pathname.split('/').slice(1);
-    if (parts[0] === 'kv' && (parts[1] ?? '').length > 0) {
-      if (parts.length === 2) return '/kv/:key';
-      if (parts.length === 3 && parts[2] === 'cas') return '/kv/:key/cas';
+  const allow = (method: string, methods: string): never => {
+    throw new HttpError(
+      405,
+      'method_not_allowed',
+      `${method} is not allowed here (allowed: ${methods})`,
+      {},
+      { allow: methods },
+    );
+  };
+
+  async function kvRoute(req: IncomingMessage, res: ServerResponse, url: URL, key: string): Promise<void> {
+    const method = req.method ?? 'GET';
+    switch (method) {
+      case 'GET': {
+        const { entry, index } = await read(key, url);
+        if (entry === null) throw new HttpError(404, 'not_found', `no key ${JSON.stringify(key)}`, { index });
+        sendJson(res, 200, { value: entry.value, index });
+        return;
+      }
+      case 'PUT': {
+        const body = objectBody(await readJson(req), 'with "value"');
+        if (!('value' in body)) throw new HttpError(400, 'bad_request', 'the body needs a "value"');
+        const r = await submit({ op: 'put', key, value: body.value as KvValue }, req, url, res);
+        if (r !== undefined) sendJson(res, 200, { index: r.index });
+        return;
+      }
+      case 'DELETE': {
+        const r = await submit({ op: 'delete', key }, req, url, res);
+        if (r !== undefined) {
+          const reply = r.reply as { previous: KvEntry };
+          sendJson(res, 200, { index: r.index, deleted: reply.previous !== null });
+        }
+        return;
+      }
+      default:
+        return allow(method, 'GET, PUT, DELETE');
     }
-    if (parts[0] === 'members' && parts.length === 2 && (parts[1] ?? '').length > 0) return '/members/:node';
-    const path = pathname.replace(/\/+$/, '') || '/';
-    return ['/status', '/inspect', '/metrics', '/members', '/leadership'].includes(path) ? path : 'unknown';
   }
 
-  async function route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<string> {
-    const parts = url.pathname.split('/').slice(1);
+  async function casRoute(req: IncomingMessage, res: ServerResponse, url: URL, key: string): Promise<void> {
+    if (req.method !== 'POST') return allow(req.method ?? 'GET', 'POST');
+    const body = objectBody(await readJson(req), 'with "value" (and "expect")');
+    if (!('value' in body)) throw new HttpError(400, 'bad_request', 'the body needs a "value"');
+    const command: KvCommand =
+      'expect' in body
+        ? { op: 'cas', key, expect: body.expect as KvValue, value: body.value as KvValue }
+        : { op: 'cas', key, value: body.value as KvValue };
+    const r = await submit(command, req, url, res);
+    if (r === undefined) return;
+    const reply = r.reply as { ok: boolean; current: KvEntry };
+    if (reply.ok) sendJson(res, 200, { index: r.index });
+    else
+      sendJson(res, 409, {
+        error: 'compare_failed',
+        message: `${JSON.stringify(key)} does not hold the expected value`,
+        exists: reply.current !== null,
+        ...(reply.current === null ? {} : { current: reply.current.value }),
+        index: r.index,
+      });
+  }
+
+  async function membersRoute(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method === 'POST') {
+      sendJson(res, 200, await addMemberRoute(objectBody(await readJson(req), 'with "node"')));
+      return;
+    }
+    if (req.method !== 'GET') return allow(req.method ?? 'GET', 'GET, POST');
+    try {
+      const r = await members(system, self, { timeoutMs });
+      sendJson(res, 200, {
+        leader: r.leader?.node ?? null,
+        members: r.members.map((m) => ({
+          node: m.id.node,
+          membership: m.membership,
+          matchIndex: m.matchIndex ?? null,
+        })),
+      });
+    } catch (err) {
+      throw fromRaftError(err, false);
+    }
+  }
+
+  async function leadershipRoute(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'POST') return allow(req.method ?? 'GET', 'POST');
+    const body = objectBody(await readJson(req), 'with "to"');
+    const to = nodeNameFrom(body.to, '"to"');
+    if (!hostsMember()) throw unavailable('not_a_member', `${node.name} hosts no member of ${cluster}`);
+    try {
+      await transferLeadership(system, self, idOf(to), { timeoutMs });
+    } catch (err) {
+      throw fromRaftError(err, true);
+    }
+    sendJson(res, 200, { leader: to });
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse, url: URL, matched: Route): Promise<void> {
     const method = req.method ?? 'GET';
-    const allow = (methods: string): never => {
-      throw new HttpError(
-        405,
-        'method_not_allowed',
-        `${method} is not allowed here (allowed: ${methods})`,
-        {},
-        { allow: methods },
-      );
+    const onlyGet = (): void => {
+      if (method !== 'GET') allow(method, 'GET');
     };
-    if (parts[0] === 'kv' && parts.length === 2 && (parts[1] ?? '').length > 0) {
-      const key = keyFrom(parts[1] as string);
-      switch (method) {
-        case 'GET': {
-          const { entry, index } = await read(key, url);
-          if (entry === null)
-            throw new HttpError(404, 'not_found', `no key ${JSON.stringify(key)}`, { index });
-          sendJson(res, 200, { value: entry.value, index });
-          return '/kv/:key';
-        }
-        case 'PUT': {
-          const body = objectBody(await readJson(req), 'with "value"');
-          if (!('value' in body)) throw new HttpError(400, 'bad_request', 'the body needs a "value"');
-          const r = await submit({ op: 'put', key, value: body.value as KvValue }, req, url, res);
-          if (r !== undefined) sendJson(res, 200, { index: r.index });
-          return '/kv/:key';
-        }
-        case 'DELETE': {
-          const r = await submit({ op: 'delete', key }, req, url, res);
-          if (r !== undefined) {
-            const reply = r.reply as { previous: KvEntry };
-            sendJson(res, 200, { index: r.index, deleted: reply.previous !== null });
-          }
-          return '/kv/:key';
-        }
-        default:
-          return allow('GET, PUT, DELETE');
+    switch (matched.name) {
+      case '/kv/:key':
+        return kvRoute(req, res, url, keyFrom(matched.segment));
+      case '/kv/:key/cas':
+        return casRoute(req, res, url, keyFrom(matched.segment));
+      case '/members/:node': {
+        if (method !== 'DELETE') return allow(method, 'DELETE');
+        const target = nodeNameFrom(decodeSegment(matched.segment), 'the member');
+        sendJson(res, 200, await removeMemberRoute(target));
+        return;
       }
-    }
-    if (parts[0] === 'kv' && parts.length === 3 && parts[2] === 'cas' && (parts[1] ?? '').length > 0) {
-      const key = keyFrom(parts[1] as string);
-      if (method !== 'POST') return allow('POST');
-      const body = objectBody(await readJson(req), 'with "value" (and "expect")');
-      if (!('value' in body)) throw new HttpError(400, 'bad_request', 'the body needs a "value"');
-      const command: KvCommand =
-        'expect' in body
-          ? { op: 'cas', key, expect: body.expect as KvValue, value: body.value as KvValue }
-          : { op: 'cas', key, value: body.value as KvValue };
-      const r = await submit(command, req, url, res);
-      if (r === undefined) return '/kv/:key/cas';
-      const reply = r.reply as { ok: boolean; current: KvEntry };
-      if (reply.ok) sendJson(res, 200, { index: r.index });
-      else
-        sendJson(res, 409, {
-          error: 'compare_failed',
-          message: `${JSON.stringify(key)} does not hold the expected value`,
-          exists: reply.current !== null,
-          ...(reply.current === null ? {} : { current: reply.current.value }),
-          index: r.index,
-        });
-      return '/kv/:key/cas';
-    }
-    const path = url.pathname.replace(/\/+$/, '') || '/';
-    switch (path) {
+      case '/members':
+        return membersRoute(req, res);
+      case '/leadership':
+        return leadershipRoute(req, res);
       case '/status':
-        if (method !== 'GET') return allow('GET');
+        onlyGet();
         sendJson(res, 200, await status());
-        return path;
+        return;
       case '/inspect':
-        if (method !== 'GET') return allow('GET');
+        onlyGet();
         sendJson(res, 200, node.inspectTree() satisfies NodeTree);
-        return path;
+        return;
       case '/metrics': {
-        if (method !== 'GET') return allow('GET');
+        onlyGet();
         const text = await metrics.render();
         res.writeHead(200, {
           'content-type': metrics.contentType,
           'content-length': Buffer.byteLength(text),
         });
         res.end(text);
-        return path;
+        return;
       }
-      case '/members':
-        if (method === 'GET') {
-          try {
-            const r = await members(system, self, { timeoutMs });
-            sendJson(res, 200, {
-              leader: r.leader?.node ?? null,
-              members: r.members.map((m) => ({
-                node: m.id.node,
-                membership: m.membership,
-                matchIndex: m.matchIndex ?? null,
-              })),
-            });
-          } catch (err) {
-            throw fromRaftError(err, false);
-          }
-          return path;
-        }
-        if (method === 'POST') {
-          sendJson(res, 200, await addMemberRoute(objectBody(await readJson(req), 'with "node"')));
-          return path;
-        }
-        return allow('GET, POST');
-      case '/leadership': {
-        if (method !== 'POST') return allow('POST');
-        const body = objectBody(await readJson(req), 'with "to"');
-        const to = nodeNameFrom(body.to, '"to"');
-        if (!hostsMember()) throw unavailable('not_a_member', `${node.name} hosts no member of ${cluster}`);
-        try {
-          await transferLeadership(system, self, idOf(to), { timeoutMs });
-        } catch (err) {
-          throw fromRaftError(err, true);
-        }
-        sendJson(res, 200, { leader: to });
-        return path;
-      }
-      default:
-        break;
+      case 'unknown':
+        throw new HttpError(404, 'not_found', `no route ${method} ${url.pathname}`);
     }
-    if (parts[0] === 'members' && parts.length === 2 && (parts[1] ?? '').length > 0) {
-      if (method !== 'DELETE') return allow('DELETE');
-      sendJson(
-        res,
-        200,
-        await removeMemberRoute(nodeNameFrom(decodeURIComponent(parts[1] as string), 'the member')),
-      );
-      return '/members/:node';
-    }
-    throw new HttpError(404, 'not_found', `no route ${method} ${url.pathname}`);
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -634,8 +660,9 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       } catch {
         throw new HttpError(400, 'bad_request', 'malformed request URL');
       }
-      routeName = routeOf(url.pathname);
-      await route(req, res, url);
+      const matched = matchRoute(url.pathname);
+      routeName = matched.name;
+      await route(req, res, url, matched);
     } catch (err) {
       const e = err instanceof HttpError ? err : fromRaftError(err, false);
       if (e.status >= 500 && e.status !== 503 && e.status !== 504)

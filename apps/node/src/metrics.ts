@@ -48,99 +48,125 @@ export class KvMetrics {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
-    const raftGauge = (name: string, help: string, read: (v: Overview) => number): void => {
-      const metrics = this;
-      new Gauge({
-        name,
-        help,
-        labelNames: ['cluster'],
-        registers,
-        async collect() {
-          const view = await metrics.overview();
-          this.reset();
-          if (view !== undefined) this.set({ cluster: options.cluster }, read(view));
-        },
-      });
+    const gauge = (name: string, help: string, label: string, series: Series): void => {
+      labelledGauge(this.registry, name, help, label, series);
     };
-    raftGauge('otra_raft_term', "Current term of this node's member", (v) => v.term);
-    raftGauge('otra_raft_is_leader', "1 when this node's member leads the cluster", (v) =>
-      v.role === 'leader' ? 1 : 0,
+    const raft =
+      (read: (v: Overview) => number): Series =>
+      async () => {
+        const view = await this.overview();
+        return view === undefined ? [] : [[options.cluster, read(view)]];
+      };
+    // labelled by system, so that a node without a WAL (in-memory storage) shows no series, not a 0
+    const wal =
+      (read: (s: WriterStats) => number): Series =>
+      async () => {
+        const stats = await this.walStats();
+        return stats === undefined ? [] : [[options.system.name, read(stats)]];
+      };
+    gauge(
+      'otra_raft_term',
+      "Current term of this node's member",
+      'cluster',
+      raft((v) => v.term),
     );
-    raftGauge('otra_raft_commit_index', 'Highest log index known to be committed', (v) => v.commitIndex);
-    raftGauge('otra_raft_last_applied', 'Highest log index applied to the machine', (v) => v.lastApplied);
-    raftGauge('otra_raft_last_index', 'Last index in the log', (v) => v.lastIndex);
-    raftGauge('otra_raft_last_written', 'Last index durable in the log', (v) => v.lastWritten);
-    raftGauge(
+    gauge(
+      'otra_raft_is_leader',
+      "1 when this node's member leads the cluster",
+      'cluster',
+      raft((v) => (v.role === 'leader' ? 1 : 0)),
+    );
+    gauge(
+      'otra_raft_commit_index',
+      'Highest log index known to be committed',
+      'cluster',
+      raft((v) => v.commitIndex),
+    );
+    gauge(
+      'otra_raft_last_applied',
+      'Highest log index applied to the machine',
+      'cluster',
+      raft((v) => v.lastApplied),
+    );
+    gauge(
+      'otra_raft_last_index',
+      'Last index in the log',
+      'cluster',
+      raft((v) => v.lastIndex),
+    );
+    gauge(
+      'otra_raft_last_written',
+      'Last index durable in the log',
+      'cluster',
+      raft((v) => v.lastWritten),
+    );
+    gauge(
       'otra_raft_snapshot_index',
       'Index of the last snapshot (0: none)',
-      (v) => v.snapshot?.index ?? 0,
+      'cluster',
+      raft((v) => v.snapshot?.index ?? 0),
     );
-    raftGauge('otra_raft_elections_total', 'Elections this member started', (v) => v.counters.elections);
-    raftGauge('otra_raft_pre_votes_total', 'Pre-vote rounds this member started', (v) => v.counters.preVotes);
-    raftGauge(
+    gauge(
+      'otra_raft_elections_total',
+      'Elections this member started',
+      'cluster',
+      raft((v) => v.counters.elections),
+    );
+    gauge(
+      'otra_raft_pre_votes_total',
+      'Pre-vote rounds this member started',
+      'cluster',
+      raft((v) => v.counters.preVotes),
+    );
+    gauge(
       'otra_raft_server_commands_total',
       'Commands this member accepted as leader',
-      (v) => v.counters.commands,
+      'cluster',
+      raft((v) => v.counters.commands),
     );
-    raftGauge(
+    gauge(
       'otra_raft_dropped_sends_total',
       'RPCs dropped because a link was down or full',
-      (v) => v.counters.droppedSends,
+      'cluster',
+      raft((v) => v.counters.droppedSends),
     );
-    raftGauge(
+    gauge(
       'otra_raft_snapshots_written_total',
       'Snapshots this member wrote',
-      (v) => v.counters.snapshotsWritten,
+      'cluster',
+      raft((v) => v.counters.snapshotsWritten),
     );
-    raftGauge(
+    gauge(
       'otra_raft_snapshots_installed_total',
       'Snapshots this member installed from a leader',
-      (v) => v.counters.snapshotsInstalled,
+      'cluster',
+      raft((v) => v.counters.snapshotsInstalled),
     );
-
     const transport = options.transport;
-    new Gauge({
-      name: 'otra_link_up',
-      help: '1 when the link to the peer node is up',
-      labelNames: ['peer'],
-      registers,
-      collect() {
-        this.reset();
-        for (const peer of transport.peers()) this.set({ peer: peer.node }, peer.connected ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: 'otra_link_bytes_out',
-      help: 'Bytes sent on the current link to the peer node',
-      labelNames: ['peer'],
-      registers,
-      collect() {
-        this.reset();
-        for (const link of transport.stats().links) this.set({ peer: link.node }, link.bytesOut);
-      },
-    });
-    const walGauge = (name: string, help: string, read: (s: WriterStats) => number): void => {
-      const metrics = this;
-      new Gauge({
-        name,
-        help,
-        // labelled, so that a node without a WAL (in-memory storage) shows no series instead of a 0
-        labelNames: ['system'],
-        registers,
-        async collect() {
-          const stats = await metrics.walStats();
-          this.reset();
-          if (stats !== undefined) this.set({ system: options.system.name }, read(stats));
-        },
-      });
-    };
-    walGauge('otra_wal_batches_total', 'Synced write batches of the shared WAL', (s) => s.batches);
-    walGauge(
+    gauge('otra_link_up', '1 when the link to the peer node is up', 'peer', () =>
+      transport.peers().map((p) => [p.node, p.connected ? 1 : 0] as const),
+    );
+    gauge('otra_link_bytes_out', 'Bytes sent on the current link to the peer node', 'peer', () =>
+      transport.stats().links.map((l) => [l.node, l.bytesOut] as const),
+    );
+    gauge(
+      'otra_wal_batches_total',
+      'Synced write batches of the shared WAL',
+      'system',
+      wal((s) => s.batches),
+    );
+    gauge(
       'otra_wal_requests_total',
       'Append and meta requests written (from every server on the node)',
-      (s) => s.requests,
+      'system',
+      wal((s) => s.requests),
     );
-    walGauge('otra_wal_sync_seconds_total', 'Time spent in synced WAL batches', (s) => s.syncMicros / 1e6);
+    gauge(
+      'otra_wal_sync_seconds_total',
+      'Time spent in synced WAL batches',
+      'system',
+      wal((s) => s.syncMicros / 1e6),
+    );
     this.registry.registerMetric(walBatchHistogram(options.system.name, () => this.walStats()) as Metric);
   }
 
@@ -172,14 +198,7 @@ export class KvMetrics {
   }
 
   private walStats(): Promise<WriterStats | undefined> {
-    if (this.wal === undefined) {
-      const { node, name } = this.options.system;
-      const pid = node.whereis(`raft.log_writer.${name}`);
-      this.wal =
-        pid === undefined
-          ? Promise.resolve(undefined)
-          : node.call<WriterStats>(pid, { type: 'wal.stats' }, { timeoutMs: 1000 }).catch(() => undefined);
-    }
+    this.wal ??= this.options.system.writerStats();
     return this.wal;
   }
 
@@ -193,6 +212,24 @@ export class KvMetrics {
     }
     return this.scrape;
   }
+}
+
+/** A gauge's series, read when scraped: one value per label value (none: no series at all). */
+type Series = () => Iterable<readonly [string, number]> | Promise<Iterable<readonly [string, number]>>;
+
+/** A gauge with one label whose values are all read from `series` at each scrape. */
+function labelledGauge(registry: Registry, name: string, help: string, label: string, series: Series): void {
+  new Gauge({
+    name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    async collect() {
+      const values = await series();
+      this.reset();
+      for (const [key, value] of values) this.set({ [label]: key }, value);
+    },
+  });
 }
 
 /**

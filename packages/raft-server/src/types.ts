@@ -1,7 +1,7 @@
 import type { Node } from '@otra/actors';
 import type { ClusterMember, Correlation, Membership, Pid, ServerId, SnapshotMeta } from '@otra/protocol';
 import type { RaftError as CoreRaftError, Machine, Role } from '@otra/raft-core';
-import type { RaftStorage } from '@otra/raft-log';
+import type { RaftStorage, WriterStats } from '@otra/raft-log';
 
 /**
  * Leader hooks (as rafted_value's `LeaderHook`): called on the leader only, after the event. A
@@ -209,5 +209,10 @@ export interface RaftSystemHandle {
   leaderOf(cluster: string): ServerId | null;
   /** Names of the servers recorded in this system's storage (running or not). */
   recordedServers(): readonly string[];
+  /**
+   * The shared log writer's counters (batches, entries, sync time, batch sizes); undefined with
+   * in-memory storage (no writer) or when the writer does not answer within a second.
+   */
+  writerStats(): Promise<WriterStats | undefined>;
   stop(): Promise<void>;
 }

@@ -16,6 +16,7 @@ import {
   type RaftStorage,
   type RocksStorage,
   spawnLogWriter,
+  type WriterStats,
 } from '@otra/raft-log';
 import type { MachineModuleSpec, MachineRef, RaftSystemHandle, SystemOptions } from '../types.ts';
 import { auxSpec } from './aux.ts';
@@ -291,6 +292,11 @@ export async function startSystem(node: Node, options: SystemOptions): Promise<R
     leaderboard: () => new Map(runtime.leaders),
     leaderOf: (cluster) => runtime.leaders.get(cluster) ?? null,
     recordedServers: () => recordedServers(runtime),
+    writerStats: async () => {
+      const pid = node.whereis(names.writer(name));
+      if (pid === undefined) return undefined;
+      return node.call<WriterStats>(pid, { type: 'wal.stats' }, { timeoutMs: 1000 }).catch(() => undefined);
+    },
     stop: async () => {
       await node.stop(supervisor, 'shutdown', 30_000);
       await storage.close();
