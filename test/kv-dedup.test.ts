@@ -7,41 +7,25 @@
  * in six rounds).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { NodeStatus } from '../apps/node/src/http-api.ts';
-import { KvCluster } from '../apps/node/src/kv-cluster.ts';
-import { TcpProxy } from './support/tcp-proxy.ts';
+import type { KvCluster } from '../apps/node/src/kv-cluster.ts';
+import { nodeStatus, type ProxiedCluster, startProxiedCluster } from './support/proxied-cluster.ts';
 
 const NAMES = ['n1', 'n2', 'n3'] as const;
 const WORKERS = 16;
 const ROUNDS = 3;
 
-let cluster: KvCluster | undefined;
-const proxies = new Map<string, TcpProxy>();
+let proxied: ProxiedCluster | undefined;
 afterEach(async () => {
-  try {
-    await cluster?.stop({ graceMs: 3000 });
-  } finally {
-    cluster = undefined;
-    await Promise.all([...proxies.values()].map((p) => p.close()));
-    proxies.clear();
-  }
+  await proxied?.close();
+  proxied = undefined;
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function status(c: KvCluster, name: string): Promise<NodeStatus | undefined> {
-  try {
-    const res = await fetch(`${c.http(name)}/status`, { signal: AbortSignal.timeout(1000) });
-    return res.status === 200 ? ((await res.json()) as NodeStatus) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 async function leaderOf(c: KvCluster, deadlineMs = 15_000): Promise<string> {
   const end = Date.now() + deadlineMs;
   while (Date.now() < end) {
-    const all = await Promise.all(NAMES.map((n) => status(c, n)));
+    const all = await Promise.all(NAMES.map((n) => nodeStatus(c, n, 1000)));
     const leaders = new Set(all.map((s) => s?.leader ?? null));
     const [leader] = leaders;
     if (leaders.size === 1 && typeof leader === 'string') return leader;
@@ -52,19 +36,9 @@ async function leaderOf(c: KvCluster, deadlineMs = 15_000): Promise<string> {
 
 describe('resent writes across a leader change', () => {
   it('a create-only compare-and-set forwarded by a follower is applied once, whatever happens to the leader', async () => {
-    for (const from of NAMES)
-      for (const to of NAMES) if (from !== to) proxies.set(`${from}->${to}`, await TcpProxy.start(0));
-    cluster = await KvCluster.start({
-      nodes: 3,
-      electionTimeoutMs: [300, 600],
-      tickMs: 50,
-      peerUrl: (from, to, port) => {
-        const proxy = proxies.get(`${from}->${to}`) as TcpProxy;
-        proxy.targetPort = port;
-        return proxy.wsUrl;
-      },
-    });
-    const c = cluster;
+    proxied = await startProxiedCluster({ nodes: 3, electionTimeoutMs: [300, 600], tickMs: 50 });
+    const p = proxied;
+    const c = p.cluster;
     const outcomes = { created: 0, ownValue409: 0, other409: 0, unknown: 0, unavailable: 0, errors: 0 };
     const created: [string, string][] = [];
     for (let round = 0; round < ROUNDS; round++) {
@@ -99,13 +73,9 @@ describe('resent writes across a leader change', () => {
       });
       // let writes flow, then cut the leader off from both followers for a while, then heal
       await sleep(700);
-      for (const other of NAMES)
-        if (other !== leader) {
-          proxies.get(`${leader}->${other}`)?.cut();
-          proxies.get(`${other}->${leader}`)?.cut();
-        }
+      p.isolate(leader);
       await sleep(2500);
-      for (const p of proxies.values()) p.heal();
+      p.healAll();
       await sleep(1500);
       stop = true;
       await Promise.all(workers);

@@ -9,8 +9,8 @@
 import { checkKv, type RegisterOp } from '@otra/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NodeStatus } from '../apps/node/src/http-api.ts';
-import { KvCluster } from '../apps/node/src/kv-cluster.ts';
-import { TcpProxy } from './support/tcp-proxy.ts';
+import type { KvCluster } from '../apps/node/src/kv-cluster.ts';
+import { nodeStatus, type ProxiedCluster, startProxiedCluster } from './support/proxied-cluster.ts';
 
 const NAMES = ['n1', 'n2', 'n3'] as const;
 const KEYS = ['k0', 'k1', 'k2', 'k3', 'k4'] as const;
@@ -22,17 +22,11 @@ const FAULT_MS = 9000;
 /** ...and the clients go on this long. */
 const AFTER_HEAL_MS = 2000;
 
-let cluster: KvCluster | undefined;
-const proxies = new Map<string, TcpProxy>();
+let proxied: ProxiedCluster | undefined;
 
 afterEach(async () => {
-  try {
-    await cluster?.stop({ graceMs: 3000 });
-  } finally {
-    cluster = undefined;
-    await Promise.all([...proxies.values()].map((p) => p.close()));
-    proxies.clear();
-  }
+  await proxied?.close();
+  proxied = undefined;
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -55,31 +49,8 @@ interface OpRecord {
   detail: string;
 }
 
-/** `proxies` key of the link as dialled by `from` towards `to`. */
-const dir = (from: string, to: string): string => `${from}->${to}`;
-
-/** Cuts the pair `a` <-> `b` both ways (the one link between them may have been dialled by either). */
-function cutPair(a: string, b: string): void {
-  proxies.get(dir(a, b))?.cut();
-  proxies.get(dir(b, a))?.cut();
-}
-
-function healAll(): void {
-  for (const p of proxies.values()) p.heal();
-}
-
-async function getStatus(c: KvCluster, name: string, timeoutMs = 1500): Promise<NodeStatus | undefined> {
-  try {
-    const res = await fetch(`${c.http(name)}/status`, { signal: AbortSignal.timeout(timeoutMs) });
-    if (res.status !== 200) return undefined;
-    return (await res.json()) as NodeStatus;
-  } catch {
-    return undefined;
-  }
-}
-
 async function allStatuses(c: KvCluster): Promise<(NodeStatus | undefined)[]> {
-  return Promise.all(NAMES.map((n) => getStatus(c, n)));
+  return Promise.all(NAMES.map((n) => nodeStatus(c, n)));
 }
 
 /** The node claiming leadership in the highest term, if any. */
@@ -180,23 +151,11 @@ async function get(c: KvCluster, op: OpRecord): Promise<void> {
 describe('the KV service under network partitions', () => {
   it('stays linearizable while links between nodes are cut and healed', async () => {
     const t0 = performance.now();
-    for (const from of NAMES)
-      for (const to of NAMES) if (from !== to) proxies.set(dir(from, to), await TcpProxy.start(0));
-    cluster = await KvCluster.start({
-      nodes: 3,
-      electionTimeoutMs: [300, 600],
-      tickMs: 50,
-      peerUrl: (from, to, port) => {
-        const proxy = proxies.get(dir(from, to));
-        if (proxy === undefined) throw new Error(`no proxy for ${dir(from, to)}`);
-        proxy.targetPort = port;
-        return proxy.wsUrl;
-      },
-    });
-    const c = cluster;
+    proxied = await startProxiedCluster({ nodes: 3, electionTimeoutMs: [300, 600], tickMs: 50 });
+    const { cluster: c, proxies, cutPair, healAll } = proxied;
     for (const from of NAMES)
       for (const to of NAMES)
-        if (from !== to) expect(proxies.get(dir(from, to))?.targetPort).toBe(c.port(to));
+        if (from !== to) expect(proxies.get(`${from}->${to}`)?.targetPort).toBe(c.port(to));
 
     const firstLeader = await eventually('a leader known to every node', 20_000, async () => {
       const statuses = await allStatuses(c);
