@@ -131,6 +131,18 @@ export class KvMetrics {
       raft((v) => v.counters.droppedSends),
     );
     gauge(
+      'otra_raft_entries_sent_total',
+      'Log entries this member sent in AppendEntries as leader (a resent entry counts again)',
+      'cluster',
+      raft((v) => v.counters.entriesSent),
+    );
+    gauge(
+      'otra_raft_entries_received_total',
+      'Log entries this member received in AppendEntries (a duplicate counts again)',
+      'cluster',
+      raft((v) => v.counters.entriesReceived),
+    );
+    gauge(
       'otra_raft_snapshots_written_total',
       'Snapshots this member wrote',
       'cluster',

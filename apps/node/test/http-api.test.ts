@@ -268,6 +268,12 @@ describe('the KV HTTP API', () => {
       'otra_raft_elections_total{cluster="kv"}',
     ])
       expect(body).toContain(line);
+    // the leader sent entries and the follower received them
+    const counter = (text: string, name: string): number =>
+      Number(new RegExp(`^${name}\\{cluster="kv"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+    expect(counter(body, 'otra_raft_entries_sent_total')).toBeGreaterThan(0);
+    const followerBody = (await call(follower, 'GET', '/metrics')).body.text as string;
+    expect(counter(followerBody, 'otra_raft_entries_received_total')).toBeGreaterThan(0);
     // in-memory storage has no WAL writer: its metrics are absent rather than made up
     expect(body).not.toMatch(/^otra_wal_batches_total/m);
   });

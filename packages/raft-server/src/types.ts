@@ -177,6 +177,10 @@ export interface Counters {
   snapshotsInstalled: number;
   snapshotsSent: number;
   hookErrors: number;
+  /** Entries this server sent in AppendEntries (a resent entry counts again). */
+  entriesSent: number;
+  /** Entries this server received in AppendEntries (a duplicate counts again). */
+  entriesReceived: number;
 }
 
 /** `keyMetrics(serverId)`: a cheap subset of the overview. */

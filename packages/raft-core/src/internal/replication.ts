@@ -1,4 +1,5 @@
 import type { AppendEntriesReply, AppendEntriesRequest, ConfigEntry, LogEntry } from '@otra/protocol';
+import type { Peer, ServerState } from '../types.ts';
 import { applyCommitted } from './apply.ts';
 import { flushLowPriority } from './client.ts';
 import {
@@ -67,6 +68,12 @@ export function replicateAll(ctx: Ctx): void {
   for (let i = 0; i < n; i++) replicate(ctx, i);
 }
 
+/** An AppendEntries without entries whose previous entry is the last one sent to `peer`. */
+function probeRequest(s: ServerState, peer: Peer): AppendEntriesRequest {
+  const prev = Math.min(peer.nextIndex - 1, lastIndex(s.log));
+  return { ...heartbeatRequest(s, peer), prevLogIndex: prev, prevLogTerm: termAt(s.log, prev)! };
+}
+
 /** Sends `heartbeatRequest` to the follower at `i` (not while a snapshot goes to it). */
 export function heartbeat(ctx: Ctx, i: number): void {
   const peer = ctx.s.leader!.peers[i]!;
@@ -92,12 +99,15 @@ export function leaderTick(ctx: Ctx): void {
       continue;
     }
     // Entries sent but not acknowledged through a whole tick were lost (a partition drops them
-    // while the heartbeats that follow, probing at matchIndex, still succeed): resend them.
-    if (!peer.replied && peer.nextIndex > peer.matchIndex + 1) {
-      updatePeer(ctx, i, { inFlight: 0, nextIndex: peer.matchIndex + 1 });
-    }
+    // while heartbeats probing at matchIndex still succeed), or the follower is busy writing.
+    // Probe at the end of what was sent: a link keeps order, so the follower reads the probe after
+    // those entries; only one that lacks them fails it, and its failure backs nextIndex off to
+    // what it holds. Resending everything instead made a slow follower slower under load.
+    const probe =
+      !peer.replied && peer.nextIndex > peer.matchIndex + 1 && peer.nextIndex > s.log.snapshotIndex;
     updatePeer(ctx, i, { replied: false });
-    if (!replicate(ctx, i)) heartbeat(ctx, i);
+    if (probe) send(ctx, peer.id, probeRequest(s, peer));
+    if (!replicate(ctx, i) && !probe) heartbeat(ctx, i);
   }
   const leader = s.leader!;
   const ticks = leader.ticks + 1;

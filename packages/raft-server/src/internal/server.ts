@@ -277,6 +277,8 @@ function emptyCounters(): Counters {
     snapshotsInstalled: 0,
     snapshotsSent: 0,
     hookErrors: 0,
+    entriesSent: 0,
+    entriesReceived: 0,
   };
 }
 
@@ -526,6 +528,7 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
       );
       return;
     }
+    if (rpc.type === 'append_entries.request') state.counters.entriesReceived += rpc.entries.length;
     if (rpc.type === 'install_snapshot.reply') {
       const sender = state.senders.get(serverIdKey(rpc.from));
       if (sender !== undefined) ctx.send(sender, rpc);
@@ -829,6 +832,8 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
       return undefined;
     }
     case 'send_rpc':
+      if (effect.rpc.type === 'append_entries.request')
+        state.counters.entriesSent += effect.rpc.entries.length;
       if (ctx.send({ name: effect.to.name, node: effect.to.node }, toWire(effect.rpc)) !== 'ok')
         state.counters.droppedSends++;
       return undefined;
