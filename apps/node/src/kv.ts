@@ -56,8 +56,19 @@ export function kvData(state: KvState): Map<string, KvValue> {
   return map;
 }
 
-/** Snapshot every this many applied commands (the machine's release_cursor policy). */
-const RELEASE_EVERY = 4096;
+/**
+ * The release_cursor policy: a snapshot once as many commands were applied as the state holds
+ * entries (keys plus remembered request ids), but never more often than every RELEASE_MIN commands
+ * and never less often than every RELEASE_MAX. Encoding a snapshot costs time in proportion to the
+ * state, so this keeps it to about one encoded state entry per applied command, while the log
+ * between snapshots (kept in memory by the core) stays bounded.
+ */
+export const RELEASE_MIN = 4096;
+export const RELEASE_MAX = 65_536;
+
+function releaseInterval(data: Map<string, KvValue>, recent: Map<string, KvReply>): number {
+  return Math.min(RELEASE_MAX, Math.max(RELEASE_MIN, data.size + recent.size));
+}
 
 /**
  * How many request ids the machine remembers: a resend is recognised while fewer than this many
@@ -160,12 +171,12 @@ export const kvMachine: MachineModule<KvCommand, KvReply, KvState> = {
   overview: (state) => ({ keys: kvData(state).size }),
 };
 
-/** The next state after one applied entry, with a snapshot every RELEASE_EVERY entries. */
+/** The next state after one applied entry, releasing the cursor as `releaseInterval` says. */
 function release(index: number, state: KvState, reply: KvReply): [KvState, KvReply, MachineEffect[]?] {
   const data = kvData(state);
   const recent = recentOf(state);
   const since = state.sinceRelease + 1;
-  if (since < RELEASE_EVERY) return [{ data, recent, sinceRelease: since }, reply];
+  if (since < releaseInterval(data, recent)) return [{ data, recent, sinceRelease: since }, reply];
   // the snapshot gets copies: the live Maps keep changing after the release point
   const effect: MachineEffect = {
     type: 'release_cursor',

@@ -9,6 +9,8 @@ import {
   kvMachine,
   kvQueries,
   RECENT_REQUESTS,
+  RELEASE_MAX,
+  RELEASE_MIN,
 } from '../src/kv.ts';
 
 const CONFIG = { name: 'kv', serverId: { name: 'kv', node: 'n1' } };
@@ -127,10 +129,41 @@ describe('the KV machine', () => {
     expect(kvQueries.entry(after, 'k')).toEqual({ value: 'r0 again' });
   });
 
+  it('releases its cursor as often as its state is large, between RELEASE_MIN and RELEASE_MAX commands', () => {
+    const releases = (commands: (i: number) => KvCommand, count: number): number[] => {
+      let state = kvMachine.init(CONFIG);
+      const at: number[] = [];
+      for (let i = 1; i <= count; i++) {
+        const result = kvMachine.apply(meta(i), commands(i), state);
+        state = result[0];
+        if (result[2]?.some((e) => e.type === 'release_cursor')) at.push(i);
+      }
+      return at;
+    };
+    // a small state: every RELEASE_MIN commands
+    expect(releases((i) => ({ op: 'put', key: `k${i % 10}`, value: i }), 3 * RELEASE_MIN)).toEqual([
+      RELEASE_MIN,
+      2 * RELEASE_MIN,
+      3 * RELEASE_MIN,
+    ]);
+    // 10,000 keys written round-robin: the first release when 4,096 keys are stored, then every 10,000
+    expect(releases((i) => ({ op: 'put', key: `k${i % 10_000}`, value: i }), 30_000)).toEqual([
+      RELEASE_MIN,
+      RELEASE_MIN + 10_000,
+      RELEASE_MIN + 20_000,
+    ]);
+    // request ids count as state too (here it grows as fast as the log), and the interval is capped
+    expect(releases((i) => ({ op: 'put', key: `k${i % 10}`, value: i, rid: `r${i}` }), 200_000)).toEqual([
+      RELEASE_MAX,
+      2 * RELEASE_MAX,
+      3 * RELEASE_MAX,
+    ]);
+  });
+
   it('snapshots as [key, value] pairs, so a key such as __proto__ survives a CBOR round trip', () => {
     let state = kvMachine.init(CONFIG);
     let snapshot: unknown;
-    for (let i = 1; i <= 4096; i++) {
+    for (let i = 1; snapshot === undefined && i <= RELEASE_MAX; i++) {
       const key = i === 1 ? '__proto__' : `k${i}`;
       const result = kvMachine.apply(meta(i), { op: 'put', key, value: { i }, rid: `rid-${i}` }, state);
       state = result[0];
@@ -141,7 +174,7 @@ describe('the KV machine', () => {
     const codec = createCodec();
     const restored = codec.decode(codec.encode(snapshot)) as KvState;
     const data = kvData(restored);
-    expect(data.size).toBe(4096);
+    expect(data.size).toBe(RELEASE_MAX);
     expect(data.get('__proto__')).toEqual({ i: 1 });
     expect(kvQueries.keys(restored, 'k1', 3)).toEqual(['k10', 'k11', 'k12']);
     // the request ids travel with the snapshot: a resend after an install is still recognised
