@@ -1,0 +1,79 @@
+import { type CommandEntry, createCodec, type LogEntry } from '@otra/protocol';
+import { describe, expect, it } from 'vitest';
+import { decodeEntry, decodePacked, storedEntry } from '../src/internal/codec.ts';
+
+const pid = { node: 'client', id: 12, creation: 1_764_583_000_123 };
+const command = (reply: CommandEntry['reply']): CommandEntry => ({
+  type: 'command',
+  index: 123_456,
+  term: 3,
+  command: { op: 'put', key: 'key-000000001234', value: 'v'.repeat(100) },
+  reply,
+  systemTime: 1_764_583_000_456,
+});
+
+describe('the log entry codec', () => {
+  it('round-trips command entries of every reply mode in the array form, and other entries as maps', () => {
+    const entries: LogEntry[] = [
+      command({ mode: 'noreply' }),
+      command({ mode: 'notify', to: pid, correlation: 99 }),
+      command({ mode: 'notify', to: pid, correlation: 'c-1' }),
+      command({ mode: 'after_log_append', from: { pid, ref: 7 } }),
+      command({ mode: 'await_consensus', from: { pid, ref: 8 } }),
+      { type: 'noop', index: 5, term: 2, machineVersion: 1 },
+      { type: 'system', index: 6, term: 2, event: { type: 'nodeup', node: 'n2' }, systemTime: 1 },
+      {
+        type: 'config',
+        index: 7,
+        term: 2,
+        cluster: [{ id: { name: 'kv', node: 'n1' }, membership: 'voter' }],
+        from: { pid, ref: 1 },
+      },
+    ];
+    const codec = createCodec();
+    for (const entry of entries) {
+      const stored = storedEntry(entry);
+      // the array form has no key names
+      if (entry.type === 'command') expect(Array.isArray(codec.decode(stored.data))).toBe(true);
+      // fresh copies of the bytes, so the encode cache cannot answer
+      expect(decodeEntry({ ...stored, data: Uint8Array.from(stored.data) })).toEqual(entry);
+      expect(decodePacked(Uint8Array.from(stored.data))).toEqual(entry);
+    }
+    const map = codec.encode(entries[1]);
+    const array = storedEntry(entries[1]!).data;
+    expect(array.length).toBeLessThan(map.length * 0.7);
+  });
+
+  it('still reads command entries stored as maps', () => {
+    const entry = command({ mode: 'notify', to: pid, correlation: 1 });
+    const data = createCodec().encode(entry);
+    expect(decodeEntry({ index: entry.index, term: entry.term, data })).toEqual(entry);
+  });
+
+  it('refuses bytes that are not an entry, and an entry stored under another index', () => {
+    const codec = createCodec();
+    const bad = [
+      [0, 1, 1, 0, {}, [1, 'n', 1]],
+      [0, 'x', 1, 0, {}, [0]],
+      [0, 1, 1, 0, {}, [9]],
+      [0, 1, 1, 0, {}, [1, 5, 1, 1, 'c']],
+      [0, 1, 1, 0, {}, [1, 'n', 1, 1, {}]],
+      [0, 1, 1, 0, {}, [2, 'n', 1, 1, 'not-a-ref']],
+      [0, 1, 1, 0, {}],
+      [7, 1, 1, 0, {}, [0]],
+      [],
+      { index: 1, term: 1 },
+      null,
+      'command',
+    ];
+    for (const value of bad) {
+      expect(() => decodePacked(codec.encode(value))).toThrow(/does not decode to an entry/);
+      expect(() => decodeEntry({ index: 1, term: 1, data: codec.encode(value) })).toThrow(
+        /stored entry 1 does not decode to itself/,
+      );
+    }
+    expect(() => decodePacked(new Uint8Array([0xff, 0x00]))).toThrow(/does not decode/);
+    const good = storedEntry(command({ mode: 'noreply' }));
+    expect(() => decodeEntry({ ...good, index: 1 })).toThrow(/does not decode to itself/);
+  });
+});
