@@ -113,6 +113,16 @@ describe('the otra KV service through the CLI and HTTP', () => {
         expect(got).toEqual({ status: 200, json: { value: { by: writer }, index: expect.any(Number) } });
       }
     }
+    const listed = await otra(['kv', 'list', 'from-', '--limit', '2', '--http', c.http('n3')]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout)).toMatchObject({
+      items: [
+        { key: 'from-n1', value: { by: 'n1' } },
+        { key: 'from-n2', value: { by: 'n2' } },
+      ],
+      more: true,
+      next: 'from-n2',
+    });
     const cliGet = await otra(['kv', 'get', 'from-n1', '--http', c.http('n2')]);
     expect(JSON.parse(cliGet.stdout).value).toEqual({ by: 'n1' });
     const cas = await otra(['kv', 'cas', 'from-n1', '{"by":"n1"}', 'swapped', '--http', c.http('n3')]);
@@ -305,6 +315,7 @@ describe('the otra KV service through the CLI and HTTP', () => {
       [['status'], {}, 2, /give the node's HTTP API with --http/],
       [['status', '--http', 'http://127.0.0.1:1'], {}, 1, /cannot reach http:\/\/127\.0\.0\.1:1/],
       [['kv', 'put', 'k', '--http', 'http://127.0.0.1:1'], {}, 2, /usage: otra kv put KEY VALUE/],
+      [['kv', 'list', 'a', 'b', '--http', 'http://127.0.0.1:1'], {}, 2, /usage: otra kv list \[PREFIX\]/],
       [['frobnicate'], {}, 2, /unknown command frobnicate/],
     ];
     const results = await Promise.all(cases.map(([args, env]) => otra(args, env)));

@@ -28,7 +28,8 @@ const USAGE = `usage: otra <command> [options]
   otra members remove NODE --http URL
   otra members transfer NODE --http URL  hand leadership to NODE
   otra kv put KEY VALUE | get KEY [--consistency linearizable|leader|local] | delete KEY
-        | cas KEY EXPECT VALUE --http URL     (VALUE is JSON when it parses, else a string)
+        | cas KEY EXPECT VALUE | list [PREFIX] [--after KEY] [--limit N] --http URL
+        (VALUE is JSON when it parses, else a string)
   otra cluster start --connect n1=ws://...,n2=ws://... [--cookie-file FILE]
       start the kv cluster on nodes started with --join
 `;
@@ -198,6 +199,18 @@ async function runMembers(args: Args): Promise<void> {
 async function runKv(args: Args): Promise<void> {
   const [, sub, key, ...rest] = args.positional;
   const base = httpBase(args);
+  if (sub === 'list') {
+    only(args, ['http', 'consistency', 'after', 'limit']);
+    if (rest.length > 0) throw new UsageError('usage: otra kv list [PREFIX] [--after KEY] [--limit N]');
+    const query = new URLSearchParams();
+    if (key !== undefined) query.set('prefix', key);
+    for (const name of ['after', 'limit', 'consistency']) {
+      const value = flag(args, name);
+      if (value !== undefined) query.set(name, value);
+    }
+    const q = query.toString();
+    return print(await apiCall(base, 'GET', q.length > 0 ? `/kv?${q}` : '/kv'));
+  }
   if (key === undefined) throw new UsageError('otra kv put|get|delete|cas needs a key');
   const path = `/kv/${encodeURIComponent(key)}`;
   switch (sub) {
@@ -229,7 +242,7 @@ async function runKv(args: Args): Promise<void> {
         }),
       );
     default:
-      throw new UsageError(`unknown kv command ${sub} (put, get, delete, cas)`);
+      throw new UsageError(`unknown kv command ${sub} (put, get, delete, cas, list)`);
   }
 }
 

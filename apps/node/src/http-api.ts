@@ -32,7 +32,15 @@ import {
   transferLeadership,
 } from '@otra/raft';
 import type { Transport } from '@otra/transport-ws';
-import { type KvCommand, type KvEntry, type KvReply, type KvValue, keyProblem } from './kv.ts';
+import {
+  type KvCommand,
+  type KvEntry,
+  type KvRange,
+  type KvReply,
+  type KvValue,
+  keyProblem,
+  RANGE_MAX,
+} from './kv.ts';
 import type { KvMetrics } from './metrics.ts';
 
 /** Largest request body accepted (larger ones get 413 and never reach the log). */
@@ -175,6 +183,7 @@ function objectBody(body: unknown, fields: string): Record<string, unknown> {
 
 /** The routes, by the template metrics label them with (`unknown`: no such route). */
 type RouteName =
+  | '/kv'
   | '/kv/:key'
   | '/kv/:key/cas'
   | '/members/:node'
@@ -191,15 +200,26 @@ interface Route {
   readonly segment: string;
 }
 
-const FIXED_ROUTES = new Set<RouteName>(['/status', '/inspect', '/metrics', '/members', '/leadership']);
+const FIXED_ROUTES = new Set<RouteName>([
+  '/kv',
+  '/status',
+  '/inspect',
+  '/metrics',
+  '/members',
+  '/leadership',
+]);
 
 /** Matches a request path once: for the handler and for the metrics label. */
 function matchRoute(pathname: string): Route {
   const parts = pathname.split('/').slice(1);
   const segment = parts[1] ?? '';
-  if (parts[0] === 'kv' && segment.length > 0) {
-    if (parts.length === 2) return { name: '/kv/:key', segment };
-    if (parts.length === 3 && parts[2] === 'cas') return { name: '/kv/:key/cas', segment };
+  if (parts[0] === 'kv') {
+    // `/kv` lists; `/kv/` names no key (404), like any other path under /kv that is not a route
+    if (parts.length === 1) return { name: '/kv', segment: '' };
+    if (parts.length === 2 && segment.length > 0) return { name: '/kv/:key', segment };
+    if (parts.length === 3 && segment.length > 0 && parts[2] === 'cas')
+      return { name: '/kv/:key/cas', segment };
+    return { name: 'unknown', segment: '' };
   }
   if (parts[0] === 'members' && parts.length === 2 && segment.length > 0)
     return { name: '/members/:node', segment };
@@ -362,25 +382,25 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     }
   }
 
-  async function read(key: string, url: URL): Promise<{ entry: KvEntry; index: number }> {
+  /** Runs a named KV query at the request's `consistency` (default linearizable). */
+  async function read(
+    query: { readonly name: string; readonly args: readonly unknown[] },
+    url: URL,
+  ): Promise<{ result: unknown; index: number }> {
     const consistency = url.searchParams.get('consistency') ?? 'linearizable';
-    const query = { name: 'entry', args: [key] };
     if (!hostsMember()) throw unavailable('not_a_member', `${node.name} hosts no member of ${cluster}`);
     try {
       switch (consistency) {
         case 'linearizable': {
           await knownLeader();
-          const r = await consistentQuery(system, self, query, { timeoutMs });
-          return { entry: r.result as KvEntry, index: r.index };
+          return await consistentQuery(system, self, query, { timeoutMs });
         }
         case 'leader': {
           await knownLeader();
-          const r = await leaderQuery(system, self, query, { timeoutMs });
-          return { entry: r.result as KvEntry, index: r.index };
+          return await leaderQuery(system, self, query, { timeoutMs });
         }
         case 'local': {
-          const r = await localQuery(system, self, query, { timeoutMs });
-          return { entry: r.result as KvEntry, index: r.index };
+          return await localQuery(system, self, query, { timeoutMs });
         }
         default:
           throw new HttpError(
@@ -527,7 +547,8 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     const method = req.method ?? 'GET';
     switch (method) {
       case 'GET': {
-        const { entry, index } = await read(key, url);
+        const { result, index } = await read({ name: 'entry', args: [key] }, url);
+        const entry = result as KvEntry;
         if (entry === null) throw new HttpError(404, 'not_found', `no key ${JSON.stringify(key)}`, { index });
         sendJson(res, 200, { value: entry.value, index });
         return;
@@ -550,6 +571,26 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       default:
         return allow(method, 'GET, PUT, DELETE');
     }
+  }
+
+  /** `GET /kv?prefix=&after=&limit=`: a page of keys and values in key order. */
+  async function listRoute(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (req.method !== 'GET') return allow(req.method ?? 'GET', 'GET');
+    const prefix = url.searchParams.get('prefix') ?? '';
+    const after = url.searchParams.get('after');
+    const limitText = url.searchParams.get('limit') ?? '100';
+    const limit = Number(limitText);
+    if (!/^\d+$/.test(limitText) || limit < 1 || limit > RANGE_MAX)
+      throw new HttpError(400, 'bad_request', `limit is an integer from 1 to ${RANGE_MAX}, got ${limitText}`);
+    const { result, index } = await read({ name: 'range', args: [prefix, after, limit] }, url);
+    const page = result as KvRange;
+    const last = page.items[page.items.length - 1];
+    sendJson(res, 200, {
+      items: page.items,
+      more: page.more,
+      ...(page.more && last !== undefined ? { next: last.key } : {}),
+      index,
+    });
   }
 
   async function casRoute(req: IncomingMessage, res: ServerResponse, url: URL, key: string): Promise<void> {
@@ -614,6 +655,8 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       if (method !== 'GET') allow(method, 'GET');
     };
     switch (matched.name) {
+      case '/kv':
+        return listRoute(req, res, url);
       case '/kv/:key':
         return kvRoute(req, res, url, keyFrom(matched.segment));
       case '/kv/:key/cas':

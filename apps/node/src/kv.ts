@@ -202,4 +202,29 @@ export const kvQueries = {
     }
     return out;
   },
+  range: (state: unknown, prefix: unknown = '', after: unknown = null, limit: unknown = 100) =>
+    rangeOf(kvData(state as KvState), String(prefix), after === null ? null : String(after), Number(limit)),
 };
+
+/** Most items one `range` answers. */
+export const RANGE_MAX = 1000;
+
+/** A page of `range`: the items in key order, and whether more follow the last one. */
+export interface KvRange {
+  readonly items: readonly { readonly key: string; readonly value: KvValue }[];
+  readonly more: boolean;
+}
+
+/**
+ * The keys that start with `prefix` and sort after `after` (JavaScript string order), with their
+ * values, at most `limit` of them (1..RANGE_MAX). It scans every key: O(keys) plus a sort of
+ * the matches, on the member that answers.
+ */
+function rangeOf(data: Map<string, KvValue>, prefix: string, after: string | null, limit: number): KvRange {
+  const max = Number.isInteger(limit) ? Math.max(1, Math.min(RANGE_MAX, limit)) : 100;
+  const keys: string[] = [];
+  for (const k of data.keys()) if (k.startsWith(prefix) && (after === null || k > after)) keys.push(k);
+  keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const page = keys.length > max ? keys.slice(0, max) : keys;
+  return { items: page.map((key) => ({ key, value: data.get(key) as KvValue })), more: keys.length > max };
+}

@@ -166,6 +166,38 @@ describe('the KV HTTP API', () => {
     expect((await call(leader, 'GET', `/kv/${odd}`)).body.value).toBe('ok');
   });
 
+  it('lists keys and values in key order by prefix, a page at a time, at every consistency', async () => {
+    for (const k of ['list/b', 'list/a', 'list/c/1', 'list/c/0', 'other'])
+      expect(
+        (await call(follower, 'PUT', `/kv/${encodeURIComponent(k)}`, JSON.stringify({ value: k }))).status,
+      ).toBe(200);
+    const all = await call(follower, 'GET', '/kv?prefix=list%2F');
+    expect(all.status).toBe(200);
+    expect(all.body).toMatchObject({
+      items: ['list/a', 'list/b', 'list/c/0', 'list/c/1'].map((key) => ({ key, value: key })),
+      more: false,
+    });
+    expect(all.body.next).toBeUndefined();
+    expect(all.body.index).toBeGreaterThan(0);
+    // pages of two: the next page starts after the last key of this one
+    const first = await call(leader, 'GET', '/kv?prefix=list%2F&limit=2&consistency=leader');
+    expect(first.body).toMatchObject({
+      items: [{ key: 'list/a' }, { key: 'list/b' }],
+      more: true,
+      next: 'list/b',
+    });
+    const second = await call(follower, 'GET', '/kv?prefix=list%2F&limit=2&after=list%2Fb&consistency=local');
+    expect(second.status).toBe(200);
+    // a local read may lag; it never shows keys out of order or outside the page
+    const keys = (second.body.items as { key: string }[]).map((i) => i.key);
+    expect(['list/c/0', 'list/c/1'].slice(0, keys.length)).toEqual(keys);
+    for (const bad of ['limit=0', 'limit=1001', 'limit=two', 'limit=-1', 'consistency=eventual'])
+      expect((await call(follower, 'GET', `/kv?${bad}`)).status).toBe(400);
+    const post = await call(follower, 'POST', '/kv', '{}');
+    expect(post.status).toBe(405);
+    expect(post.headers.allow).toBe('GET');
+  });
+
   it('redirects a write with 307 to the leader when asked, and the redirect works', async () => {
     const r = await call(follower, 'PUT', '/kv/redirected?redirect=1', JSON.stringify({ value: 1 }));
     expect(r.status).toBe(307);

@@ -8,6 +8,7 @@ import {
   kvData,
   kvMachine,
   kvQueries,
+  RANGE_MAX,
   RECENT_REQUESTS,
   RELEASE_MAX,
   RELEASE_MIN,
@@ -127,6 +128,33 @@ describe('the KV machine', () => {
     );
     expect(reply).toEqual({ previous: { value: 1 } });
     expect(kvQueries.entry(after, 'k')).toEqual({ value: 'r0 again' });
+  });
+
+  it('answers range: keys with a prefix after a key, in order, a page at a time', () => {
+    const keys = ['b/2', 'a', 'b/10', 'b/1', 'c', 'b/3'];
+    const { state } = run(keys.map((key, i) => ({ op: 'put', key, value: i })));
+    expect(kvQueries.range(state, 'b/', null, 2)).toEqual({
+      items: [
+        { key: 'b/1', value: 3 },
+        { key: 'b/10', value: 2 },
+      ],
+      more: true,
+    });
+    expect(kvQueries.range(state, 'b/', 'b/10', 2)).toEqual({
+      items: [
+        { key: 'b/2', value: 0 },
+        { key: 'b/3', value: 5 },
+      ],
+      more: false,
+    });
+    expect(kvQueries.range(state, '', 'c', 10)).toEqual({ items: [], more: false });
+    expect(kvQueries.range(state, 'zz', null, 10)).toEqual({ items: [], more: false });
+    // the page size is clamped to 1..RANGE_MAX
+    expect(kvQueries.range(state, '', null, 0).items).toHaveLength(1);
+    const big = run(Array.from({ length: RANGE_MAX + 5 }, (_, i) => ({ op: 'put', key: `k${i}`, value: i })));
+    const page = kvQueries.range(big.state, 'k', null, 10 * RANGE_MAX);
+    expect(page.items).toHaveLength(RANGE_MAX);
+    expect(page.more).toBe(true);
   });
 
   it('releases its cursor as often as its state is large, between RELEASE_MIN and RELEASE_MAX commands', () => {
