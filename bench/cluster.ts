@@ -119,20 +119,36 @@ async function throughput(inFlight: number): Promise<void> {
     });
     for (let i = 0; i < inFlight; i++) send();
     await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
+    const counters = () => Promise.all(ids.map(async (id) => (await overview(raft, id)).counters));
     const before = await nodeStats(cluster);
+    const countersBefore = await counters();
     measuring = true;
     const t0 = performance.now();
+    const clientCpu0 = process.cpuUsage();
     await new Promise((r) => setTimeout(r, MEASURE_S * 1000));
     measuring = false;
+    const clientCpu = process.cpuUsage(clientCpu0);
     const elapsed = performance.now() - t0;
     const after = await nodeStats(cluster);
+    const countersAfter = await counters();
     report('cluster.throughput', {
       in_flight: inFlight,
       commits: `${Math.round((committed * 1000) / elapsed)}/s`,
       p50: `${percentile(samples, 50).toFixed(2)}ms`,
       p99: `${percentile(samples, 99).toFixed(2)}ms`,
       rejected,
+      client_cpu_us_per_commit:
+        committed > 0 ? ((clientCpu.user + clientCpu.system) / committed).toFixed(1) : '-',
     });
+    const perCommit = (name: string): Record<string, string> => {
+      const i = ids.findIndex((id) => id.node === name);
+      const x = countersAfter[i];
+      const y = countersBefore[i];
+      if (x === undefined || y === undefined || committed === 0) return {};
+      return name === leader.node
+        ? { entries_sent_per_commit: ((x.entriesSent - y.entriesSent) / committed).toFixed(2) }
+        : { entries_received_per_commit: ((x.entriesReceived - y.entriesReceived) / committed).toFixed(2) };
+    };
     for (const [name, a] of after) {
       const b = before.get(name)!;
       const wa = a.writer as { batches: number; ops: number; syncMicros: number } | undefined;
@@ -148,6 +164,9 @@ async function throughput(inFlight: number): Promise<void> {
         entries_per_fsync: syncs > 0 ? (entries / syncs).toFixed(1) : '0',
         sync_avg: syncs > 0 ? `${(syncMs / syncs).toFixed(2)}ms` : '-',
         cpu: `${(((a.cpuMicros - b.cpuMicros) / 1000 / elapsed) * 100).toFixed(0)}%`,
+        cpu_us_per_commit: committed > 0 ? ((a.cpuMicros - b.cpuMicros) / committed).toFixed(1) : '-',
+        // entries sent (leader) or received (followers) per commit: above 2 / 1, something was resent
+        ...perCommit(name),
       });
     }
     await new Promise((r) => setTimeout(r, 200));
