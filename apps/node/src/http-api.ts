@@ -556,15 +556,29 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       case 'PUT': {
         const body = objectBody(await readJson(req), 'with "value"');
         if (!('value' in body)) throw new HttpError(400, 'bad_request', 'the body needs a "value"');
-        const r = await submit({ op: 'put', key, value: body.value as KvValue }, req, url, res);
-        if (r !== undefined) sendJson(res, 200, { index: r.index });
+        const prev = url.searchParams.get('prev') === '1';
+        const command: KvCommand = prev
+          ? { op: 'put', key, value: body.value as KvValue, prev }
+          : { op: 'put', key, value: body.value as KvValue };
+        const r = await submit(command, req, url, res);
+        if (r === undefined) return;
+        if (!prev) sendJson(res, 200, { index: r.index });
+        else {
+          // what the key held before: `previous` (absent when it did not exist)
+          const before = (r.reply as { previous?: KvEntry }).previous ?? null;
+          sendJson(res, 200, {
+            index: r.index,
+            existed: before !== null,
+            ...(before === null ? {} : { previous: before.value }),
+          });
+        }
         return;
       }
       case 'DELETE': {
         const r = await submit({ op: 'delete', key }, req, url, res);
         if (r !== undefined) {
-          const reply = r.reply as { previous: KvEntry };
-          sendJson(res, 200, { index: r.index, deleted: reply.previous !== null });
+          const reply = r.reply as { existed: boolean };
+          sendJson(res, 200, { index: r.index, deleted: reply.existed });
         }
         return;
       }

@@ -15,21 +15,29 @@ export type KvValue =
  * commands is not applied again, it answers what the first copy answered (client request
  * de-duplication, as the Raft thesis' client sessions and rafted_value do).
  */
-export type KvCommand = (
-  | { readonly op: 'put'; readonly key: string; readonly value: KvValue }
-  | { readonly op: 'delete'; readonly key: string }
-  /**
-   * Compare-and-set: writes `value` only if the key currently holds a value equal (as JSON) to
-   * `expect`; without `expect`, only if the key is absent.
-   */
-  | { readonly op: 'cas'; readonly key: string; readonly expect?: KvValue; readonly value: KvValue }
-) & { readonly rid?: string };
+export type KvCommand =
+  /** With `prev: true` the reply carries what the key held before (etcd's `prev_kv`). */
+  (
+    | { readonly op: 'put'; readonly key: string; readonly value: KvValue; readonly prev?: boolean }
+    | { readonly op: 'delete'; readonly key: string; readonly prev?: boolean }
+    /**
+     * Compare-and-set: writes `value` only if the key currently holds a value equal (as JSON) to
+     * `expect`; without `expect`, only if the key is absent.
+     */
+    | { readonly op: 'cas'; readonly key: string; readonly expect?: KvValue; readonly value: KvValue }
+  ) & { readonly rid?: string };
 
 /** What a key holds: `{ value }`, or null when it is absent (a stored null is `{ value: null }`). */
 export type KvEntry = { readonly value: KvValue } | null;
 
-/** `put`/`delete` answer what the key held before; `cas` whether it wrote and what the key holds now. */
-export type KvReply = { readonly previous: KvEntry } | { readonly ok: boolean; readonly current: KvEntry };
+/**
+ * `put`/`delete` answer whether the key existed before, and with `prev: true` what it held;
+ * `cas` whether it wrote and what the key holds now. Replies stay small unless asked: they are
+ * sent to the caller and remembered (with snapshots) for every request id.
+ */
+export type KvReply =
+  | { readonly existed: boolean; readonly previous?: KvEntry }
+  | { readonly ok: boolean; readonly current: KvEntry };
 
 export interface KvState {
   /**
@@ -142,11 +150,17 @@ export const kvMachine: MachineModule<KvCommand, KvReply, KvState> = {
       case 'put':
         if (command.value === undefined) throw new Error('a put needs a value');
         data.set(command.key, command.value);
-        reply = { previous: before };
+        reply =
+          command.prev === true
+            ? { existed: before !== null, previous: before }
+            : { existed: before !== null };
         break;
       case 'delete':
         data.delete(command.key);
-        reply = { previous: before };
+        reply =
+          command.prev === true
+            ? { existed: before !== null, previous: before }
+            : { existed: before !== null };
         break;
       case 'cas': {
         if (command.value === undefined) throw new Error('a cas needs a value');

@@ -157,6 +157,11 @@ describe('the KV HTTP API', () => {
     const gone = await call(leader, 'GET', '/kv/fresh');
     expect(gone.status).toBe(404);
     expect(gone.body.error).toBe('not_found');
+    // ?prev=1: the answer says what the key held before
+    const firstPrev = await call(follower, 'PUT', '/kv/p?prev=1', JSON.stringify({ value: 'one' }));
+    expect(firstPrev.body).toEqual({ index: expect.any(Number), existed: false });
+    const secondPrev = await call(follower, 'PUT', '/kv/p?prev=1', JSON.stringify({ value: 'two' }));
+    expect(secondPrev.body).toEqual({ index: expect.any(Number), existed: true, previous: 'one' });
     // a stored null is a value, not an absent key
     await call(leader, 'PUT', '/kv/nothing', JSON.stringify({ value: null }));
     expect(await call(follower, 'GET', '/kv/nothing')).toMatchObject({ status: 200, body: { value: null } });

@@ -31,20 +31,29 @@ function run(commands: readonly KvCommand[]): { state: KvState; replies: KvReply
 describe('the KV machine', () => {
   it('stores any JSON value and tells a stored null from an absent key', () => {
     const { state, replies } = run([
-      { op: 'put', key: 'a', value: { nested: [1, 'two', null] } },
-      { op: 'put', key: 'n', value: null },
-      { op: 'put', key: 'a', value: 3 },
-      { op: 'delete', key: 'n' },
-      { op: 'delete', key: 'n' },
+      { op: 'put', key: 'a', value: { nested: [1, 'two', null] }, prev: true },
+      { op: 'put', key: 'n', value: null, prev: true },
+      { op: 'put', key: 'a', value: 3, prev: true },
+      { op: 'delete', key: 'n', prev: true },
+      { op: 'delete', key: 'n', prev: true },
+      // without prev, only whether the key existed
+      { op: 'put', key: 'a', value: 4 },
+      { op: 'put', key: 'b', value: 4 },
+      { op: 'delete', key: 'b' },
+      { op: 'delete', key: 'b' },
     ]);
     expect(replies).toEqual([
-      { previous: null },
-      { previous: null },
-      { previous: { value: { nested: [1, 'two', null] } } },
-      { previous: { value: null } },
-      { previous: null },
+      { existed: false, previous: null },
+      { existed: false, previous: null },
+      { existed: true, previous: { value: { nested: [1, 'two', null] } } },
+      { existed: true, previous: { value: null } },
+      { existed: false, previous: null },
+      { existed: true },
+      { existed: false },
+      { existed: true },
+      { existed: false },
     ]);
-    expect(kvQueries.entry(state, 'a')).toEqual({ value: 3 });
+    expect(kvQueries.entry(state, 'a')).toEqual({ value: 4 });
     expect(kvQueries.entry(state, 'n')).toBeNull();
   });
 
@@ -52,7 +61,7 @@ describe('the KV machine', () => {
     const { replies } = run([
       { op: 'cas', key: 'k', value: 'first' },
       { op: 'cas', key: 'k', value: 'again' },
-      { op: 'put', key: 'k', value: { a: 1, b: [true, null] } },
+      { op: 'put', key: 'k', value: { a: 1, b: [true, null] }, prev: true },
       { op: 'cas', key: 'k', expect: { b: [true, null], a: 1 }, value: 'swapped' },
       { op: 'cas', key: 'k', expect: 'stale', value: 'never' },
       { op: 'cas', key: 'gone', expect: null, value: 'x' },
@@ -60,7 +69,7 @@ describe('the KV machine', () => {
     expect(replies).toEqual([
       { ok: true, current: { value: 'first' } },
       { ok: false, current: { value: 'first' } },
-      { previous: { value: 'first' } },
+      { existed: true, previous: { value: 'first' } },
       { ok: true, current: { value: 'swapped' } },
       { ok: false, current: { value: 'swapped' } },
       // expect null means "holds null", not "absent"
@@ -92,14 +101,14 @@ describe('the KV machine', () => {
   it('applies a resent request (same rid) once and answers it with the first reply', () => {
     const { state, replies } = run([
       { op: 'cas', key: 'k', value: 'mine', rid: 'n1.7.1' },
-      { op: 'put', key: 'k', value: 'theirs', rid: 'n2.3.1' },
+      { op: 'put', key: 'k', value: 'theirs', rid: 'n2.3.1', prev: true },
       // the first request again, after a leader change: not applied, the first answer
       { op: 'cas', key: 'k', value: 'mine', rid: 'n1.7.1' },
       { op: 'cas', key: 'k', value: 'other', rid: 'n1.7.2' },
     ]);
     expect(replies).toEqual([
       { ok: true, current: { value: 'mine' } },
-      { previous: { value: 'mine' } },
+      { existed: true, previous: { value: 'mine' } },
       { ok: true, current: { value: 'mine' } },
       { ok: false, current: { value: 'theirs' } },
     ]);
@@ -113,7 +122,11 @@ describe('the KV machine', () => {
   it('remembers the last RECENT_REQUESTS request ids, forgetting the oldest first', () => {
     let state = kvMachine.init(CONFIG);
     for (let i = 0; i <= RECENT_REQUESTS; i++)
-      state = kvMachine.apply(meta(i + 1), { op: 'put', key: 'k', value: i, rid: `r${i}` }, state)[0];
+      state = kvMachine.apply(
+        meta(i + 1),
+        { op: 'put', key: 'k', value: i, rid: `r${i}`, prev: true },
+        state,
+      )[0];
     // r0 was forgotten: applied again (which in turn pushes r1 out); r2 is remembered: not applied
     state = kvMachine.apply(
       meta(RECENT_REQUESTS + 2),
@@ -126,7 +139,7 @@ describe('the KV machine', () => {
       { op: 'put', key: 'k', value: 'r2 again', rid: 'r2' },
       state,
     );
-    expect(reply).toEqual({ previous: { value: 1 } });
+    expect(reply).toEqual({ existed: true, previous: { value: 1 } });
     expect(kvQueries.entry(after, 'k')).toEqual({ value: 'r0 again' });
   });
 
@@ -211,7 +224,7 @@ describe('the KV machine', () => {
       { op: 'put', key: 'k5', value: 'no', rid: 'rid-5' },
       restored,
     );
-    expect(again).toEqual({ previous: null });
+    expect(again).toEqual({ existed: false });
     expect(kvQueries.entry(restored, 'k5')).toEqual({ value: { i: 5 } });
   });
 });
