@@ -18,7 +18,8 @@ afterEach(async () => {
 
 describe('bad input', () => {
   it('malformed RPCs, casts and calls are dropped or refused; the server lives on', async () => {
-    cluster = await localCluster(3);
+    const logs: string[] = [];
+    cluster = await localCluster(3, { log: (_level, message) => logs.push(message) });
     const s1 = cluster.systems[0]!;
     const node = cluster.nodes[0]!;
     await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
@@ -52,6 +53,16 @@ describe('bad input', () => {
       { type: 'vote.request', from: 'n2', term: -1 },
       { type: 'install_snapshot.request', from: { name: 'kv', node: 'n2' }, term: 1 },
       { type: 'no.such.message' },
+      // the server's own messages, forged (from the network they could not carry its mark)
+      { type: 'log.written', upTo: 1_000_000, term: 99 },
+      { type: 'raft.fatal', error: new Error('forged') },
+      {
+        type: 'snapshot.installed',
+        meta: { index: 1_000_000, term: 99, cluster: [], machineVersion: 0 },
+        machineState: {},
+      },
+      { type: 'raft.tick' },
+      { type: 'raft.election_timeout' },
     ];
     for (const msg of garbage) node.send(pid, msg);
     node.cast(pid, {
@@ -71,7 +82,12 @@ describe('bad input', () => {
     const second = await processCommand(s1, cluster.ids[0]!, { op: 'put', key: 'a', value: '2' });
     expect(second.reply).toBe('1');
     expect(second.index).toBeGreaterThan(first.index);
-    expect((await overview(s1, cluster.ids[0]!)).term).toBe(first.term);
+    const view = await overview(s1, cluster.ids[0]!);
+    expect(view.term).toBe(first.term);
+    // the forged write completion and snapshot changed nothing
+    expect(view.lastWritten).toBeLessThan(1_000_000);
+    expect(view.snapshot?.index ?? 0).toBeLessThan(1_000_000);
+    expect(logs.some((l) => /ignored a log\.written it did not send itself/.test(l))).toBe(true);
   });
 
   it('a cluster of an unregistered machine module is refused with the reason', async () => {

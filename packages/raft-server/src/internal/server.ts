@@ -183,6 +183,29 @@ function toActorFrom(from: From): ActorFrom {
   return { node: from.pid.node, creation: from.pid.creation, ref: from.ref };
 }
 
+/**
+ * Marks the shell's own messages to itself (timers, write completions, snapshot steps): a message
+ * from the network is decoded from CBOR and can never carry a symbol key, so no peer can forge a
+ * write completion, a fatal error or an installed snapshot.
+ */
+const SELF = Symbol('raft.server.self');
+
+function own<T extends object>(msg: T): T {
+  return Object.assign(msg, { [SELF]: true });
+}
+
+/** Message types only the server itself may send (see `own`). */
+const SELF_TYPES = new Set<string>([
+  'log.written',
+  'snapshot.written',
+  'snapshot.installed',
+  'raft.tick',
+  'raft.election_timeout',
+  'raft.machine_timeout',
+  'raft.fatal',
+  'raft.sender_started',
+]);
+
 function isEntryShaped(e: unknown): boolean {
   return (
     typeof e === 'object' &&
@@ -465,7 +488,7 @@ function afterBatch(state: ShellState, ctx: ActorContext): ShellState {
   else if (role === 'leader' && !state.ticking && !core(state).quiesced) {
     // a new leader ticks at once (its entries carry the wall clock of its last tick), then every tickMs
     state.ticking = true;
-    ctx.send(ctx.self, { type: 'raft.tick' });
+    ctx.send(ctx.self, own({ type: 'raft.tick' }));
   }
   return state;
 }
@@ -536,6 +559,10 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
     step(state, rpc, effects);
     return;
   }
+  if (SELF_TYPES.has(type) && (msg as Record<symbol, unknown>)[SELF] !== true) {
+    state.sys.log('warn', `${serverIdKey(state.id)}: ignored a ${type} it did not send itself`);
+    return;
+  }
   switch (type) {
     case 'log.written':
     case 'snapshot.written':
@@ -547,7 +574,7 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
       step(state, { type: 'tick', nowMs: Date.now() }, effects);
       // a quiesced leader stops ticking (unless it is counting down its end of life)
       if (roleOf(state) === 'leader' && (!core(state).quiesced || state.ending > 0))
-        ctx.sendAfter(state.sys.settings.tickMs, { type: 'raft.tick' });
+        ctx.sendAfter(state.sys.settings.tickMs, own({ type: 'raft.tick' }));
       else state.ticking = false;
       return;
     case 'raft.election_timeout': {
@@ -813,8 +840,8 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
       const options = effect.truncateFrom === undefined ? undefined : { truncateFrom: effect.truncateFrom };
       // one listener per server, called by the writer as each batch completes: no promise per append
       state.logListener ??= {
-        logWritten: (_uid, upTo, term) => ctx.send(ctx.self, { type: 'log.written', upTo, term }),
-        logWriteFailed: (_uid, error) => ctx.send(ctx.self, { type: 'raft.fatal', error }),
+        logWritten: (_uid, upTo, term) => ctx.send(ctx.self, own({ type: 'log.written', upTo, term })),
+        logWriteFailed: (_uid, error) => ctx.send(ctx.self, own({ type: 'raft.fatal', error })),
       };
       sys.storage.log.appendNotify(record.uid, entries, options, state.logListener);
       return undefined;
@@ -828,7 +855,7 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
       if (term === undefined) return undefined;
       sys.storage.log
         .deletePrefix(record.uid, { index: effect.upTo, term })
-        .catch((err: unknown) => ctx.send(ctx.self, { type: 'raft.fatal', error: asError(err) }));
+        .catch((err: unknown) => ctx.send(ctx.self, own({ type: 'raft.fatal', error: asError(err) })));
       return undefined;
     }
     case 'send_rpc':
@@ -889,9 +916,9 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
       sys.storage.snapshots.write(record.uid, meta as never, bytes).then(
         () => {
           state.counters.snapshotsWritten++;
-          ctx.send(ctx.self, { type: 'snapshot.written', meta });
+          ctx.send(ctx.self, own({ type: 'snapshot.written', meta }));
         },
-        (err: unknown) => ctx.send(ctx.self, { type: 'raft.fatal', error: asError(err) }),
+        (err: unknown) => ctx.send(ctx.self, own({ type: 'raft.fatal', error: asError(err) })),
       );
       return undefined;
     }
@@ -928,7 +955,7 @@ function noteElectionTimer(state: ShellState, e: Effect): void {
 function armElectionTimer(state: ShellState, ctx: ActorContext): void {
   const left = state.electionDeadline - ctx.now();
   if (left === Number.POSITIVE_INFINITY) return;
-  state.electionTimer = ctx.sendAfter(Math.max(0, left), { type: 'raft.election_timeout' });
+  state.electionTimer = ctx.sendAfter(Math.max(0, left), own({ type: 'raft.election_timeout' }));
 }
 
 function asError(err: unknown): Error {
@@ -966,7 +993,7 @@ function machineEffect(state: ShellState, ctx: ActorContext, effect: MachineEffe
       if (effect.ms !== 'infinity') {
         state.machineTimers.set(
           effect.name,
-          ctx.sendAfter(effect.ms, { type: 'raft.machine_timeout', name: effect.name }),
+          ctx.sendAfter(effect.ms, own({ type: 'raft.machine_timeout', name: effect.name })),
         );
       }
       return;
@@ -1044,7 +1071,7 @@ function startSnapshotSender(
     chunkBytes: state.sys.settings.snapshotChunkBytes,
   });
   startChild(state.sys.node, state.supervisor, spec).then(
-    (pid) => ctx.send(ctx.self, { type: 'raft.sender_started', peer, pid }),
+    (pid) => ctx.send(ctx.self, own({ type: 'raft.sender_started', peer, pid })),
     (err: unknown) =>
       state.sys.log(
         'warn',
@@ -1107,7 +1134,7 @@ async function installSnapshot(state: ShellState, ctx: ActorContext, meta: Snaps
     await reader.close();
   }
   state.counters.snapshotsInstalled++;
-  ctx.send(ctx.self, { type: 'snapshot.installed', meta, machineState });
+  ctx.send(ctx.self, own({ type: 'snapshot.installed', meta, machineState }));
 }
 
 // ---- introspection ----------------------------------------------------------------------------
