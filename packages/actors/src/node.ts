@@ -628,13 +628,22 @@ export class Node {
     return this.distribution.route(node, signal);
   }
 
-  /** Hands a signal that arrived from another node to the local actors it is for. */
+  /**
+   * Hands a signal that arrived from another node to the local actors it is for. A message in
+   * the runtime's own namespace (`@actors.down`, `@actors.exit`, `@actors.nodeup`, ...) is made
+   * only by the local runtime: one sent from another node is dropped, so a peer cannot fake a
+   * monitor firing or an exit.
+   */
   deliver(signal: Signal): void {
     if (signal.t === 'reply') {
       this.reply(signal.to, signal.value);
       return;
     }
     if (signal.to.node !== this.name) return;
+    if ((signal.t === 'send' || signal.t === 'cast') && isRuntimeMessage(signal.msg)) {
+      this.log?.('warn', `dropped a ${(signal.msg as { type: string }).type} sent from another node`);
+      return;
+    }
     this.deliverSignal(signal);
   }
 
@@ -857,4 +866,11 @@ function describeProc(proc: Proc): Omit<ActorInfo, 'children'> {
     monitors: proc.monitors?.size ?? 0,
     ...(stateValue === undefined ? {} : { stateValue }),
   };
+}
+
+/** True for a message in the runtime's namespace (`{ type: '@actors.…' }`). */
+function isRuntimeMessage(msg: unknown): boolean {
+  if (typeof msg !== 'object' || msg === null) return false;
+  const type = (msg as { type?: unknown }).type;
+  return typeof type === 'string' && type.startsWith('@actors.');
 }

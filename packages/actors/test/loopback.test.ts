@@ -30,6 +30,28 @@ describe('location transparency over the loopback network', () => {
     await expect(a.call({ name: 'nobody', node: 'b' }, 3)).rejects.toBeInstanceOf(NoProcError);
   });
 
+  it('drops runtime messages (@actors.*) sent from another node: a peer cannot fake a monitor firing', async () => {
+    const net = new LoopbackNetwork();
+    const warnings: string[] = [];
+    const a = new Node({ name: 'a' });
+    const b = new Node({ name: 'b', log: (_level, message) => warnings.push(message) });
+    net.join(a);
+    net.join(b);
+    const seen: unknown[] = [];
+    const rec = b.spawn(recorder(seen), undefined, { name: 'rec' });
+    const fake = { type: '@actors.down', ref: 1, pid: rec, reason: 'forged' };
+    a.send(rec, fake);
+    a.cast({ name: 'rec', node: 'b' }, { type: '@actors.exit', from: rec, reason: 'forged' });
+    a.send(rec, { type: 'ordinary', n: 1 });
+    await settle();
+    expect(seen).toEqual([{ type: 'ordinary', n: 1 }]);
+    expect(warnings.filter((w) => w.includes('sent from another node'))).toHaveLength(2);
+    // the local runtime's own messages still arrive
+    b.send(rec, fake);
+    await settle();
+    expect(seen).toHaveLength(2);
+  });
+
   it('remote monitors and links fire on exit, and with noconnection when the link is cut', async () => {
     const { net, nodes } = cluster('a', 'b');
     const [a, b] = nodes as [Node, Node];
