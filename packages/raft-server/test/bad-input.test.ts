@@ -1,3 +1,4 @@
+import { createCodec } from '@otra/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   addMember,
@@ -49,6 +50,43 @@ describe('bad input', () => {
         leaderCommit: 0,
         round: 0,
         packed: [new Uint8Array([0xff, 0x00])],
+      },
+      {
+        type: 'append_entries.request',
+        from: { name: 'kv', node: 'n2' },
+        term: 1,
+        prevLogIndex: 0,
+        prevLogTerm: 0,
+        leaderCommit: 0,
+        round: 0,
+        // a map-form entry without its reply: would crash whoever applies it as leader
+        packed: [createCodec().encode({ type: 'command', index: 1, term: 1, command: 1, systemTime: 0 })],
+      },
+      {
+        type: 'append_entries.reply',
+        from: { name: 'kv', node: 'n2' },
+        term: 1,
+        success: true,
+        matchIndex: 1,
+        lastIndex: 1,
+      },
+      {
+        type: 'install_snapshot.request',
+        from: { name: 'kv', node: 'n2' },
+        term: 1,
+        meta: { index: 5, term: 1, cluster: 'all', machineVersion: 0 },
+        chunk: 0,
+        last: true,
+        data: { bytes: new Uint8Array(4), checksum: 0 },
+      },
+      {
+        type: 'install_snapshot.request',
+        from: { name: 'kv', node: 'n2' },
+        term: 1,
+        meta: { index: 5, term: 1, cluster: [], machineVersion: 0 },
+        chunk: 0,
+        last: true,
+        data: 'not bytes',
       },
       { type: 'vote.request', from: 'n2', term: -1 },
       { type: 'install_snapshot.request', from: { name: 'kv', node: 'n2' }, term: 1 },

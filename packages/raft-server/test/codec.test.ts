@@ -63,6 +63,15 @@ describe('the log entry codec', () => {
       [7, 1, 1, 0, {}, [0]],
       [],
       { index: 1, term: 1 },
+      // map-form entries missing what their kind needs
+      { type: 'command', index: 1, term: 1, command: 1, systemTime: 0 },
+      { type: 'command', index: 1, term: 1, command: 1, systemTime: 0, reply: { mode: 'notify' } },
+      { type: 'config', index: 1, term: 1, cluster: 'everyone' },
+      { type: 'config', index: 1, term: 1, cluster: [{ id: { name: 'kv' }, membership: 'voter' }] },
+      { type: 'noop', index: 1, term: 1 },
+      { type: 'system', index: 1, term: 1, systemTime: 0, event: 'down' },
+      { type: 'mystery', index: 1, term: 1 },
+      { type: 'noop', index: -1, term: 1, machineVersion: 0 },
       null,
       'command',
     ];

@@ -1,4 +1,11 @@
-import { type CommandEntry, createCodec, type LogEntry, type Pid, type ReplyMode } from '@otra/protocol';
+import {
+  type CommandEntry,
+  createCodec,
+  isLogEntry,
+  type LogEntry,
+  type Pid,
+  type ReplyMode,
+} from '@otra/protocol';
 import type { StoredEntry } from '@otra/raft-log';
 
 const codec = createCodec();
@@ -92,17 +99,10 @@ function unpackCommand(a: readonly unknown[]): CommandEntry {
 function unpack(data: Uint8Array): LogEntry {
   const value = codec.decode(data);
   if (Array.isArray(value)) return unpackCommand(value);
-  const entry = value as LogEntry;
-  if (
-    entry === null ||
-    typeof entry !== 'object' ||
-    !isInt(entry.index) ||
-    !isInt(entry.term) ||
-    typeof entry.type !== 'string'
-  ) {
-    throw new Error('does not decode to an entry');
-  }
-  return entry;
+  // the map form (other kinds, and commands written before the array form): every field checked,
+  // so a malformed entry from a peer or the disk cannot crash whoever applies it later
+  if (!isLogEntry(value)) throw new Error('does not decode to an entry');
+  return value;
 }
 
 /** Decodes a stored entry, checking it is the entry the store says it is. */

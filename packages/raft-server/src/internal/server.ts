@@ -13,6 +13,7 @@ import {
   type From,
   isPid,
   isServerId,
+  isSnapshotMeta,
   type LogEntry,
   type Pid,
   pidKey,
@@ -206,16 +207,6 @@ const SELF_TYPES = new Set<string>([
   'raft.sender_started',
 ]);
 
-function isEntryShaped(e: unknown): boolean {
-  return (
-    typeof e === 'object' &&
-    e !== null &&
-    Number.isInteger((e as LogEntry).index) &&
-    Number.isInteger((e as LogEntry).term) &&
-    typeof (e as LogEntry).type === 'string'
-  );
-}
-
 /**
  * AppendEntries travel with their entries as the bytes the leader stored (each entry is encoded
  * once, at the leader); the follower decodes them for the core and persists the same bytes.
@@ -258,13 +249,19 @@ function isValidRpc(msg: { type: string }): msg is RaftRpc {
         Number.isInteger(m.prevLogTerm) &&
         Number.isInteger(m.leaderCommit) &&
         Number.isInteger(m.round) &&
+        // entries travel packed (as the bytes the leader stored, decoded and checked in fromWire);
+        // the unpacked form only ever carries none (a heartbeat)
         (Array.isArray(m.packed)
           ? (m.packed as unknown[]).every((b) => b instanceof Uint8Array)
-          : Array.isArray(m.entries) && (m.entries as unknown[]).every(isEntryShaped))
+          : Array.isArray(m.entries) && m.entries.length === 0)
       );
     case 'append_entries.reply':
       return (
-        typeof m.success === 'boolean' && Number.isInteger(m.matchIndex) && Number.isInteger(m.lastIndex)
+        typeof m.success === 'boolean' &&
+        Number.isInteger(m.matchIndex) &&
+        Number.isInteger(m.lastIndex) &&
+        Number.isInteger(m.lastTerm) &&
+        Number.isInteger(m.round)
       );
     case 'vote.request':
     case 'pre_vote.request':
@@ -272,15 +269,21 @@ function isValidRpc(msg: { type: string }): msg is RaftRpc {
     case 'vote.reply':
     case 'pre_vote.reply':
       return typeof m.granted === 'boolean';
-    case 'install_snapshot.request':
+    case 'install_snapshot.request': {
+      const d = m.data as Record<string, unknown> | null;
       return (
-        typeof m.meta === 'object' &&
-        m.meta !== null &&
+        isSnapshotMeta(m.meta) &&
         Number.isInteger(m.chunk) &&
-        typeof m.last === 'boolean'
+        (m.chunk as number) >= 0 &&
+        typeof m.last === 'boolean' &&
+        typeof d === 'object' &&
+        d !== null &&
+        d.bytes instanceof Uint8Array &&
+        Number.isInteger(d.checksum)
       );
+    }
     case 'install_snapshot.reply':
-      return typeof m.meta === 'object' && m.meta !== null && Number.isInteger(m.chunk);
+      return isSnapshotMeta(m.meta) && Number.isInteger(m.chunk);
     case 'timeout_now':
       return true;
     default:

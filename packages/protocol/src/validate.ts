@@ -1,0 +1,81 @@
+import { isPid, isServerId } from './ids.ts';
+import type { ClusterConfig, From, LogEntry, ReplyMode, SnapshotMeta } from './raft.ts';
+
+/**
+ * Runtime checks for Raft values received from the network or read back from storage: whatever
+ * passes has the shape its type says, so the core can use it without further checks.
+ */
+
+const isIndex = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
+
+const MEMBERSHIPS = new Set(['voter', 'promotable', 'non_voter']);
+
+/** A cluster configuration: members with a server id, a membership and an optional target index. */
+export function isClusterConfig(value: unknown): value is ClusterConfig {
+  return (
+    Array.isArray(value) &&
+    value.every((m: unknown) => {
+      if (typeof m !== 'object' || m === null) return false;
+      const v = m as Record<string, unknown>;
+      return (
+        isServerId(v.id) &&
+        MEMBERSHIPS.has(v.membership as string) &&
+        (v.targetIndex === undefined || isIndex(v.targetIndex))
+      );
+    })
+  );
+}
+
+export function isSnapshotMeta(value: unknown): value is SnapshotMeta {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return isIndex(v.index) && isIndex(v.term) && isIndex(v.machineVersion) && isClusterConfig(v.cluster);
+}
+
+export function isFrom(value: unknown): value is From {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return isPid(v.pid) && Number.isInteger(v.ref);
+}
+
+export function isReplyMode(value: unknown): value is ReplyMode {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  switch (v.mode) {
+    case 'noreply':
+      return true;
+    case 'notify':
+      return isPid(v.to) && (typeof v.correlation === 'string' || typeof v.correlation === 'number');
+    case 'after_log_append':
+    case 'await_consensus':
+      return isFrom(v.from);
+    default:
+      return false;
+  }
+}
+
+/** A log entry of one of the four kinds, with every field its kind needs. */
+export function isLogEntry(value: unknown): value is LogEntry {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  if (!isIndex(v.index) || !isIndex(v.term)) return false;
+  switch (v.type) {
+    case 'command':
+      return isReplyMode(v.reply) && typeof v.systemTime === 'number';
+    case 'noop':
+      return isIndex(v.machineVersion);
+    case 'config':
+      return isClusterConfig(v.cluster) && (v.from === undefined || isFrom(v.from));
+    case 'system': {
+      const event = v.event as Record<string, unknown> | null;
+      return (
+        typeof v.systemTime === 'number' &&
+        typeof event === 'object' &&
+        event !== null &&
+        typeof event.type === 'string'
+      );
+    }
+    default:
+      return false;
+  }
+}

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { createCodec, isClusterConfig, isLogEntry, isReplyMode, isSnapshotMeta } from '../src/index.ts';
+
+const pid = { node: 'n1', id: 3, creation: 7 };
+const cluster = [
+  { id: { name: 'kv', node: 'n1' }, membership: 'voter' },
+  { id: { name: 'kv', node: 'n2' }, membership: 'promotable', targetIndex: 12 },
+];
+
+describe('validators for values from the network or the disk', () => {
+  it('accept well-formed values, also after a CBOR round trip', () => {
+    const codec = createCodec();
+    const good: unknown[] = [
+      {
+        type: 'command',
+        index: 1,
+        term: 1,
+        command: { any: 'thing' },
+        systemTime: 5,
+        reply: { mode: 'noreply' },
+      },
+      {
+        type: 'command',
+        index: 2,
+        term: 1,
+        command: null,
+        systemTime: 5,
+        reply: { mode: 'notify', to: pid, correlation: 'c' },
+      },
+      {
+        type: 'command',
+        index: 3,
+        term: 1,
+        command: 1,
+        systemTime: 5,
+        reply: { mode: 'await_consensus', from: { pid, ref: 9 } },
+      },
+      { type: 'noop', index: 4, term: 2, machineVersion: 0 },
+      { type: 'config', index: 5, term: 2, cluster, from: { pid, ref: 1 } },
+      { type: 'system', index: 6, term: 2, systemTime: 5, event: { type: 'nodeup', node: 'n3' } },
+    ];
+    for (const e of good) expect(isLogEntry(codec.decode(codec.encode(e)))).toBe(true);
+    expect(
+      isSnapshotMeta(codec.decode(codec.encode({ index: 9, term: 2, cluster, machineVersion: 1 }))),
+    ).toBe(true);
+    expect(isClusterConfig([])).toBe(true);
+  });
+
+  it('refuse what lacks a field its kind needs, or has one of the wrong type', () => {
+    expect(isReplyMode({ mode: 'notify', to: pid })).toBe(false);
+    expect(isReplyMode({ mode: 'after_log_append', from: { pid, ref: 'r' } })).toBe(false);
+    expect(isReplyMode({ mode: 'shout' })).toBe(false);
+    expect(isClusterConfig([{ id: { name: 'kv', node: 'n1' }, membership: 'king' }])).toBe(false);
+    expect(
+      isClusterConfig([{ id: { name: 'kv', node: 'n1' }, membership: 'promotable', targetIndex: -1 }]),
+    ).toBe(false);
+    expect(isClusterConfig({ length: 0 })).toBe(false);
+    for (const meta of [
+      null,
+      { index: 1, term: 1, cluster },
+      { index: 1.5, term: 1, cluster, machineVersion: 0 },
+      { index: 1, term: 1, cluster: 'all', machineVersion: 0 },
+    ])
+      expect(isSnapshotMeta(meta)).toBe(false);
+    for (const entry of [
+      { type: 'command', index: 1, term: 1, systemTime: 5 },
+      { type: 'command', index: 1, term: 1, systemTime: '5', reply: { mode: 'noreply' } },
+      { type: 'config', index: 1, term: 1, cluster, from: { pid: 'me', ref: 1 } },
+      { type: 'system', index: 1, term: 1, systemTime: 5, event: null },
+      { type: 'noop', index: 1, term: -2, machineVersion: 0 },
+      { type: 'other', index: 1, term: 1 },
+    ])
+      expect(isLogEntry(entry)).toBe(false);
+  });
+});
