@@ -56,6 +56,7 @@ function renderScreen(cluster: KvCluster, rows: readonly Row[], note: string): s
   lines.push(`  curl -s -X PUT ${first}/kv/greeting -d '{"value": "hello"}'`);
   lines.push(`  curl -s ${second}/kv/greeting`);
   lines.push(`  curl -s -X POST ${second}/kv/greeting/cas -d '{"expect": "hello", "value": "bye"}'`);
+  lines.push(`  curl -s '${second}/kv?prefix=gr'                 # keys and values in key order`);
   lines.push(`  pnpm otra status --http ${first}     pnpm otra inspect --http ${first}`);
   lines.push(`  curl -s ${first}/metrics`);
   lines.push('');

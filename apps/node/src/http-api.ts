@@ -575,11 +575,12 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
         return;
       }
       case 'DELETE': {
-        const r = await submit({ op: 'delete', key }, req, url, res);
-        if (r !== undefined) {
-          const reply = r.reply as { existed: boolean };
-          sendJson(res, 200, { index: r.index, deleted: reply.existed });
-        }
+        const prev = url.searchParams.get('prev') === '1';
+        const r = await submit(prev ? { op: 'delete', key, prev } : { op: 'delete', key }, req, url, res);
+        if (r === undefined) return;
+        const reply = r.reply as { existed: boolean; previous?: KvEntry };
+        const previous = prev && reply.previous != null ? { previous: reply.previous.value } : {};
+        sendJson(res, 200, { index: r.index, deleted: reply.existed, ...previous });
         return;
       }
       default:

@@ -162,6 +162,8 @@ describe('the KV HTTP API', () => {
     expect(firstPrev.body).toEqual({ index: expect.any(Number), existed: false });
     const secondPrev = await call(follower, 'PUT', '/kv/p?prev=1', JSON.stringify({ value: 'two' }));
     expect(secondPrev.body).toEqual({ index: expect.any(Number), existed: true, previous: 'one' });
+    const deletedPrev = await call(leader, 'DELETE', '/kv/p?prev=1');
+    expect(deletedPrev.body).toEqual({ index: expect.any(Number), deleted: true, previous: 'two' });
     // a stored null is a value, not an absent key
     await call(leader, 'PUT', '/kv/nothing', JSON.stringify({ value: null }));
     expect(await call(follower, 'GET', '/kv/nothing')).toMatchObject({ status: 200, body: { value: null } });
