@@ -316,6 +316,7 @@ describe('the otra KV service through the CLI and HTTP', () => {
       [['status', '--http', 'http://127.0.0.1:1'], {}, 1, /cannot reach http:\/\/127\.0\.0\.1:1/],
       [['kv', 'put', 'k', '--http', 'http://127.0.0.1:1'], {}, 2, /usage: otra kv put KEY VALUE/],
       [['kv', 'list', 'a', 'b', '--http', 'http://127.0.0.1:1'], {}, 2, /usage: otra kv list \[PREFIX\]/],
+      [['kv', 'delete-prefix', '--http', 'http://127.0.0.1:1'], {}, 2, /usage: otra kv delete-prefix PREFIX/],
       [['frobnicate'], {}, 2, /unknown command frobnicate/],
     ];
     const results = await Promise.all(cases.map(([args, env]) => otra(args, env)));

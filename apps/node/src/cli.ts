@@ -28,7 +28,7 @@ const USAGE = `usage: otra <command> [options]
   otra members remove NODE --http URL
   otra members transfer NODE --http URL  hand leadership to NODE
   otra kv put KEY VALUE | get KEY [--consistency linearizable|leader|local] | delete KEY
-        | cas KEY EXPECT VALUE | list [PREFIX] [--after KEY] [--limit N] --http URL
+        | cas KEY EXPECT VALUE | list [PREFIX] [--after KEY] [--limit N] | delete-prefix PREFIX --http URL
         (VALUE is JSON when it parses, else a string)
   otra cluster start --connect n1=ws://...,n2=ws://... [--cookie-file FILE]
       start the kv cluster on nodes started with --join
@@ -211,6 +211,11 @@ async function runKv(args: Args): Promise<void> {
     const q = query.toString();
     return print(await apiCall(base, 'GET', q.length > 0 ? `/kv?${q}` : '/kv'));
   }
+  if (sub === 'delete-prefix') {
+    only(args, ['http']);
+    if (key === undefined || rest.length > 0) throw new UsageError('usage: otra kv delete-prefix PREFIX');
+    return print(await apiCall(base, 'DELETE', `/kv?prefix=${encodeURIComponent(key)}`));
+  }
   if (key === undefined) throw new UsageError('otra kv put|get|delete|cas needs a key');
   const path = `/kv/${encodeURIComponent(key)}`;
   switch (sub) {
@@ -242,7 +247,7 @@ async function runKv(args: Args): Promise<void> {
         }),
       );
     default:
-      throw new UsageError(`unknown kv command ${sub} (put, get, delete, cas, list)`);
+      throw new UsageError(`unknown kv command ${sub} (put, get, delete, cas, list, delete-prefix)`);
   }
 }
 

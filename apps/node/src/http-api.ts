@@ -588,9 +588,19 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     }
   }
 
-  /** `GET /kv?prefix=&after=&limit=`: a page of keys and values in key order. */
+  /** `GET /kv?prefix=&after=&limit=`: a page of keys and values in key order; `DELETE /kv?prefix=`. */
   async function listRoute(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    if (req.method !== 'GET') return allow(req.method ?? 'GET', 'GET');
+    if (req.method === 'DELETE') {
+      const prefix = url.searchParams.get('prefix') ?? '';
+      const problem = keyProblem(prefix);
+      if (problem !== undefined)
+        throw new HttpError(400, 'bad_request', `DELETE /kv needs ?prefix= (${problem})`);
+      const r = await submit({ op: 'delete_prefix', prefix }, req, url, res);
+      if (r !== undefined)
+        sendJson(res, 200, { index: r.index, deleted: (r.reply as { deleted: number }).deleted });
+      return;
+    }
+    if (req.method !== 'GET') return allow(req.method ?? 'GET', 'GET, DELETE');
     const prefix = url.searchParams.get('prefix') ?? '';
     const after = url.searchParams.get('after');
     const limitText = url.searchParams.get('limit') ?? '100';

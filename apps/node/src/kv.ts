@@ -16,7 +16,7 @@ export type KvValue =
  * de-duplication, as the Raft thesis' client sessions and rafted_value do).
  */
 export type KvCommand =
-  /** With `prev: true` the reply carries what the key held before (etcd's `prev_kv`). */
+  /** `prev: true`: the reply also says what the key held before (etcd's `prev_kv`). */
   (
     | { readonly op: 'put'; readonly key: string; readonly value: KvValue; readonly prev?: boolean }
     | { readonly op: 'delete'; readonly key: string; readonly prev?: boolean }
@@ -25,6 +25,8 @@ export type KvCommand =
      * `expect`; without `expect`, only if the key is absent.
      */
     | { readonly op: 'cas'; readonly key: string; readonly expect?: KvValue; readonly value: KvValue }
+    /** Deletes every key that starts with `prefix` (1-1024 characters); answers how many. */
+    | { readonly op: 'delete_prefix'; readonly prefix: string }
   ) & { readonly rid?: string };
 
 /** What a key holds: `{ value }`, or null when it is absent (a stored null is `{ value: null }`). */
@@ -32,12 +34,14 @@ export type KvEntry = { readonly value: KvValue } | null;
 
 /**
  * `put`/`delete` answer whether the key existed before, and with `prev: true` what it held;
- * `cas` whether it wrote and what the key holds now. Replies stay small unless asked: they are
+ * `cas` whether it wrote and what the key holds now; `delete_prefix` how many keys it deleted.
+ * Replies stay small unless asked: they are
  * sent to the caller and remembered (with snapshots) for every request id.
  */
 export type KvReply =
   | { readonly existed: boolean; readonly previous?: KvEntry }
-  | { readonly ok: boolean; readonly current: KvEntry };
+  | { readonly ok: boolean; readonly current: KvEntry }
+  | { readonly deleted: number };
 
 export interface KvState {
   /**
@@ -141,11 +145,23 @@ export const kvMachine: MachineModule<KvCommand, KvReply, KvState> = {
       throw new Error('a rid is a string of at most 256 characters');
     const seen = rid === undefined ? undefined : recent.get(rid);
     if (seen !== undefined) return release(meta.index, state, seen);
+    const data = kvData(state);
+    let reply: KvReply;
+    if (command.op === 'delete_prefix') {
+      const problem = keyProblem(command.prefix);
+      if (problem !== undefined) throw new Error(`a prefix: ${problem}`);
+      let deleted = 0;
+      // deleting the current key while iterating a Map is safe: iteration goes on with the next
+      for (const k of data.keys())
+        if (k.startsWith(command.prefix)) {
+          data.delete(k);
+          deleted++;
+        }
+      return remember(meta.index, state, rid, { deleted });
+    }
     const problem = keyProblem(command.key);
     if (problem !== undefined) throw new Error(problem);
-    const data = kvData(state);
     const before = entryOf(data, command.key);
-    let reply: KvReply;
     switch (command.op) {
       case 'put':
         if (command.value === undefined) throw new Error('a put needs a value');
@@ -175,15 +191,26 @@ export const kvMachine: MachineModule<KvCommand, KvReply, KvState> = {
       default:
         throw new Error(`unknown op ${String((command as { op?: unknown }).op)}`);
     }
-    if (rid !== undefined) {
-      recent.set(rid, reply);
-      // forget the oldest: the same on every member, since every member applies the same commands
-      if (recent.size > RECENT_REQUESTS) recent.delete(recent.keys().next().value as string);
-    }
-    return release(meta.index, state, reply);
+    return remember(meta.index, state, rid, reply);
   },
   overview: (state) => ({ keys: kvData(state).size }),
 };
+
+/** Records the reply of a request id (if any), then `release`. */
+function remember(
+  index: number,
+  state: KvState,
+  rid: string | undefined,
+  reply: KvReply,
+): [KvState, KvReply, MachineEffect[]?] {
+  if (rid !== undefined) {
+    const recent = recentOf(state);
+    recent.set(rid, reply);
+    // forget the oldest: the same on every member, since every member applies the same commands
+    if (recent.size > RECENT_REQUESTS) recent.delete(recent.keys().next().value as string);
+  }
+  return release(index, state, reply);
+}
 
 /** The next state after one applied entry, releasing the cursor as `releaseInterval` says. */
 function release(index: number, state: KvState, reply: KvReply): [KvState, KvReply, MachineEffect[]?] {

@@ -202,7 +202,13 @@ describe('the KV HTTP API', () => {
       expect((await call(follower, 'GET', `/kv?${bad}`)).status).toBe(400);
     const post = await call(follower, 'POST', '/kv', '{}');
     expect(post.status).toBe(405);
-    expect(post.headers.allow).toBe('GET');
+    expect(post.headers.allow).toBe('GET, DELETE');
+    // DELETE /kv?prefix= removes every key under it, and needs a prefix
+    expect((await call(follower, 'DELETE', '/kv')).status).toBe(400);
+    const removed = await call(follower, 'DELETE', '/kv?prefix=list%2Fc%2F');
+    expect(removed.body).toEqual({ index: expect.any(Number), deleted: 2 });
+    const left = await call(leader, 'GET', '/kv?prefix=list%2F');
+    expect((left.body.items as { key: string }[]).map((i) => i.key)).toEqual(['list/a', 'list/b']);
   });
 
   it('redirects a write with 307 to the leader when asked, and the redirect works', async () => {

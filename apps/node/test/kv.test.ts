@@ -143,6 +143,20 @@ describe('the KV machine', () => {
     expect(kvQueries.entry(after, 'k')).toEqual({ value: 'r0 again' });
   });
 
+  it('delete_prefix deletes every key under a prefix, and only those', () => {
+    const { state, replies } = run([
+      { op: 'put', key: 'a/1', value: 1 },
+      { op: 'put', key: 'a/2', value: 2 },
+      { op: 'put', key: 'ab', value: 3 },
+      { op: 'put', key: 'b/1', value: 4 },
+      { op: 'delete_prefix', prefix: 'a/' },
+      { op: 'delete_prefix', prefix: 'a/' },
+    ]);
+    expect(replies.slice(4)).toEqual([{ deleted: 2 }, { deleted: 0 }]);
+    expect(kvQueries.keys(state)).toEqual(['ab', 'b/1']);
+    expect(() => kvMachine.apply(meta(9), { op: 'delete_prefix', prefix: '' }, state)).toThrow(/a prefix/);
+  });
+
   it('answers range: keys with a prefix after a key, in order, a page at a time', () => {
     const keys = ['b/2', 'a', 'b/10', 'b/1', 'c', 'b/3'];
     const { state } = run(keys.map((key, i) => ({ op: 'put', key, value: i })));
