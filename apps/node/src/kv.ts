@@ -161,30 +161,31 @@ export const kvMachine: MachineModule<KvCommand, KvReply, KvState> = {
     }
     const problem = keyProblem(command.key);
     if (problem !== undefined) throw new Error(problem);
-    const before = entryOf(data, command.key);
+    const key = command.key;
     switch (command.op) {
-      case 'put':
+      case 'put': {
         if (command.value === undefined) throw new Error('a put needs a value');
-        data.set(command.key, command.value);
-        reply =
-          command.prev === true
-            ? { existed: before !== null, previous: before }
-            : { existed: before !== null };
+        // the previous entry is only built when asked for: one Map lookup otherwise
+        const before = command.prev === true ? entryOf(data, key) : undefined;
+        const existed = before === undefined ? data.has(key) : before !== null;
+        data.set(key, command.value);
+        reply = before === undefined ? { existed } : { existed, previous: before };
         break;
-      case 'delete':
-        data.delete(command.key);
-        reply =
-          command.prev === true
-            ? { existed: before !== null, previous: before }
-            : { existed: before !== null };
+      }
+      case 'delete': {
+        const before = command.prev === true ? entryOf(data, key) : undefined;
+        const existed = data.delete(key);
+        reply = before === undefined ? { existed } : { existed, previous: before };
         break;
+      }
       case 'cas': {
         if (command.value === undefined) throw new Error('a cas needs a value');
+        const before = entryOf(data, key);
         const ok =
           command.expect === undefined
             ? before === null
             : before !== null && jsonEqual(before.value, command.expect);
-        if (ok) data.set(command.key, command.value);
+        if (ok) data.set(key, command.value);
         reply = { ok, current: ok ? { value: command.value } : before };
         break;
       }
