@@ -175,6 +175,19 @@ class WriteBatcher {
   }
 }
 
+/** A put's or delete's reply: whether the key existed, and with `prev` what it held. */
+type KeyWriteReply = { readonly existed: boolean; readonly previous?: KvEntry };
+
+/** `?prev=1`: the command asks for the previous entry (etcd's `prev_kv`). */
+function prevAsked(url: URL): { prev?: true } {
+  return url.searchParams.get('prev') === '1' ? { prev: true } : {};
+}
+
+/** The answer's `previous` field: the value the key held, absent when it held none (or was not asked). */
+function previousOf(reply: KeyWriteReply): { previous?: KvValue } {
+  return reply.previous == null ? {} : { previous: reply.previous.value };
+}
+
 function objectBody(body: unknown, fields: string): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body))
     throw new HttpError(400, 'bad_request', `the body must be a JSON object ${fields}`);
@@ -556,31 +569,22 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       case 'PUT': {
         const body = objectBody(await readJson(req), 'with "value"');
         if (!('value' in body)) throw new HttpError(400, 'bad_request', 'the body needs a "value"');
-        const prev = url.searchParams.get('prev') === '1';
-        const command: KvCommand = prev
-          ? { op: 'put', key, value: body.value as KvValue, prev }
-          : { op: 'put', key, value: body.value as KvValue };
-        const r = await submit(command, req, url, res);
+        const prev = prevAsked(url);
+        const r = await submit({ op: 'put', key, value: body.value as KvValue, ...prev }, req, url, res);
         if (r === undefined) return;
-        if (!prev) sendJson(res, 200, { index: r.index });
-        else {
-          // what the key held before: `previous` (absent when it did not exist)
-          const before = (r.reply as { previous?: KvEntry }).previous ?? null;
-          sendJson(res, 200, {
-            index: r.index,
-            existed: before !== null,
-            ...(before === null ? {} : { previous: before.value }),
-          });
-        }
+        const reply = r.reply as KeyWriteReply;
+        sendJson(
+          res,
+          200,
+          prev.prev ? { index: r.index, existed: reply.existed, ...previousOf(reply) } : { index: r.index },
+        );
         return;
       }
       case 'DELETE': {
-        const prev = url.searchParams.get('prev') === '1';
-        const r = await submit(prev ? { op: 'delete', key, prev } : { op: 'delete', key }, req, url, res);
+        const r = await submit({ op: 'delete', key, ...prevAsked(url) }, req, url, res);
         if (r === undefined) return;
-        const reply = r.reply as { existed: boolean; previous?: KvEntry };
-        const previous = prev && reply.previous != null ? { previous: reply.previous.value } : {};
-        sendJson(res, 200, { index: r.index, deleted: reply.existed, ...previous });
+        const reply = r.reply as KeyWriteReply;
+        sendJson(res, 200, { index: r.index, deleted: reply.existed, ...previousOf(reply) });
         return;
       }
       default:
@@ -588,8 +592,8 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     }
   }
 
-  /** `GET /kv?prefix=&after=&limit=`: a page of keys and values in key order; `DELETE /kv?prefix=`. */
-  async function listRoute(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  /** `/kv`: `GET ?prefix=&after=&limit=` lists a page of keys and values in key order, `DELETE ?prefix=` deletes them all. */
+  async function prefixRoute(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     if (req.method === 'DELETE') {
       const prefix = url.searchParams.get('prefix') ?? '';
       const problem = keyProblem(prefix);
@@ -681,7 +685,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     };
     switch (matched.name) {
       case '/kv':
-        return listRoute(req, res, url);
+        return prefixRoute(req, res, url);
       case '/kv/:key':
         return kvRoute(req, res, url, keyFrom(matched.segment));
       case '/kv/:key/cas':

@@ -26,70 +26,45 @@ describe('bad input', () => {
     await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
     const first = await processCommand(s1, cluster.ids[0]!, { op: 'put', key: 'a', value: '1' });
     const pid = node.whereis('kv')!;
+    const n2 = { name: 'kv', node: 'n2' };
+    const appendEntries = (fields: Record<string, unknown>) => ({
+      type: 'append_entries.request',
+      from: n2,
+      term: 1,
+      prevLogIndex: 0,
+      prevLogTerm: 0,
+      leaderCommit: 0,
+      round: 0,
+      ...fields,
+    });
+    const installSnapshot = (fields: Record<string, unknown>) => ({
+      type: 'install_snapshot.request',
+      from: n2,
+      term: 1,
+      chunk: 0,
+      last: true,
+      ...fields,
+    });
     const garbage: unknown[] = [
       null,
       42,
       'append_entries.request',
       { type: 'append_entries.request', term: 1 },
-      {
-        type: 'append_entries.request',
-        from: { name: 'kv', node: 'n2' },
-        term: 1,
-        prevLogIndex: 0,
-        prevLogTerm: 0,
-        leaderCommit: 0,
-        round: 0,
-        entries: [{ nope: 1 }],
-      },
-      {
-        type: 'append_entries.request',
-        from: { name: 'kv', node: 'n2' },
-        term: 1,
-        prevLogIndex: 0,
-        prevLogTerm: 0,
-        leaderCommit: 0,
-        round: 0,
-        packed: [new Uint8Array([0xff, 0x00])],
-      },
-      {
-        type: 'append_entries.request',
-        from: { name: 'kv', node: 'n2' },
-        term: 1,
-        prevLogIndex: 0,
-        prevLogTerm: 0,
-        leaderCommit: 0,
-        round: 0,
-        // a map-form entry without its reply: would crash whoever applies it as leader
+      appendEntries({ entries: [{ nope: 1 }] }),
+      appendEntries({ packed: [new Uint8Array([0xff, 0x00])] }),
+      // a map-form entry without its reply: would crash whoever applies it as leader
+      appendEntries({
         packed: [createCodec().encode({ type: 'command', index: 1, term: 1, command: 1, systemTime: 0 })],
-      },
-      {
-        type: 'append_entries.reply',
-        from: { name: 'kv', node: 'n2' },
-        term: 1,
-        success: true,
-        matchIndex: 1,
-        lastIndex: 1,
-      },
-      {
-        type: 'install_snapshot.request',
-        from: { name: 'kv', node: 'n2' },
-        term: 1,
+      }),
+      // no round and no lastTerm
+      { type: 'append_entries.reply', from: n2, term: 1, success: true, matchIndex: 1, lastIndex: 1 },
+      installSnapshot({
         meta: { index: 5, term: 1, cluster: 'all', machineVersion: 0 },
-        chunk: 0,
-        last: true,
         data: { bytes: new Uint8Array(4), checksum: 0 },
-      },
-      {
-        type: 'install_snapshot.request',
-        from: { name: 'kv', node: 'n2' },
-        term: 1,
-        meta: { index: 5, term: 1, cluster: [], machineVersion: 0 },
-        chunk: 0,
-        last: true,
-        data: 'not bytes',
-      },
+      }),
+      installSnapshot({ meta: { index: 5, term: 1, cluster: [], machineVersion: 0 }, data: 'not bytes' }),
       { type: 'vote.request', from: 'n2', term: -1 },
-      { type: 'install_snapshot.request', from: { name: 'kv', node: 'n2' }, term: 1 },
+      { type: 'install_snapshot.request', from: n2, term: 1 },
       { type: 'no.such.message' },
       // the server's own messages, forged (from the network they could not carry its mark)
       { type: 'log.written', upTo: 1_000_000, term: 99 },

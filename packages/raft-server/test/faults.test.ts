@@ -1,4 +1,3 @@
-import type { ServerId } from '@otra/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   awaitLeader,

@@ -1,4 +1,4 @@
-import type { Pid, ServerId } from '@otra/protocol';
+import type { Pid } from '@otra/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   addMember,

@@ -1,11 +1,4 @@
-import {
-  type CommandEntry,
-  createCodec,
-  isLogEntry,
-  type LogEntry,
-  type Pid,
-  type ReplyMode,
-} from '@otra/protocol';
+import { type CommandEntry, createCodec, isLogEntry, type LogEntry } from '@otra/protocol';
 import type { StoredEntry } from '@otra/raft-log';
 
 const codec = createCodec();
@@ -60,47 +53,28 @@ function packCommand(entry: CommandEntry): unknown[] {
   return [COMMAND, entry.index, entry.term, entry.systemTime, entry.command, reply];
 }
 
-const isInt = Number.isInteger;
-
-function unpackCommand(a: readonly unknown[]): CommandEntry {
+/** The array form back to an entry; whatever its fields hold, `unpack` checks it as a map entry is. */
+function unpackCommand(a: readonly unknown[]): unknown {
   const [tag, index, term, systemTime, command, r] = a;
-  if (a.length !== 6 || tag !== COMMAND || !isInt(index) || !isInt(term) || typeof systemTime !== 'number')
-    throw new Error('not a command entry');
-  if (!Array.isArray(r) || !isInt(r[0]) || REPLY_MODES[r[0] as number] === undefined)
-    throw new Error('a command entry with a malformed reply');
-  const mode = REPLY_MODES[r[0] as number]!;
-  let reply: ReplyMode;
-  if (mode === 'noreply') reply = { mode };
-  else {
-    const [, node, id, creation, last] = r;
-    if (r.length !== 5 || typeof node !== 'string' || !isInt(id) || !isInt(creation))
-      throw new Error('a command entry with a malformed reply');
-    const pid: Pid = { node, id: id as number, creation: creation as number };
-    if (mode === 'notify') {
-      if (typeof last !== 'string' && typeof last !== 'number')
-        throw new Error('a command entry with a malformed correlation');
-      reply = { mode, to: pid, correlation: last };
-    } else {
-      if (!isInt(last)) throw new Error('a command entry with a malformed reply ref');
-      reply = { mode, from: { pid, ref: last as number } };
-    }
-  }
-  return {
-    type: 'command',
-    index: index as number,
-    term: term as number,
-    command,
-    reply,
-    systemTime,
-  };
+  if (a.length !== 6 || tag !== COMMAND || !Array.isArray(r)) throw new Error('not a command entry');
+  const mode = REPLY_MODES[r[0] as number];
+  const [, node, id, creation, last] = r;
+  const pid = { node, id, creation };
+  const reply =
+    mode === 'notify'
+      ? { mode, to: pid, correlation: last }
+      : mode === 'after_log_append' || mode === 'await_consensus'
+        ? { mode, from: { pid, ref: last } }
+        : { mode };
+  return { type: 'command', index, term, command, reply, systemTime };
 }
 
 /** The entry in `data`, either form; throws when it is not an entry. */
 function unpack(data: Uint8Array): LogEntry {
-  const value = codec.decode(data);
-  if (Array.isArray(value)) return unpackCommand(value);
-  // the map form (other kinds, and commands written before the array form): every field checked,
-  // so a malformed entry from a peer or the disk cannot crash whoever applies it later
+  const decoded = codec.decode(data);
+  const value = Array.isArray(decoded) ? unpackCommand(decoded) : decoded;
+  // either form, every field checked: a malformed entry from a peer or the disk must not crash
+  // whoever applies it later
   if (!isLogEntry(value)) throw new Error('does not decode to an entry');
   return value;
 }
