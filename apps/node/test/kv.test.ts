@@ -12,6 +12,7 @@ import {
   RECENT_REQUESTS,
   RELEASE_MAX,
   RELEASE_MIN,
+  RELEASE_PER_ENTRY,
 } from '../src/kv.ts';
 
 const CONFIG = { name: 'kv', serverId: { name: 'kv', node: 'n1' } };
@@ -184,7 +185,7 @@ describe('the KV machine', () => {
     expect(page.more).toBe(true);
   });
 
-  it('releases its cursor as often as its state is large, between RELEASE_MIN and RELEASE_MAX commands', () => {
+  it('releases its cursor every RELEASE_PER_ENTRY commands per state entry, between RELEASE_MIN and RELEASE_MAX', () => {
     const releases = (commands: (i: number) => KvCommand, count: number): number[] => {
       let state = kvMachine.init(CONFIG);
       const at: number[] = [];
@@ -201,11 +202,14 @@ describe('the KV machine', () => {
       2 * RELEASE_MIN,
       3 * RELEASE_MIN,
     ]);
-    // 10,000 keys written round-robin: the first release when 4,096 keys are stored, then every 10,000
-    expect(releases((i) => ({ op: 'put', key: `k${i % 10_000}`, value: i }), 30_000)).toEqual([
-      RELEASE_MIN,
-      RELEASE_MIN + 10_000,
-      RELEASE_MIN + 20_000,
+    // 10,000 keys written round-robin: every 40,000 commands (the first once all 10,000 are stored)
+    expect(RELEASE_PER_ENTRY * 10_000).toBe(40_000);
+    expect(releases((i) => ({ op: 'put', key: `k${i % 10_000}`, value: i }), 125_000)).toEqual([
+      40_000, 80_000, 120_000,
+    ]);
+    // 2,000 keys: every 8,000
+    expect(releases((i) => ({ op: 'put', key: `k${i % 2_000}`, value: i }), 24_100)).toEqual([
+      8_000, 16_000, 24_000,
     ]);
     // request ids count as state too (here it grows as fast as the log), and the interval is capped
     expect(releases((i) => ({ op: 'put', key: `k${i % 10}`, value: i, rid: `r${i}` }), 200_000)).toEqual([
