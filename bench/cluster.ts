@@ -145,9 +145,20 @@ async function throughput(inFlight: number): Promise<void> {
       const x = countersAfter[i];
       const y = countersBefore[i];
       if (x === undefined || y === undefined || committed === 0) return {};
+      const perAppend = (entries: number, appends: number): string =>
+        appends > 0 ? (entries / appends).toFixed(1) : '-';
       return name === leader.node
-        ? { entries_sent_per_commit: ((x.entriesSent - y.entriesSent) / committed).toFixed(2) }
-        : { entries_received_per_commit: ((x.entriesReceived - y.entriesReceived) / committed).toFixed(2) };
+        ? {
+            entries_sent_per_commit: ((x.entriesSent - y.entriesSent) / committed).toFixed(2),
+            entries_per_append: perAppend(x.entriesSent - y.entriesSent, x.appendsSent - y.appendsSent),
+          }
+        : {
+            entries_received_per_commit: ((x.entriesReceived - y.entriesReceived) / committed).toFixed(2),
+            entries_per_append: perAppend(
+              x.entriesReceived - y.entriesReceived,
+              x.appendsReceived - y.appendsReceived,
+            ),
+          };
     };
     for (const [name, a] of after) {
       const b = before.get(name)!;

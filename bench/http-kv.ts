@@ -22,6 +22,7 @@
  *   HTTP_KV_LATENCY_WARMUP  100         sequential warm-up puts
  *   HTTP_KV_IN_FLIGHT       64          requests in flight for the throughput figure
  *   HTTP_KV_ETCD_BIN        the etcd binary (default /usr/bin/etcd, else `etcd` on PATH)
+ *   OTRA_CPU_PROFILE        a directory: each otra node writes a CPU profile there when it stops
  * A smoke run: HTTP_KV_MEASURE_S=1 HTTP_KV_WARMUP_S=1 HTTP_KV_LATENCY_N=200 pnpm exec tsx bench/http-kv.ts
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -304,7 +305,11 @@ async function otraLeader(cluster: KvCluster): Promise<Target> {
 }
 
 async function otra(): Promise<Result> {
-  const cluster = await KvCluster.start({ nodes: 3 });
+  const profile = process.env.OTRA_CPU_PROFILE;
+  const cluster = await KvCluster.start({
+    nodes: 3,
+    ...(profile === undefined || profile === '' ? {} : { env: { OTRA_CPU_PROFILE: profile } }),
+  });
   liveDirs.add(cluster.dir);
   const pids = [...cluster.nodes.values()].map((n) => n.pid);
   for (const pid of pids) livePids.add(pid);

@@ -143,6 +143,18 @@ export class KvMetrics {
       raft((v) => v.counters.entriesReceived),
     );
     gauge(
+      'otra_raft_appends_sent_total',
+      'AppendEntries requests this member sent (heartbeats included); entries per request show batching',
+      'cluster',
+      raft((v) => v.counters.appendsSent),
+    );
+    gauge(
+      'otra_raft_appends_received_total',
+      'AppendEntries requests this member received (heartbeats included)',
+      'cluster',
+      raft((v) => v.counters.appendsReceived),
+    );
+    gauge(
       'otra_raft_snapshots_written_total',
       'Snapshots this member wrote',
       'cluster',
@@ -160,6 +172,15 @@ export class KvMetrics {
     );
     gauge('otra_link_bytes_out', 'Bytes sent on the current link to the peer node', 'peer', () =>
       transport.stats().links.map((l) => [l.node, l.bytesOut] as const),
+    );
+    gauge('otra_link_frames_out', 'WebSocket frames sent on the current link to the peer node', 'peer', () =>
+      transport.stats().links.map((l) => [l.node, l.framesOut] as const),
+    );
+    gauge(
+      'otra_link_signals_out',
+      'Signals (messages, calls, replies) sent on the current link; per frame, how well sends coalesce',
+      'peer',
+      () => transport.stats().links.map((l) => [l.node, l.signalsOut] as const),
     );
     gauge(
       'otra_wal_batches_total',

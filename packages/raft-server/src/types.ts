@@ -181,6 +181,10 @@ export interface Counters {
   entriesSent: number;
   /** Entries this server received in AppendEntries (a duplicate counts again). */
   entriesReceived: number;
+  /** AppendEntries requests this server sent, heartbeats and probes included. */
+  appendsSent: number;
+  /** AppendEntries requests this server received, heartbeats included. */
+  appendsReceived: number;
 }
 
 /** `keyMetrics(serverId)`: a cheap subset of the overview. */

@@ -304,6 +304,8 @@ function emptyCounters(): Counters {
     snapshotsSent: 0,
     hookErrors: 0,
     entriesSent: 0,
+    appendsSent: 0,
+    appendsReceived: 0,
     entriesReceived: 0,
   };
 }
@@ -554,7 +556,10 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
       );
       return;
     }
-    if (rpc.type === 'append_entries.request') state.counters.entriesReceived += rpc.entries.length;
+    if (rpc.type === 'append_entries.request') {
+      state.counters.appendsReceived++;
+      state.counters.entriesReceived += rpc.entries.length;
+    }
     if (rpc.type === 'install_snapshot.reply') {
       const sender = state.senders.get(serverIdKey(rpc.from));
       if (sender !== undefined) ctx.send(sender, rpc);
@@ -862,8 +867,10 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
       return undefined;
     }
     case 'send_rpc':
-      if (effect.rpc.type === 'append_entries.request')
+      if (effect.rpc.type === 'append_entries.request') {
+        state.counters.appendsSent++;
         state.counters.entriesSent += effect.rpc.entries.length;
+      }
       if (ctx.send({ name: effect.to.name, node: effect.to.node }, toWire(effect.rpc)) !== 'ok')
         state.counters.droppedSends++;
       return undefined;
