@@ -101,6 +101,9 @@ async function startCpuProfile(
   };
 }
 
+/** How long `otra node` may take to stop in order before it exits anyway. */
+const STOP_DEADLINE_MS = 10_000;
+
 async function runNode(args: Args): Promise<void> {
   if (args.positional.length > 1)
     throw new UsageError(`otra node takes no arguments, got ${args.positional.slice(1).join(' ')}`);
@@ -114,12 +117,21 @@ async function runNode(args: Args): Promise<void> {
   const stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    // an orderly stop that hangs must not keep the process alive
+    setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref();
     await profile?.();
     await otra.stop().catch(() => undefined);
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
+  if (process.env.OTRA_STOP_ON_STDIN_END === '1') {
+    // a parent that dies (even by SIGKILL) closes our stdin: stop rather than outlive it
+    process.stdout.on('error', () => undefined);
+    process.stdin.on('end', () => void stop());
+    process.stdin.on('error', () => void stop());
+    process.stdin.resume();
+  }
 }
 
 function httpBase(args: Args): string {

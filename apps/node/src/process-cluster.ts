@@ -46,7 +46,11 @@ export interface NodeProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts `otra node` in a child process and resolves once it reported its port. */
+/**
+ * Starts `otra node` in a child process and resolves once it reported its port. The child stops
+ * when this process exits, however it exits (its stdin is a pipe from us; see
+ * `OTRA_STOP_ON_STDIN_END`), so a crashed test or benchmark leaves no node running.
+ */
 export async function spawnNodeProcess(
   options: NodeProcessOptions,
   timeoutMs = 30_000,
@@ -67,8 +71,10 @@ export async function spawnNodeProcess(
       ...process.env,
       ...options.env,
       ...(options.cookie === undefined ? {} : { OTRA_COOKIE: options.cookie }),
+      // the node stops when our end of its stdin closes: if this process dies, so do its nodes
+      OTRA_STOP_ON_STDIN_END: '1',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   const stderr: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
