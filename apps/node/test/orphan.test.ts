@@ -37,7 +37,7 @@ describe('a spawned node and its parent', () => {
       [
         `import { spawnNodeProcess } from ${JSON.stringify(PROCESS_CLUSTER)};`,
         `const node = await spawnNodeProcess({ name: 'orphan', cookie: 'c', dataDir: ${JSON.stringify(join(dir, 'data'))} });`,
-        'process.stdout.write(`${JSON.stringify({ child: node.pid })}\\n`);',
+        "process.stdout.write(JSON.stringify({ child: node.pid }) + '\\n');",
         'setInterval(() => undefined, 1000);',
       ].join('\n'),
     );
