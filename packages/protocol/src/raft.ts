@@ -61,6 +61,11 @@ export interface CommandEntry {
   readonly reply: ReplyMode;
   /** Leader's wall clock when appended; handed to `apply` as `meta.systemTime` on every member. */
   readonly systemTime: number;
+  /**
+   * The caller's id for this request (at most 256 characters): a later entry with the same id,
+   * committed within the machine's request window, is not applied again and gets this one's reply.
+   */
+  readonly requestId?: string;
 }
 
 /** Appended by a new leader: commits its term and says which machine version applies from here. */

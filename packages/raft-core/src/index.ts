@@ -27,6 +27,8 @@ export type {
 export type { LogView } from './internal/log.ts';
 export { entryAt, lastIndex, lastTerm, slice as logSlice, termAt } from './internal/log.ts';
 export { committedIndex, quorumSize } from './internal/quorum.ts';
+export type { RequestRecord, RequestTable } from './internal/requests.ts';
+export { MAX_REQUEST_ID, unwrapSnapshotState } from './internal/requests.ts';
 export type {
   AnyMachineModule,
   ApplyMeta,
@@ -41,7 +43,7 @@ export type {
   SimpleMachine,
   StateOf,
 } from './machine.ts';
-export { defineMachine, toModule } from './machine.ts';
+export { DEFAULT_REQUEST_WINDOW, defineMachine, toModule } from './machine.ts';
 export { defaults, handle, initServer, resolveConfig, startServer } from './server.ts';
 export type { RaftContext, RaftInput, RaftMachine } from './statechart.ts';
 export { raftMachine } from './statechart.ts';

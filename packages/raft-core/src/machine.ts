@@ -73,6 +73,13 @@ export interface MachineModule<C, R, S> {
   /** The module that applies entries written under `version` (for upgrades). Default: this one. */
   whichModule?(version: number): MachineModule<C, R, S>;
   snapshotInstalled?(meta: ApplyMeta, state: S): readonly MachineEffect[];
+  /**
+   * Command de-duplication: a command carrying a `requestId` is not applied again when the same id
+   * was applied within this many log entries before it (the copy is answered with the first reply).
+   * Part of the machine's definition, so that every member decides alike: change it only with a new
+   * machine version (`whichModule`). Default `DEFAULT_REQUEST_WINDOW` (100,000 entries).
+   */
+  readonly requestWindow?: number;
   /** Aux types are carried for the shell's aux actor; the core never calls them. */
   initAux?(name: string): unknown;
   handleAux?(
@@ -116,6 +123,9 @@ export type ReplyOf<M> =
       : never;
 
 /** Turns either form into the module form. */
+/** How many log entries a request id is remembered for unless the machine says otherwise. */
+export const DEFAULT_REQUEST_WINDOW = 100_000;
+
 export function toModule<C, R, S>(machine: Machine<C, R, S>): MachineModule<C, R, S> {
   if ('simple' in machine) {
     const { simple, initial } = machine;

@@ -23,6 +23,7 @@ import {
   onAppendEntriesReply,
   onLogWritten,
 } from './internal/replication.ts';
+import { emptyRequests, requestsFrom, unwrapSnapshotState } from './internal/requests.ts';
 import {
   onInstallSnapshot,
   onInstallSnapshotReply,
@@ -74,6 +75,7 @@ export function initServer(config: ServerConfig, recovered: Recovered): ServerSt
   const snapIndex = snap?.meta.index ?? 0;
   const snapTerm = snap?.meta.term ?? 0;
   const log = logFromEntries(snapIndex, snapTerm, recovered.entries);
+  const stored = snap === null ? null : unwrapSnapshotState(snap.machineState);
   const initial: ClusterMember[] = config.initialMembers.map((id) => ({ id, membership: 'voter' }));
   const machineConfig: MachineConfig = {
     name: config.id.name,
@@ -90,8 +92,9 @@ export function initServer(config: ServerConfig, recovered: Recovered): ServerSt
     matchedIndex: 0,
     commitIndex: snapIndex,
     lastApplied: snapIndex,
-    machineState: snap !== null ? snap.machineState : cfg.machine.init(machineConfig),
+    machineState: stored !== null ? stored.machineState : cfg.machine.init(machineConfig),
     machineVersion: snap?.meta.machineVersion ?? 0,
+    requests: stored !== null ? requestsFrom(stored.requests) : emptyRequests(),
     awaitingUpgrade: null,
     configs: [{ index: snapIndex, members: snap?.meta.cluster ?? initial }],
     snapshot: snap?.meta ?? null,

@@ -12,6 +12,7 @@ import type {
   SnapshotMeta,
 } from '@otra/protocol';
 import type { LogView } from './internal/log.ts';
+import type { RequestTable } from './internal/requests.ts';
 import type { AnyMachineModule, Machine, MachineEffect } from './machine.ts';
 
 /** The roles of a server; `stop` is final (the shell terminates the server). */
@@ -68,6 +69,7 @@ export interface ResolvedConfig {
 export interface Recovered {
   readonly currentTerm: number;
   readonly votedFor: ServerId | null;
+  /** The last snapshot; `machineState` as its `snapshot.write` gave it. */
   readonly snapshot: { readonly meta: SnapshotMeta; readonly machineState: unknown } | null;
   /** Log entries after the snapshot, all written. */
   readonly entries: readonly LogEntry[];
@@ -122,6 +124,7 @@ export interface LocalQuery {
 export interface PendingCommand {
   readonly command: unknown;
   readonly reply: ReplyMode;
+  readonly requestId?: string;
 }
 
 export interface LeaderState {
@@ -153,6 +156,8 @@ export interface ServerState {
   readonly machineState: unknown;
   /** The machine version in force (from the last applied noop). */
   readonly machineVersion: number;
+  /** Request ids applied recently (command de-duplication, see `CommandEntry.requestId`). */
+  readonly requests: RequestTable;
   /** Set when a noop asked for a machine version this code does not have: applying stops. */
   readonly awaitingUpgrade: number | null;
   /** Configurations in the log, oldest first; the last one is in force. */
@@ -189,6 +194,8 @@ export interface CommandMsg {
   readonly command: unknown;
   readonly reply: ReplyMode;
   readonly priority?: Priority;
+  /** De-duplication: see `CommandEntry.requestId`. */
+  readonly requestId?: string;
 }
 
 export type QueryKind = 'local' | 'leader' | 'consistent';
@@ -202,7 +209,7 @@ export type LocalMessage =
   | { readonly type: 'log.written'; readonly upTo: number; readonly term: number }
   /** A `snapshot.write` is durable. */
   | { readonly type: 'snapshot.written'; readonly meta: SnapshotMeta }
-  /** A `snapshot.install` is durable; carries the decoded machine state. */
+  /** A `snapshot.install` is durable; carries the decoded state, as the leader's `snapshot.write` gave it. */
   | { readonly type: 'snapshot.installed'; readonly meta: SnapshotMeta; readonly machineState: unknown }
   | CommandMsg
   | { readonly type: 'commands'; readonly commands: readonly CommandMsg[] }
@@ -325,7 +332,11 @@ export type Effect =
    * `peer.down { id }` once for each that exits or disconnects; `[]` stops watching.
    */
   | { readonly type: 'monitor.peers'; readonly peers: readonly ServerId[] }
-  /** Persist the machine state as the snapshot `meta`; answer `snapshot.written`. */
+  /**
+   * Persist `machineState` as the snapshot `meta`; answer `snapshot.written`. It is the machine's
+   * state, wrapped together with the recent request ids when there are any: store it as it is and
+   * hand it back as it was (in `snapshot.installed` and `Recovered`).
+   */
   | { readonly type: 'snapshot.write'; readonly meta: SnapshotMeta; readonly machineState: unknown }
   /**
    * Send the current snapshot to a follower as `install_snapshot.request` chunks (numbered from 0,

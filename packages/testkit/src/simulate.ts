@@ -25,6 +25,13 @@ export interface SimulationOptions {
    * together now and then, so that groups fall asleep and must wake up under faults.
    */
   readonly quiesceAfterTicks?: number;
+  /**
+   * Command de-duplication: every put carries a request id (its retries keep it), and one put in
+   * five is also sent, as a copy, to another server. Each put must take effect once: a copy
+   * applied again would show in the linearizability check, and members deciding differently
+   * would show as diverging states.
+   */
+  readonly requestIds?: boolean;
 }
 
 export interface SimulationResult {
@@ -32,7 +39,13 @@ export interface SimulationResult {
   readonly steps: number;
   readonly committed: number;
   readonly elections: number;
-  readonly ops: { readonly ok: number; readonly unknown: number; readonly retried: number };
+  readonly ops: {
+    readonly ok: number;
+    readonly unknown: number;
+    readonly retried: number;
+    /** Puts also sent as a copy to a second server (`requestIds`). */
+    readonly copies: number;
+  };
   readonly faults: number;
   /** Effects executed, by type (e.g. how many snapshots were installed). */
   readonly effects: Readonly<Record<string, number>>;
@@ -118,6 +131,7 @@ function simulate(options: SimulationOptions): SimulationResult {
   let okOps = 0;
   let unknownOps = 0;
   let retried = 0;
+  let copies = 0;
   let clientsActive = true;
   const clients: Client[] = Array.from({ length: options.clients ?? 5 }, (_, i) => {
     const name = `client${i + 1}`;
@@ -139,11 +153,27 @@ function simulate(options: SimulationOptions): SimulationResult {
     p.ref = cl.ref;
     const from = { pid: cl.pid, ref: cl.ref };
     if (p.op.kind === 'put') {
-      c.sendFromClient(cl.name, cl.target, {
-        type: 'command',
-        command: { op: 'put', key: p.op.key, value: p.op.value },
-        reply: { mode: 'await_consensus', from },
-      });
+      const command = { op: 'put', key: p.op.key, value: p.op.value };
+      if (options.requestIds === true) {
+        // the value is unique to this op: it doubles as the request id
+        const msg = {
+          type: 'command',
+          command,
+          reply: { mode: 'await_consensus', from },
+          requestId: p.op.value,
+        } as const;
+        c.sendFromClient(cl.name, cl.target, msg);
+        if (rng.chance(0.2)) {
+          copies++;
+          c.sendFromClient(cl.name, rng.pick(names), msg);
+        }
+      } else {
+        c.sendFromClient(cl.name, cl.target, {
+          type: 'command',
+          command,
+          reply: { mode: 'await_consensus', from },
+        });
+      }
     } else {
       const key = p.op.key;
       c.sendFromClient(cl.name, cl.target, {
@@ -313,7 +343,7 @@ function simulate(options: SimulationOptions): SimulationResult {
     steps: c.steps,
     committed: c.checker.committedIndex,
     elections,
-    ops: { ok: okOps, unknown: unknownOps, retried },
+    ops: { ok: okOps, unknown: unknownOps, retried, copies },
     faults,
     effects: Object.fromEntries(c.effectCounts),
   };

@@ -55,6 +55,19 @@ describe('seeded simulation', () => {
     expect(sleeps).toBeGreaterThan(300);
   });
 
+  it('300 seeds where puts carry request ids and a fifth are sent twice: each applies once', () => {
+    let copies = 0;
+    let ok = 0;
+    for (let seed = 30_001; seed <= 30_300; seed++) {
+      const servers = seed % 4 === 0 ? 5 : 3;
+      const r = runSimulation({ seed, servers, snapshotEvery: seed % 3 === 0 ? 7 : 0, requestIds: true });
+      copies += r.ops.copies;
+      ok += r.ops.ok;
+    }
+    expect(copies).toBeGreaterThan(300);
+    expect(ok).toBeGreaterThan(300 * 5);
+  });
+
   it('20 seeds through the XState statechart (pure transition) instead of raw handlers', () => {
     // A seed's fault phase may commit nothing (heavy faults); each run still throws if the healed
     // cluster makes no progress, so the figure that must hold is the total.

@@ -1,10 +1,11 @@
 import type { CommandEntry, ConfigEntry, LogEntry, SystemEntry } from '@otra/protocol';
 import { serverIdKey } from '@otra/protocol';
-import type { ApplyMeta, MachineEffect } from '../machine.ts';
+import { type ApplyMeta, DEFAULT_REQUEST_WINDOW, type MachineEffect } from '../machine.ts';
 import { appendCommands } from './client.ts';
 import { type Ctx, isMember, reply } from './context.ts';
 import { entryAt, termAt } from './log.ts';
 import { answerConsistentQueries, answerLocalQueries } from './queries.ts';
+import { findRequest, type RequestRecord, recordRequest, requestsAt, wrapSnapshotState } from './requests.ts';
 import { becomeFollower } from './roles.ts';
 
 /**
@@ -82,6 +83,12 @@ function moduleFor(ctx: Ctx) {
   return m.whichModule === undefined ? m : m.whichModule(ctx.s.machineVersion);
 }
 
+/** The request window in force: part of the machine version's definition, the same on every member. */
+export function requestWindow(ctx: Ctx): number {
+  const w = moduleFor(ctx).requestWindow;
+  return w !== undefined && Number.isSafeInteger(w) && w > 0 ? w : DEFAULT_REQUEST_WINDOW;
+}
+
 function applyCommand(
   ctx: Ctx,
   entry: CommandEntry,
@@ -89,22 +96,52 @@ function applyCommand(
   appended: unknown[] | null,
 ): unknown[] | null {
   const s = ctx.s;
+  const id = entry.requestId;
+  if (id !== undefined) {
+    const first = findRequest(s.requests, id, entry.index, requestWindow(ctx));
+    if (first !== undefined) {
+      // a copy of a request already applied: not applied again, answered as the first was
+      if (isLeader) answer(ctx, entry, first.reply, first.error, first);
+      return appended;
+    }
+  }
   let result: readonly [unknown, unknown, (readonly MachineEffect[])?];
   try {
     result = moduleFor(ctx).apply(metaOf(ctx, entry), entry.command, s.machineState);
   } catch (err) {
     // Deterministic on every member: the entry is a no-op for the state and the caller learns why.
-    if (isLeader) answer(ctx, entry, undefined, err instanceof Error ? err.message : String(err));
+    const message = err instanceof Error ? err.message : String(err);
+    if (id !== undefined)
+      remember(ctx, { id, index: entry.index, term: entry.term, reply: undefined, error: message });
+    if (isLeader) answer(ctx, entry, undefined, message);
     return appended;
   }
   s.machineState = result[0];
+  if (id !== undefined) remember(ctx, { id, index: entry.index, term: entry.term, reply: result[1] });
   if (isLeader) answer(ctx, entry, result[1], undefined);
   const effects = result[2];
   if (effects !== undefined && effects.length > 0) return machineEffects(ctx, effects, isLeader, appended);
   return appended;
 }
 
-function answer(ctx: Ctx, entry: CommandEntry, value: unknown, error: string | undefined): void {
+/** Records an applied request id, dropping what no snapshot still to be taken can need. */
+function remember(ctx: Ctx, record: RequestRecord): void {
+  const s = ctx.s;
+  const keepAfter = (s.snapshot?.index ?? s.log.snapshotIndex) - requestWindow(ctx);
+  s.requests = recordRequest(s.requests, record, keepAfter);
+}
+
+/**
+ * Answers the caller of `entry`. `first`: the entry is a copy of this applied request, and the
+ * caller learns the index and term the request was applied at.
+ */
+function answer(
+  ctx: Ctx,
+  entry: CommandEntry,
+  value: unknown,
+  error: string | undefined,
+  first?: RequestRecord,
+): void {
   const r = entry.reply;
   const leader = ctx.s.cfg.id;
   switch (r.mode) {
@@ -113,7 +150,13 @@ function answer(ctx: Ctx, entry: CommandEntry, value: unknown, error: string | u
         ctx,
         r.from,
         error === undefined
-          ? { type: 'applied', index: entry.index, term: entry.term, reply: value, leader }
+          ? {
+              type: 'applied',
+              index: first?.index ?? entry.index,
+              term: first?.term ?? entry.term,
+              reply: value,
+              leader,
+            }
           : { type: 'error', error: 'machine_error', leader, message: error },
       );
       break;
@@ -213,7 +256,9 @@ export function releaseCursor(ctx: Ctx, index: number, machineState: unknown): v
   for (const c of s.configs) if (c.index <= index) members = c.members;
   const meta = { index, term, cluster: members, machineVersion: s.machineVersion };
   s.snapshotWriting = meta;
-  ctx.fx.push({ type: 'snapshot.write', meta, machineState });
+  // the request ids a member restarting from this snapshot needs to decide as the others do
+  const requests = requestsAt(s.requests, index, requestWindow(ctx));
+  ctx.fx.push({ type: 'snapshot.write', meta, machineState: wrapSnapshotState(machineState, requests) });
 }
 
 /** Configurations at or below the commit index are settled: keep only the newest as the base. */

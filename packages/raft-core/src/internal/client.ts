@@ -47,14 +47,18 @@ export function appendCommands(ctx: Ctx, commands: readonly PendingCommand[]): v
   let index = lastIndex(log);
   for (const c of commands) {
     index++;
-    const entry: CommandEntry = {
-      type: 'command',
-      index,
-      term,
-      command: c.command,
-      reply: c.reply,
-      systemTime: s.nowMs,
-    };
+    const entry: CommandEntry =
+      c.requestId === undefined
+        ? { type: 'command', index, term, command: c.command, reply: c.reply, systemTime: s.nowMs }
+        : {
+            type: 'command',
+            index,
+            term,
+            command: c.command,
+            reply: c.reply,
+            systemTime: s.nowMs,
+            requestId: c.requestId,
+          };
     log = appendOne(log, entry);
     entries.push(entry);
   }

@@ -4,6 +4,7 @@ import { armElectionTimer, type Ctx, peerIndex, send, updatePeer } from './conte
 import { compact, lastIndex } from './log.ts';
 import { answerLocalQueries } from './queries.ts';
 import { replicate } from './replication.ts';
+import { requestsFrom, unwrapSnapshotState } from './requests.ts';
 import { becomeFollower, enterRole, observeTerm } from './roles.ts';
 
 /** Our own snapshot is durable: move the snapshot point and let the log writer drop the prefix. */
@@ -68,7 +69,7 @@ export function onInstallSnapshot(ctx: Ctx, m: InstallSnapshotRequest): void {
 }
 
 /** The received snapshot is durable and decoded: it replaces the machine state and log prefix. */
-export function onSnapshotInstalled(ctx: Ctx, meta: SnapshotMeta, machineState: unknown): void {
+export function onSnapshotInstalled(ctx: Ctx, meta: SnapshotMeta, stored: unknown): void {
   const s = ctx.s;
   if (ctx.role !== 'receive_snapshot' || s.receiving === null || s.receiving.meta.index !== meta.index)
     return;
@@ -76,7 +77,9 @@ export function onSnapshotInstalled(ctx: Ctx, meta: SnapshotMeta, machineState: 
   s.receiving = null;
   s.log = compact(s.log, meta.index, meta.term);
   s.snapshot = meta;
+  const { machineState, requests } = unwrapSnapshotState(stored);
   s.machineState = machineState;
+  s.requests = requestsFrom(requests);
   s.machineVersion = meta.machineVersion;
   s.awaitingUpgrade = null;
   if (s.commitIndex < meta.index) s.commitIndex = meta.index;
