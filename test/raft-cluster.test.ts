@@ -69,7 +69,13 @@ async function pipeline(
     if (applied.size === count) done();
   });
   const send = (i: number): void => {
-    pipelineCommand(raft, leader, { op: 'put', key: `${prefix}-${i % keys}`, value: `value-${i}` }, i, client);
+    pipelineCommand(
+      raft,
+      leader,
+      { op: 'put', key: `${prefix}-${i % keys}`, value: `value-${i}` },
+      i,
+      client,
+    );
   };
   for (let i = 0; i < count; i++) send(i);
   const timeout = setTimeout(done, 60_000);

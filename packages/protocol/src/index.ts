@@ -2,4 +2,12 @@ export { createCodec } from './codec.ts';
 export type { NodeName, Pid, ServerId } from './ids.ts';
 export { assertNever, isPid, isServerId, pidEquals, pidKey, serverIdEquals, serverIdKey } from './ids.ts';
 export type * from './raft.ts';
-export { isClusterConfig, isFrom, isLogEntry, isReplyMode, isSnapshotMeta } from './validate.ts';
+export {
+  isClusterConfig,
+  isFrom,
+  isLogEntry,
+  isReplyMode,
+  isRequestId,
+  isSnapshotMeta,
+  MAX_REQUEST_ID_LENGTH,
+} from './validate.ts';

@@ -54,6 +54,14 @@ export function isReplyMode(value: unknown): value is ReplyMode {
   }
 }
 
+/** Longest request id (`CommandEntry.requestId`), in UTF-16 code units. */
+export const MAX_REQUEST_ID_LENGTH = 256;
+
+/** A command's request id: a string of 1-256 characters. */
+export function isRequestId(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_REQUEST_ID_LENGTH;
+}
+
 /** A log entry of one of the four kinds, with every field its kind needs. */
 export function isLogEntry(value: unknown): value is LogEntry {
   if (typeof value !== 'object' || value === null) return false;
@@ -61,7 +69,11 @@ export function isLogEntry(value: unknown): value is LogEntry {
   if (!isIndex(v.index) || !isIndex(v.term)) return false;
   switch (v.type) {
     case 'command':
-      return isReplyMode(v.reply) && typeof v.systemTime === 'number';
+      return (
+        isReplyMode(v.reply) &&
+        typeof v.systemTime === 'number' &&
+        (v.requestId === undefined || isRequestId(v.requestId))
+      );
     case 'noop':
       return isIndex(v.machineVersion);
     case 'config':

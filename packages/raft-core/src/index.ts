@@ -28,7 +28,7 @@ export type { LogView } from './internal/log.ts';
 export { entryAt, lastIndex, lastTerm, slice as logSlice, termAt } from './internal/log.ts';
 export { committedIndex, quorumSize } from './internal/quorum.ts';
 export type { RequestRecord, RequestTable } from './internal/requests.ts';
-export { MAX_REQUEST_ID, unwrapSnapshotState } from './internal/requests.ts';
+export { unwrapSnapshotState } from './internal/requests.ts';
 export type {
   AnyMachineModule,
   ApplyMeta,

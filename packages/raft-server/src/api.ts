@@ -8,7 +8,9 @@ import {
 } from '@otra/actors';
 import {
   type Correlation,
+  isRequestId,
   isServerId,
+  MAX_REQUEST_ID_LENGTH,
   type Pid,
   type ServerId,
   serverIdEquals,
@@ -208,12 +210,16 @@ export async function processCommand(
   options: CommandOptions = {},
 ): Promise<CommandResult<unknown> | AppendResult> {
   checkId(serverId, 'serverId');
+  checkRequestId(options.requestId);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT;
   const replyFrom = options.replyFrom ?? 'await_consensus';
+  const requestId = options.requestId;
   const { reply } = await leaderCall(
     system,
     serverId,
-    { type: 'raft.command', command, replyFrom },
+    requestId === undefined
+      ? { type: 'raft.command', command, replyFrom }
+      : { type: 'raft.command', command, replyFrom, requestId },
     timeoutMs,
     options.maxHops ?? DEFAULT_HOPS,
   );
@@ -227,6 +233,8 @@ export async function processCommand(
  * Pipelines a command: returns at once; `notify` (an actor pid, see `startPipelineClient`) later
  * receives `{ type: 'raft.applied', applied: [[correlation, reply], ...] }`, batched, or
  * `{ type: 'raft.rejected', leader }` when `serverId` is not the leader (resend there).
+ * With a `requestId` (see `CommandOptions.requestId`) a resent command is applied once; each copy
+ * is notified, under its own correlation, with the first copy's reply.
  */
 export function pipelineCommand<M extends Machine = Machine>(
   system: RaftRef,
@@ -235,15 +243,23 @@ export function pipelineCommand<M extends Machine = Machine>(
   correlation: Correlation,
   notify: Pid,
   priority: 'normal' | 'low' = 'normal',
+  requestId?: string,
 ): 'ok' | 'busy' | 'dropped' {
   checkId(serverId, 'serverId');
-  return system.node.cast(address(serverId), {
-    type: 'raft.pipeline',
-    command,
-    correlation,
-    notify,
-    priority,
-  });
+  checkRequestId(requestId);
+  return system.node.cast(
+    address(serverId),
+    requestId === undefined
+      ? { type: 'raft.pipeline', command, correlation, notify, priority }
+      : { type: 'raft.pipeline', command, correlation, notify, priority, requestId },
+  );
+}
+
+function checkRequestId(requestId: unknown): void {
+  if (requestId !== undefined && !isRequestId(requestId))
+    throw new InvalidRequestError(
+      `a request id is a string of 1-${MAX_REQUEST_ID_LENGTH} characters, got ${typeof requestId === 'string' ? `${requestId.length} characters` : typeof requestId}`,
+    );
 }
 
 /**

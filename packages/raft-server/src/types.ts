@@ -82,6 +82,14 @@ export interface CommandOptions {
   readonly replyFrom?: ReplyFrom;
   /** Redirections to the leader before giving up with `NotLeaderError`. Default 5. */
   readonly maxHops?: number;
+  /**
+   * Makes the command safe to resend (exactly-once): a string of 1-256 characters unique to this
+   * request (a UUID, or `client-id.sequence`). A copy committed with the same id within the
+   * machine's request window (`requestWindow`, default 100,000 log entries) is not applied again,
+   * and its caller gets the first copy's reply, index and term. Send the same id again after a
+   * `TimeoutError` or `CommandOutcomeUnknownError` to learn the outcome.
+   */
+  readonly requestId?: string;
 }
 
 export interface CommandResult<R> {

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   addMember,
   InvalidRequestError,
+  localQuery,
   overview,
   processCommand,
   RaftError,
@@ -84,6 +85,23 @@ describe('bad input', () => {
       correlation: {},
       notify: 'nobody',
     });
+    // a request id that is not a string of 1-256 characters: a pipelined one is dropped, a call refused
+    node.cast(pid, {
+      type: 'raft.pipeline',
+      command: { op: 'put', key: 'c', value: '3' },
+      correlation: 1,
+      notify: node.spawn({ init: () => null }, undefined),
+      priority: 'normal',
+      requestId: { not: 'a string' },
+    });
+    await expect(
+      node.call(pid, {
+        type: 'raft.command',
+        command: { op: 'put', key: 'c', value: '3' },
+        replyFrom: 'await_consensus',
+        requestId: 'r'.repeat(300),
+      }),
+    ).resolves.toMatchObject({ type: 'error', error: 'invalid_request' });
     await expect(node.call(pid, { type: 'raft.unknown' })).resolves.toMatchObject({
       type: 'error',
       error: 'invalid_request',
@@ -101,6 +119,14 @@ describe('bad input', () => {
     expect(view.lastWritten).toBeLessThan(1_000_000);
     expect(view.snapshot?.index ?? 0).toBeLessThan(1_000_000);
     expect(logs.some((l) => /ignored a log\.written it did not send itself/.test(l))).toBe(true);
+    expect(
+      logs.some((l) =>
+        /dropped a pipelined command without a valid notify pid, correlation or request id/.test(l),
+      ),
+    ).toBe(true);
+    expect(
+      (await localQuery(s1, cluster.ids[0]!, (st: Record<string, string>) => st.c ?? null)).result,
+    ).toBeNull();
   });
 
   it('a cluster of an unregistered machine module is refused with the reason', async () => {

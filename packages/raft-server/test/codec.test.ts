@@ -20,6 +20,7 @@ describe('the log entry codec', () => {
       command({ mode: 'notify', to: pid, correlation: 'c-1' }),
       command({ mode: 'after_log_append', from: { pid, ref: 7 } }),
       command({ mode: 'await_consensus', from: { pid, ref: 8 } }),
+      { ...command({ mode: 'await_consensus', from: { pid, ref: 9 } }), requestId: 'client-3.41' },
       { type: 'noop', index: 5, term: 2, machineVersion: 1 },
       { type: 'system', index: 6, term: 2, event: { type: 'nodeup', node: 'n2' }, systemTime: 1 },
       {
@@ -61,6 +62,11 @@ describe('the log entry codec', () => {
       [0, 1, 1, 0, {}, [2, 'n', 1, 1, 'not-a-ref']],
       [0, 1, 1, 0, {}],
       [7, 1, 1, 0, {}, [0]],
+      // a seventh element is a request id: a non-empty string of at most 256 characters
+      [0, 1, 1, 0, {}, [0], 42],
+      [0, 1, 1, 0, {}, [0], ''],
+      [0, 1, 1, 0, {}, [0], 'r'.repeat(257)],
+      [0, 1, 1, 0, {}, [0], 'id', 'extra'],
       [],
       { index: 1, term: 1 },
       // map-form entries missing what their kind needs

@@ -1,6 +1,7 @@
 /**
  * Long soak of the seeded cluster simulation: `pnpm soak [count] [--from n] [--servers 3|5]
- * [--seed n] [--transcript]`. Without `--servers`, odd seeds run 3 servers and even seeds 5; every
+ * [--seed n] [--transcript] [--request-ids]` (`--request-ids`: puts carry request ids and some are
+ * sent twice, see `SimulationOptions.requestIds`). Without `--servers`, odd seeds run 3 servers and even seeds 5; every
  * third seed snapshots often. A failing seed is printed and the exit code is 1; replay one seed with
  * `pnpm soak --seed <n> --transcript` to see one line per message.
  */
@@ -19,6 +20,7 @@ const count = single !== undefined ? 1 : Number(positional[0] ?? 2000);
 const from = single !== undefined ? Number(single) : Number(flag('from') ?? 1);
 const fixedServers = flag('servers');
 const transcript = process.argv.includes('--transcript');
+const requestIds = process.argv.includes('--request-ids');
 
 let failures = 0;
 let steps = 0;
@@ -31,6 +33,7 @@ for (let seed = from; seed < from + count; seed++) {
       seed,
       servers,
       snapshotEvery: seed % 3 === 0 ? 7 : 0,
+      ...(requestIds ? { requestIds } : {}),
       ...(transcript ? { transcript: (line: string) => console.log(line) } : {}),
     });
     steps += r.steps;

@@ -31,9 +31,6 @@ export interface RequestTable {
   readonly positions: Map<string, number>;
 }
 
-/** Longest accepted request id, in UTF-16 code units. */
-export const MAX_REQUEST_ID = 256;
-
 export function emptyRequests(): RequestTable {
   return { records: [], length: 0, start: 0, positions: new Map() };
 }

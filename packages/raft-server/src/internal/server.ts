@@ -12,12 +12,14 @@ import {
   assertNever,
   type From,
   isPid,
+  isRequestId,
   isServerId,
   isSnapshotMeta,
   type LogEntry,
   type Pid,
   pidKey,
   type RaftRpc,
+  type ReplyMode,
   type ServerId,
   type SnapshotMeta,
   serverIdEquals,
@@ -54,6 +56,7 @@ export type ServerCall =
       readonly type: 'raft.command';
       readonly command: unknown;
       readonly replyFrom: 'after_log_append' | 'await_consensus';
+      readonly requestId?: string;
     }
   | {
       readonly type: 'raft.query';
@@ -84,6 +87,7 @@ export interface PipelineCast {
   readonly correlation: string | number;
   readonly notify: Pid;
   readonly priority: 'normal' | 'low';
+  readonly requestId?: string;
 }
 
 /** What the shell answers for API errors it detects itself (before the core). */
@@ -441,7 +445,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
       );
     };
     for (const item of items) {
-      const command = asCommand(state, item);
+      const command = asCommand(state, item, ctx);
       if (command === null) continue;
       if (command !== undefined) {
         commands.push(command);
@@ -502,32 +506,47 @@ function afterBatch(state: ShellState, ctx: ActorContext): ShellState {
  * Pipelined and `processCommand` commands, gathered into one core event per batch: the command,
  * `undefined` when the item is not a command, `null` when it was one and is dropped.
  */
-function asCommand(state: ShellState, item: BatchItem): CommandMsg | undefined | null {
+function asCommand(state: ShellState, item: BatchItem, ctx: ActorContext): CommandMsg | undefined | null {
   if (item.kind === 'cast') {
     const m = item.msg as PipelineCast;
     if (m?.type !== 'raft.pipeline') return undefined;
-    if (!isPid(m.notify) || (typeof m.correlation !== 'string' && typeof m.correlation !== 'number')) {
+    if (
+      !isPid(m.notify) ||
+      (typeof m.correlation !== 'string' && typeof m.correlation !== 'number') ||
+      (m.requestId !== undefined && !isRequestId(m.requestId))
+    ) {
       // from the network, malformed: there is nobody to tell, so it is dropped (and logged)
       state.sys.log(
         'warn',
-        `${serverIdKey(state.id)}: dropped a pipelined command without a valid notify pid or correlation`,
+        `${serverIdKey(state.id)}: dropped a pipelined command without a valid notify pid, correlation or request id`,
       );
       return null;
     }
     state.counters.pipelined++;
-    return {
-      type: 'command',
-      command: m.command,
-      reply: { mode: 'notify', to: m.notify, correlation: m.correlation },
-      priority: m.priority === 'low' ? 'low' : 'normal',
-    };
+    const reply: ReplyMode = { mode: 'notify', to: m.notify, correlation: m.correlation };
+    const priority = m.priority === 'low' ? 'low' : 'normal';
+    return m.requestId === undefined
+      ? { type: 'command', command: m.command, reply, priority }
+      : { type: 'command', command: m.command, reply, priority, requestId: m.requestId };
   }
   if (item.kind === 'call') {
     const r = item.request as ServerCall;
     if (r?.type !== 'raft.command') return undefined;
+    if (r.requestId !== undefined && !isRequestId(r.requestId)) {
+      ctx.reply(item.from, {
+        type: 'error',
+        error: 'invalid_request',
+        message: 'a request id is a string of 1-256 characters',
+        leader: core(state).leaderId,
+      } satisfies ShellError);
+      return null;
+    }
     state.counters.commands++;
     const mode = r.replyFrom === 'after_log_append' ? 'after_log_append' : 'await_consensus';
-    return { type: 'command', command: r.command, reply: { mode, from: toCoreFrom(item.from) } };
+    const reply: ReplyMode = { mode, from: toCoreFrom(item.from) };
+    return r.requestId === undefined
+      ? { type: 'command', command: r.command, reply }
+      : { type: 'command', command: r.command, reply, requestId: r.requestId };
   }
   return undefined;
 }
