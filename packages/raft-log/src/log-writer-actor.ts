@@ -5,8 +5,7 @@ import type { Kv } from './internal/rocksdb.ts';
 import type { RocksStorage } from './rocks-storage.ts';
 import type { AppendOptions, LogStore, MetaStore, ServerMeta, StoredEntry } from './types.ts';
 import {
-  countBatch,
-  emptyBuckets,
+  GroupCommitWriter,
   requestWrite,
   type WalSink,
   type WalWrite,
@@ -16,14 +15,18 @@ import {
 
 /**
  * The log writer as an actor (one per raft system, first child of the system's `rest_for_one`
- * supervisor). Its mailbox is the group-commit queue: the runtime hands `handleBatch` everything
- * queued, the actor writes it as one synced RocksDB batch and stays busy until the sync is done,
- * so whatever arrives meanwhile is the next batch. Exactly one batch is in flight, and an idle
- * writer starts a sync as soon as the first message arrives.
+ * supervisor). It owns the system's `GroupCommitWriter` and feeds it every write it receives, so
+ * its batching is the writer's: everything that arrives while a synced batch is in flight fills the
+ * next one, which goes out the moment the sync completes (before the finished batch's callbacks
+ * run), and a long fill goes out early (see `GroupCommitWriter`). Exactly one batch is in flight;
+ * an idle writer syncs at the end of the turn its first write arrived in. The actor itself never
+ * waits on the disk, so its mailbox is drained as messages arrive.
  *
  * Messages are local only: `done` is a function. Servers do not send them by hand: they append
  * through `storage.log` as always, and `storage.routeWrites(new ActorWalSink(node, pid))` (done by
- * `logWriterChildSpec`) sends every write here.
+ * `logWriterChildSpec`) sends every write here. When a batch fails, its writes fail with
+ * `LogWriteError`, later ones with `WriterFailedError`, and the actor stops with `LogWriteError`:
+ * the raft system must restart and reopen its storage.
  */
 
 /**
@@ -47,75 +50,73 @@ export interface LogWriterArgs {
 }
 
 interface LogWriterState {
-  readonly kv: Kv;
+  readonly writer: GroupCommitWriter;
+  /** The first failure of a batch, once seen; the actor stops on the message below. */
   failure: Error | undefined;
-  stats: { batches: number; requests: number; ops: number; syncMicros: number; opsPerBatch: number[] };
+  /** Sent to itself when a batch fails (compared by identity: no other sender can forge it). */
+  readonly failed: { readonly type: 'wal.failed' };
 }
 
 function isWalWrite(msg: unknown): msg is WalWriteMessage {
-  return typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === 'wal.write';
+  if (typeof msg !== 'object' || msg === null) return false;
+  const m = msg as { type?: unknown; write?: { writeTo?: unknown }; sink?: { settle?: unknown } };
+  // functions never cross a link: a write from the network is not one
+  return (
+    m.type === 'wal.write' && typeof m.write?.writeTo === 'function' && typeof m.sink?.settle === 'function'
+  );
 }
 
 export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
   kind: 'batch',
-  // A batch takes everything queued; the store's requests are small, RocksDB takes big batches well.
   maxBatchSize: 65_536,
   init: (args) => ({
-    kv: args.kv,
+    writer: new GroupCommitWriter(args.kv),
     failure: undefined,
-    stats: { batches: 0, requests: 0, ops: 0, syncMicros: 0, opsPerBatch: emptyBuckets() },
+    failed: { type: 'wal.failed' },
   }),
 
-  async handleBatch(items: BatchItem[], state: LogWriterState, ctx) {
-    const writes: WalWriteMessage[] = [];
+  handleBatch(items: BatchItem[], state: LogWriterState, ctx) {
     for (const item of items) {
       if (item.kind === 'call') {
-        if ((item.request as WalStatsRequest | undefined)?.type === 'wal.stats') {
-          ctx.reply(item.from, {
-            ...state.stats,
-            opsPerBatch: [...state.stats.opsPerBatch],
-          } satisfies WriterStats);
-        }
-      } else if (isWalWrite(item.msg)) writes.push(item.msg);
+        if ((item.request as WalStatsRequest | undefined)?.type === 'wal.stats')
+          ctx.reply(item.from, state.writer.stats() satisfies WriterStats);
+        continue;
+      }
+      const msg = item.msg;
+      if (msg === state.failed) {
+        const error = state.failure as Error;
+        // Nothing more is written: the raft system must restart and reopen its storage.
+        ctx.stop({ error: 'LogWriteError', message: error.message });
+        return state;
+      }
+      if (!isWalWrite(msg)) continue;
+      const { write, sink } = msg;
+      state.writer.submitWrite({
+        uid: write.uid,
+        size: write.size,
+        writeTo: (batch) => write.writeTo(batch),
+        settle: (error) => {
+          if (error instanceof LogWriteError && state.failure === undefined) {
+            state.failure = error;
+            ctx.send(ctx.self, state.failed);
+          }
+          sink.settle(error);
+        },
+      });
     }
-    if (writes.length === 0) return state;
-    if (state.failure !== undefined) {
-      for (const write of writes) write.sink.settle(new WriterFailedError(state.failure));
-      return state;
-    }
-    const batch = state.kv.newBatch();
-    let ops = 0;
-    for (const message of writes) {
-      message.write.writeTo(batch);
-      ops += message.write.size;
-    }
-    const started = performance.now();
-    try {
-      await batch.write(true);
-    } catch (cause) {
-      const error = new LogWriteError([...new Set(writes.map((w) => w.write.uid))], cause);
-      state.failure = error;
-      for (const write of writes) write.sink.settle(error);
-      // Nothing more is written: the raft system must restart and reopen its storage.
-      ctx.stop({ error: 'LogWriteError', message: error.message });
-      return state;
-    }
-    state.stats.batches++;
-    state.stats.requests += writes.length;
-    state.stats.ops += ops;
-    state.stats.syncMicros += Math.round((performance.now() - started) * 1000);
-    countBatch(state.stats.opsPerBatch, ops);
-    for (const write of writes) write.sink.settle(undefined);
     return state;
   },
 
-  describe: (state) => ({
-    batches: state.stats.batches,
-    requests: state.stats.requests,
-    ops: state.stats.ops,
-    syncMicros: state.stats.syncMicros,
-    failed: state.failure?.message ?? null,
-  }),
+  describe: (state) => {
+    const stats = state.writer.stats();
+    return {
+      batches: stats.batches,
+      requests: stats.requests,
+      ops: stats.ops,
+      syncMicros: stats.syncMicros,
+      failed: state.failure?.message ?? null,
+    };
+  },
 };
 
 /**

@@ -30,7 +30,7 @@ describe('log writer actor', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('group-commits the appends of 1,000 servers from its mailbox, one synced batch per turn', async () => {
+  it('group-commits the appends of 1,000 servers through its GroupCommitWriter', async () => {
     const node = new Node({ name: 'n1' });
     storage = await openRocksStorage(dir);
     const st = storage;
