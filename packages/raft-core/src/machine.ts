@@ -77,7 +77,9 @@ export interface MachineModule<C, R, S> {
    * Command de-duplication: a command carrying a `requestId` is not applied again when the same id
    * was applied within this many log entries before it (the copy is answered with the first reply).
    * Part of the machine's definition, so that every member decides alike: change it only with a new
-   * machine version (`whichModule`). Default `DEFAULT_REQUEST_WINDOW` (100,000 entries).
+   * machine version (`whichModule`), and only downwards (a member restored from a snapshot holds
+   * the ids of the window in force when it was taken, no older ones). Default
+   * `DEFAULT_REQUEST_WINDOW` (100,000 entries).
    */
   readonly requestWindow?: number;
   /** Aux types are carried for the shell's aux actor; the core never calls them. */
