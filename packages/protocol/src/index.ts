@@ -5,6 +5,7 @@ export type * from './raft.ts';
 export {
   isClusterConfig,
   isFrom,
+  isIndex,
   isLogEntry,
   isReplyMode,
   isRequestId,

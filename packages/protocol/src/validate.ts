@@ -6,7 +6,11 @@ import type { ClusterConfig, From, LogEntry, ReplyMode, SnapshotMeta } from './r
  * passes has the shape its type says, so the core can use it without further checks.
  */
 
-const isIndex = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
+/**
+ * A non-negative safe integer: what every index, term, round and chunk number must be. (An unsafe
+ * integer such as 2^60 passes `Number.isInteger` but cannot be stored or compared exactly.)
+ */
+export const isIndex = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
 const MEMBERSHIPS = new Set(['voter', 'promotable', 'non_voter']);
 

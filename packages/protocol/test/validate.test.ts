@@ -71,7 +71,10 @@ describe('validators for values from the network or the disk', () => {
       { index: 1, term: 1, cluster: 'all', machineVersion: 0 },
     ])
       expect(isSnapshotMeta(meta)).toBe(false);
+    // integers beyond 2^53 cannot be stored or compared exactly
+    expect(isSnapshotMeta({ index: 2 ** 60, term: 1, cluster, machineVersion: 0 })).toBe(false);
     for (const entry of [
+      { type: 'noop', index: 1, term: 2 ** 60, machineVersion: 0 },
       { type: 'command', index: 1, term: 1, systemTime: 5 },
       { type: 'command', index: 1, term: 1, systemTime: '5', reply: { mode: 'noreply' } },
       { type: 'command', index: 1, term: 1, systemTime: 5, reply: { mode: 'noreply' }, requestId: 7 },

@@ -11,6 +11,7 @@ import {
   type AppendEntriesRequest,
   assertNever,
   type From,
+  isIndex,
   isPid,
   isRequestId,
   isServerId,
@@ -245,14 +246,14 @@ function fromWire(rpc: RaftRpc | PackedAppendEntries): RaftRpc | undefined {
 /** Rejects malformed RPCs from the network before they reach the core. */
 function isValidRpc(msg: { type: string }): msg is RaftRpc {
   const m = msg as Record<string, unknown>;
-  if (!isServerId(m.from) || !Number.isInteger(m.term) || (m.term as number) < 0) return false;
+  if (!isServerId(m.from) || !isIndex(m.term)) return false;
   switch (m.type) {
     case 'append_entries.request':
       return (
-        Number.isInteger(m.prevLogIndex) &&
-        Number.isInteger(m.prevLogTerm) &&
-        Number.isInteger(m.leaderCommit) &&
-        Number.isInteger(m.round) &&
+        isIndex(m.prevLogIndex) &&
+        isIndex(m.prevLogTerm) &&
+        isIndex(m.leaderCommit) &&
+        isIndex(m.round) &&
         // entries travel packed (as the bytes the leader stored, decoded and checked in fromWire);
         // the unpacked form only ever carries none (a heartbeat)
         (Array.isArray(m.packed)
@@ -262,14 +263,14 @@ function isValidRpc(msg: { type: string }): msg is RaftRpc {
     case 'append_entries.reply':
       return (
         typeof m.success === 'boolean' &&
-        Number.isInteger(m.matchIndex) &&
-        Number.isInteger(m.lastIndex) &&
-        Number.isInteger(m.lastTerm) &&
-        Number.isInteger(m.round)
+        isIndex(m.matchIndex) &&
+        isIndex(m.lastIndex) &&
+        isIndex(m.lastTerm) &&
+        isIndex(m.round)
       );
     case 'vote.request':
     case 'pre_vote.request':
-      return Number.isInteger(m.lastLogIndex) && Number.isInteger(m.lastLogTerm);
+      return isIndex(m.lastLogIndex) && isIndex(m.lastLogTerm);
     case 'vote.reply':
     case 'pre_vote.reply':
       return typeof m.granted === 'boolean';
@@ -277,17 +278,16 @@ function isValidRpc(msg: { type: string }): msg is RaftRpc {
       const d = m.data as Record<string, unknown> | null;
       return (
         isSnapshotMeta(m.meta) &&
-        Number.isInteger(m.chunk) &&
-        (m.chunk as number) >= 0 &&
+        isIndex(m.chunk) &&
         typeof m.last === 'boolean' &&
         typeof d === 'object' &&
         d !== null &&
         d.bytes instanceof Uint8Array &&
-        Number.isInteger(d.checksum)
+        isIndex(d.checksum)
       );
     }
     case 'install_snapshot.reply':
-      return isSnapshotMeta(m.meta) && Number.isInteger(m.chunk);
+      return isSnapshotMeta(m.meta) && isIndex(m.chunk);
     case 'timeout_now':
       return true;
     default:
