@@ -1,6 +1,6 @@
 import type { AppendEntriesRequest } from '@otra/protocol';
 import { describe, expect, it } from 'vitest';
-import { handle } from '../src/index.ts';
+import { defineMachine, handle, type Machine } from '../src/index.ts';
 import {
   A,
   ack,
@@ -334,6 +334,42 @@ describe('reply modes', () => {
         reply: { type: 'error', error: 'machine_error', leader: A, message: 'boom' },
       },
       { type: 'reply', to: from(2), reply: { type: 'applied', index: 3, term: 1, reply: 4, leader: A } },
+    ]);
+  });
+
+  it('an apply that returns no [state, reply] (a command it has no case for) is treated as one that threw', () => {
+    // found by fuzzing the server: a KV machine whose switch fell through returned undefined, and
+    // the leader crashed on `result[0]`
+    const partial = defineMachine<string, number, number>({
+      init: () => 0,
+      apply: (_meta, cmd, state) =>
+        (cmd === 'add'
+          ? [state + 1, state + 1]
+          : cmd === 'bad-effects'
+            ? [state, state, 'nope']
+            : undefined) as unknown as [number, number],
+    });
+    const a = electedLeader([A, B, C], { machine: partial as Machine<unknown, unknown, unknown> });
+    feed(a, { type: 'command', command: 'unknown', reply: { mode: 'await_consensus', from: from(1) } });
+    feed(a, { type: 'command', command: 'bad-effects', reply: { mode: 'await_consensus', from: from(2) } });
+    feed(a, { type: 'command', command: 'add', reply: { mode: 'await_consensus', from: from(3) } });
+    const fx = ackAll(a);
+    expect(a.state.lastApplied).toBe(4);
+    expect(a.state.machineState).toBe(1);
+    expect(fx.filter((e) => e.type === 'reply').map((e) => (e as { reply: unknown }).reply)).toEqual([
+      {
+        type: 'error',
+        error: 'machine_error',
+        leader: A,
+        message: "the machine's apply returned undefined, not [state, reply, effects?]",
+      },
+      {
+        type: 'error',
+        error: 'machine_error',
+        leader: A,
+        message: "the machine's apply returned an array of 3, not [state, reply, effects?]",
+      },
+      { type: 'applied', index: 4, term: 1, reply: 1, leader: A },
     ]);
   });
 });

@@ -6,6 +6,7 @@
  * server when it stored its meta.) `FUZZ_SEED` and `FUZZ_COUNT` run other seeds.
  */
 import { createCodec } from '@otra/protocol';
+import type { MachineEffect, MachineModule } from '@otra/raft-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { awaitLeader, consistentQuery, processCommand, startCluster } from '../src/index.ts';
 import { eventually, type LocalCluster, localCluster } from './support.ts';
@@ -184,4 +185,124 @@ describe('RPC fuzzing', () => {
     expect(read.result).toBe('2');
     expect(node.whereis('kv')).toEqual(server);
   }, 60_000);
+
+  it('2,000 mutated API calls and pipelined casts are answered or dropped; the server lives on', async () => {
+    cluster = await localCluster(3);
+    const c = cluster;
+    const s1 = c.systems[0]!;
+    await startCluster(s1, 'kv', { module: 'kv' }, c.ids);
+    await awaitLeader(s1, c.ids, { timeoutMs: 10_000 });
+    const node = c.nodes[0]!;
+    const server = node.whereis('kv')!;
+    const crashes: string[] = [];
+    node.inspect((e) => {
+      if (e.type === '@actors.exited' && e.pid.id === server.id) crashes.push(JSON.stringify(e.reason));
+    });
+    const notify = node.spawn({ init: () => null }, undefined);
+    const calls: Record<string, unknown>[] = [
+      { type: 'raft.command', command: { op: 'put', key: 'k', value: 'v' }, replyFrom: 'await_consensus' },
+      {
+        type: 'raft.command',
+        command: { op: 'put', key: 'k', value: 'v' },
+        replyFrom: 'after_log_append',
+        requestId: 'r-1',
+      },
+      { type: 'raft.query', kind: 'local', query: { name: 'get', args: ['k'] } },
+      {
+        type: 'raft.query',
+        kind: 'consistent',
+        query: { name: 'get', args: ['k'] },
+        condition: { index: 1, term: 1 },
+      },
+      { type: 'raft.overview' },
+      { type: 'raft.key_metrics' },
+      { type: 'raft.aux', command: { any: 1 } },
+      // membership calls only with ids that are never valid: a valid one would change the cluster
+      { type: 'raft.join', id: 'n9', membership: 'voter' },
+      { type: 'raft.leave', id: { name: 3 } },
+      { type: 'raft.transfer', to: null },
+    ];
+    const casts: Record<string, unknown>[] = [
+      {
+        type: 'raft.pipeline',
+        command: { op: 'put', key: 'p', value: 'v' },
+        correlation: 1,
+        notify,
+        priority: 'normal',
+      },
+      {
+        type: 'raft.pipeline',
+        command: { op: 'put', key: 'p', value: 'v' },
+        correlation: 'c',
+        notify,
+        priority: 'low',
+        requestId: 'p-1',
+      },
+    ];
+    const rnd = random(Number(process.env.FUZZ_SEED ?? 7));
+    let answered = 0;
+    let timedOut = 0;
+    for (let i = 0; i < 1000; i += 50) {
+      const batch: Promise<unknown>[] = [];
+      for (let j = i; j < i + 50; j++) {
+        node.cast(server, mutate(casts[j % casts.length]!, rnd));
+        const request = mutate(calls[j % calls.length]!, rnd) as Record<string, unknown>;
+        // a membership call must keep its invalid id
+        if (
+          request.type === 'raft.join' ||
+          request.type === 'raft.leave' ||
+          request.type === 'raft.transfer'
+        ) {
+          request.id = 'n9';
+          request.to = 'n9';
+        }
+        batch.push(
+          node.call(server, request, { timeoutMs: 500 }).then(
+            () => answered++,
+            () => timedOut++,
+          ),
+        );
+      }
+      await Promise.all(batch);
+    }
+    expect(crashes).toEqual([]);
+    expect(node.whereis('kv')).toEqual(server);
+    expect(answered).toBeGreaterThan(500);
+    expect(answered + timedOut).toBe(1000);
+    const after = await processCommand(s1, c.ids[0]!, { op: 'put', key: 'after', value: '2' });
+    expect(after.index).toBeGreaterThan(1);
+  }, 60_000);
+
+  it('a malformed machine effect is logged and ignored, not replayed into a crash loop', async () => {
+    const logs: string[] = [];
+    type Cmd = { readonly effect: unknown };
+    const machine: MachineModule<Cmd, number, number> = {
+      init: () => 0,
+      apply: (_meta, cmd, state) => [state + 1, state + 1, [cmd.effect as MachineEffect]],
+    };
+    cluster = await localCluster(3, {
+      machines: { kv: { machine } },
+      log: (_level, message) => logs.push(message),
+    });
+    const c = cluster;
+    const s1 = c.systems[0]!;
+    await startCluster(s1, 'kv', { module: 'kv' }, c.ids);
+    const leader = await awaitLeader(s1, c.ids, { timeoutMs: 10_000 });
+    const node = c.nodes.find((n) => n.name === leader.node)!;
+    const server = node.whereis('kv')!;
+    for (const effect of [
+      { type: 'monitor', kind: 'process', pid: 'not a pid' },
+      { type: 'send_msg', to: 42, msg: 'x' },
+      { type: 'no_such_effect' },
+    ]) {
+      await processCommand(s1, leader, { effect });
+    }
+    const last = await processCommand(s1, leader, {
+      effect: { type: 'checkpoint', index: 1, machineState: 0 },
+    });
+    expect(last.reply).toBe(4);
+    expect(node.whereis('kv')).toEqual(server);
+    // the unknown type throws in the shell and is logged; the others are refused by the runtime quietly
+    expect(logs.some((l) => /ignored a machine effect no_such_effect/.test(l))).toBe(true);
+  });
 });

@@ -108,6 +108,9 @@ function applyCommand(
   let result: readonly [unknown, unknown, (readonly MachineEffect[])?];
   try {
     result = moduleFor(ctx).apply(metaOf(ctx, entry), entry.command, s.machineState);
+    // a machine that returns something else (say, a switch with no case for a command from the
+    // network) is treated as one that threw: the server must not crash on it
+    if (!isApplyResult(result, 2)) throw new Error(malformed('apply', '[state, reply, effects?]', result));
   } catch (err) {
     // Deterministic on every member: the entry is a no-op for the state and the caller learns why.
     const message = err instanceof Error ? err.message : String(err);
@@ -122,6 +125,22 @@ function applyCommand(
   const effects = result[2];
   if (effects !== undefined && effects.length > 0) return machineEffects(ctx, effects, isLeader, appended);
   return appended;
+}
+
+/** `[state, ...]` with an optional effects array at `effectsAt`. */
+function isApplyResult(result: unknown, effectsAt: number): boolean {
+  if (!Array.isArray(result) || result.length === 0) return false;
+  const effects = result[effectsAt];
+  return (
+    effects === undefined ||
+    (Array.isArray(effects) &&
+      effects.every((e) => typeof e === 'object' && e !== null && typeof e.type === 'string'))
+  );
+}
+
+function malformed(callback: string, shape: string, got: unknown): string {
+  const what = Array.isArray(got) ? `an array of ${got.length}` : got === null ? 'null' : typeof got;
+  return `the machine's ${callback} returned ${what}, not ${shape}`;
 }
 
 /** Records an applied request id, dropping what no snapshot still to be taken can need. */
@@ -191,6 +210,7 @@ function applySystem(
   let result: readonly [unknown, (readonly MachineEffect[])?];
   try {
     result = m.applySystem(metaOf(ctx, entry), entry.event, ctx.s.machineState);
+    if (!isApplyResult(result, 1)) return appended;
   } catch {
     return appended;
   }

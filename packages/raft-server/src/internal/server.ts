@@ -959,7 +959,15 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
     case 'snapshot.install':
       return installSnapshot(state, ctx, effect.meta);
     case 'machine':
-      machineEffect(state, ctx, effect.effect);
+      try {
+        machineEffect(state, ctx, effect.effect);
+      } catch (err) {
+        // a malformed effect is the machine's bug: crashing would replay it, and crash again
+        state.sys.log(
+          'warn',
+          `${serverIdKey(state.id)}: ignored a machine effect ${describeEffect(effect.effect)}: ${asError(err).message}`,
+        );
+      }
       return undefined;
     case 'hook':
       runLeaderHook(state, effect);
@@ -989,6 +997,11 @@ function armElectionTimer(state: ShellState, ctx: ActorContext): void {
 
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
+}
+
+function describeEffect(effect: unknown): string {
+  const type = (effect as { type?: unknown } | null)?.type;
+  return typeof type === 'string' ? type.slice(0, 64) : typeof effect;
 }
 
 function machineEffect(state: ShellState, ctx: ActorContext, effect: MachineEffect): void {
