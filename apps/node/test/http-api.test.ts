@@ -237,6 +237,15 @@ describe('the KV HTTP API', () => {
       ['PUT', '/kv/%E0%A4%A', '{"value": 1}', 400, 'bad_request'],
       ['GET', '/kv/a?consistency=eventual', undefined, 400, 'bad_request'],
       ['PUT', '/kv/a', Buffer.alloc(1024 * 1024 + 10, 0x20), 413, 'body_too_large'],
+      // nested 10,000 deep: encoding it overflowed the stack and crashed the server in a loop
+      ['PUT', '/kv/a', `{"value":${'['.repeat(10_000)}${']'.repeat(10_000)}}`, 400, 'bad_request'],
+      [
+        'POST',
+        '/kv/a/cas',
+        `{"expect":null,"value":${'{"a":'.repeat(300)}1${'}'.repeat(300)}}`,
+        400,
+        'bad_request',
+      ],
       ['GET', '/nowhere', undefined, 404, 'not_found'],
       ['GET', '/kv/', undefined, 404, 'not_found'],
       ['GET', '/kv/a/b/c', undefined, 404, 'not_found'],

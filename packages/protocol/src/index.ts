@@ -10,5 +10,7 @@ export {
   isReplyMode,
   isRequestId,
   isSnapshotMeta,
+  MAX_COMMAND_DEPTH,
   MAX_REQUEST_ID_LENGTH,
+  nestsDeeperThan,
 } from './validate.ts';

@@ -58,6 +58,29 @@ export function isReplyMode(value: unknown): value is ReplyMode {
   }
 }
 
+/**
+ * Deepest nesting of arrays and objects a command may have. Encoding and decoding recurse once
+ * per level: a value nested 10,000 deep overflowed the stack while the leader encoded its entry,
+ * and crashed the server on every restart.
+ */
+export const MAX_COMMAND_DEPTH = 256;
+
+/** Whether `value` nests arrays or objects deeper than `limit` (checked without recursion). */
+export function nestsDeeperThan(value: unknown, limit: number): boolean {
+  if (typeof value !== 'object' || value === null || value instanceof Uint8Array) return false;
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (depth > limit) return true;
+    const children = Array.isArray(v) ? v : Object.values(v as Record<string, unknown>);
+    // bytes are a leaf: they encode flat
+    for (const child of children)
+      if (typeof child === 'object' && child !== null && !(child instanceof Uint8Array))
+        stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** Longest request id (`CommandEntry.requestId`), in UTF-16 code units. */
 export const MAX_REQUEST_ID_LENGTH = 256;
 

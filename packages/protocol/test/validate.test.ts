@@ -1,11 +1,37 @@
 import { describe, expect, it } from 'vitest';
-import { createCodec, isClusterConfig, isLogEntry, isReplyMode, isSnapshotMeta } from '../src/index.ts';
+import {
+  createCodec,
+  isClusterConfig,
+  isLogEntry,
+  isReplyMode,
+  isSnapshotMeta,
+  MAX_COMMAND_DEPTH,
+  nestsDeeperThan,
+} from '../src/index.ts';
 
 const pid = { node: 'n1', id: 3, creation: 7 };
 const cluster = [
   { id: { name: 'kv', node: 'n1' }, membership: 'voter' },
   { id: { name: 'kv', node: 'n2' }, membership: 'promotable', targetIndex: 12 },
 ];
+
+describe('nesting depth', () => {
+  it('counts arrays and objects, not bytes, and stops on cycles', () => {
+    const nest = (n: number): unknown => (n === 0 ? 1 : [nest(n - 1)]);
+    expect(nestsDeeperThan(1, 0)).toBe(false);
+    expect(nestsDeeperThan({ a: 1, b: 'x' }, 1)).toBe(false);
+    expect(nestsDeeperThan({ a: { b: 1 } }, 1)).toBe(true);
+    expect(nestsDeeperThan(nest(MAX_COMMAND_DEPTH), MAX_COMMAND_DEPTH)).toBe(false);
+    expect(nestsDeeperThan(nest(MAX_COMMAND_DEPTH + 1), MAX_COMMAND_DEPTH)).toBe(true);
+    expect(nestsDeeperThan([new Uint8Array(4)], 1)).toBe(false);
+    let deep: unknown = 0;
+    for (let i = 0; i < 100_000; i++) deep = { v: deep };
+    expect(nestsDeeperThan(deep, MAX_COMMAND_DEPTH)).toBe(true);
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    expect(nestsDeeperThan(cycle, MAX_COMMAND_DEPTH)).toBe(true);
+  });
+});
 
 describe('validators for values from the network or the disk', () => {
   it('accept well-formed values, also after a CBOR round trip', () => {

@@ -10,7 +10,9 @@ import {
   type Correlation,
   isRequestId,
   isServerId,
+  MAX_COMMAND_DEPTH,
   MAX_REQUEST_ID_LENGTH,
+  nestsDeeperThan,
   type Pid,
   type ServerId,
   serverIdEquals,
@@ -210,6 +212,7 @@ export async function processCommand(
   options: CommandOptions = {},
 ): Promise<CommandResult<unknown> | AppendResult> {
   checkId(serverId, 'serverId');
+  checkCommand(command);
   checkRequestId(options.requestId);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT;
   const replyFrom = options.replyFrom ?? 'await_consensus';
@@ -246,6 +249,7 @@ export function pipelineCommand<M extends Machine = Machine>(
   requestId?: string,
 ): 'ok' | 'busy' | 'dropped' {
   checkId(serverId, 'serverId');
+  checkCommand(command);
   checkRequestId(requestId);
   return system.node.cast(
     address(serverId),
@@ -253,6 +257,11 @@ export function pipelineCommand<M extends Machine = Machine>(
       ? { type: 'raft.pipeline', command, correlation, notify, priority }
       : { type: 'raft.pipeline', command, correlation, notify, priority, requestId },
   );
+}
+
+function checkCommand(command: unknown): void {
+  if (nestsDeeperThan(command, MAX_COMMAND_DEPTH))
+    throw new InvalidRequestError(`a command nests arrays and objects at most ${MAX_COMMAND_DEPTH} deep`);
 }
 
 function checkRequestId(requestId: unknown): void {

@@ -102,6 +102,26 @@ describe('bad input', () => {
         requestId: 'r'.repeat(300),
       }),
     ).resolves.toMatchObject({ type: 'error', error: 'invalid_request' });
+    // a command nested deeper than MAX_COMMAND_DEPTH: refused at the API, dropped or refused on arrival
+    let deep: unknown = 'x';
+    for (let i = 0; i < 5000; i++) deep = [deep];
+    await expect(
+      processCommand(s1, cluster.ids[0]!, { op: 'put', key: 'd', value: deep as string }),
+    ).rejects.toBeInstanceOf(InvalidRequestError);
+    await expect(
+      node.call(pid, {
+        type: 'raft.command',
+        command: { op: 'put', key: 'd', value: deep },
+        replyFrom: 'await_consensus',
+      }),
+    ).resolves.toMatchObject({ type: 'error', error: 'invalid_request' });
+    node.cast(pid, {
+      type: 'raft.pipeline',
+      command: { op: 'put', key: 'd', value: deep },
+      correlation: 2,
+      notify: node.spawn({ init: () => null }, undefined),
+      priority: 'normal',
+    });
     await expect(node.call(pid, { type: 'raft.unknown' })).resolves.toMatchObject({
       type: 'error',
       error: 'invalid_request',
@@ -127,6 +147,10 @@ describe('bad input', () => {
     expect(
       (await localQuery(s1, cluster.ids[0]!, (st: Record<string, string>) => st.c ?? null)).result,
     ).toBeNull();
+    expect(
+      (await localQuery(s1, cluster.ids[0]!, (st: Record<string, string>) => st.d ?? null)).result,
+    ).toBeNull();
+    expect(logs.some((l) => /or nested too deep/.test(l))).toBe(true);
   });
 
   it('a cluster of an unregistered machine module is refused with the reason', async () => {

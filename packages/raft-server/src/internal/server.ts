@@ -17,6 +17,8 @@ import {
   isServerId,
   isSnapshotMeta,
   type LogEntry,
+  MAX_COMMAND_DEPTH,
+  nestsDeeperThan,
   type Pid,
   pidKey,
   type RaftRpc,
@@ -513,12 +515,13 @@ function asCommand(state: ShellState, item: BatchItem, ctx: ActorContext): Comma
     if (
       !isPid(m.notify) ||
       (typeof m.correlation !== 'string' && typeof m.correlation !== 'number') ||
-      (m.requestId !== undefined && !isRequestId(m.requestId))
+      (m.requestId !== undefined && !isRequestId(m.requestId)) ||
+      nestsDeeperThan(m.command, MAX_COMMAND_DEPTH)
     ) {
       // from the network, malformed: there is nobody to tell, so it is dropped (and logged)
       state.sys.log(
         'warn',
-        `${serverIdKey(state.id)}: dropped a pipelined command without a valid notify pid, correlation or request id`,
+        `${serverIdKey(state.id)}: dropped a pipelined command without a valid notify pid, correlation or request id, or nested too deep`,
       );
       return null;
     }
@@ -532,11 +535,17 @@ function asCommand(state: ShellState, item: BatchItem, ctx: ActorContext): Comma
   if (item.kind === 'call') {
     const r = item.request as ServerCall;
     if (r?.type !== 'raft.command') return undefined;
-    if (r.requestId !== undefined && !isRequestId(r.requestId)) {
+    const problem =
+      r.requestId !== undefined && !isRequestId(r.requestId)
+        ? 'a request id is a string of 1-256 characters'
+        : nestsDeeperThan(r.command, MAX_COMMAND_DEPTH)
+          ? `a command nests arrays and objects at most ${MAX_COMMAND_DEPTH} deep`
+          : undefined;
+    if (problem !== undefined) {
       ctx.reply(item.from, {
         type: 'error',
         error: 'invalid_request',
-        message: 'a request id is a string of 1-256 characters',
+        message: problem,
         leader: core(state).leaderId,
       } satisfies ShellError);
       return null;
