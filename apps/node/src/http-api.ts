@@ -760,9 +760,22 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       void handle(req, res);
     },
   );
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
+  // requests Node's parser refuses (a bad path, malformed headers) get a JSON error as well
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    const body = JSON.stringify({
+      error: tooLarge ? 'headers_too_large' : 'bad_request',
+      message: tooLarge
+        ? 'the request headers are too large'
+        : `malformed HTTP request (${err.code ?? 'parse error'})`,
+    });
+    socket.end(
+      `HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
