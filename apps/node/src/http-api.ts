@@ -374,17 +374,19 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       return undefined;
     }
     const started = performance.now();
-    // a request id unique to this request: the machine applies a resent copy only once
-    const tagged: KvCommand = { ...command, rid: `${node.name}.${node.creation}.${++requests}` };
+    // a request id unique to this request: the core applies a resent copy only once
+    const requestId = `${node.name}.${node.creation}.${++requests}`;
     const deadline = Date.now() + timeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
         const left = Math.max(1, deadline - Date.now());
-        const result = await writes.add(() => processCommand(system, self, tagged, { timeoutMs: left }));
+        const result = await writes.add(() =>
+          processCommand(system, self, command, { timeoutMs: left, requestId }),
+        );
         metrics.commandDone(command.op, 'ok', (performance.now() - started) / 1000);
         return { reply: result.reply as KvReply, index: result.index };
       } catch (err) {
-        // the leader went away before answering: resending is safe, the rid dedupes it
+        // the leader went away before answering: resending is safe, the request id dedupes it
         if (err instanceof CommandOutcomeUnknownError && deadline - Date.now() > 50 && attempt < 100) {
           await new Promise((resolve) => setTimeout(resolve, 25));
           continue;

@@ -68,6 +68,9 @@ export const MAX_COMMAND_DEPTH = 256;
 /** Whether `value` nests arrays or objects deeper than `limit` (checked without recursion). */
 export function nestsDeeperThan(value: unknown, limit: number): boolean {
   if (typeof value !== 'object' || value === null || value instanceof Uint8Array) return false;
+  // the common command (a flat object or array) is answered without allocating: it is checked on
+  // the command path of every API call and every arrival
+  if (limit >= 1 && isFlat(value)) return false;
   const stack: Array<[unknown, number]> = [[value, 1]];
   while (stack.length > 0) {
     const [v, depth] = stack.pop() as [unknown, number];
@@ -79,6 +82,19 @@ export function nestsDeeperThan(value: unknown, limit: number): boolean {
         stack.push([child, depth + 1]);
   }
   return false;
+}
+
+function isFlat(value: object): boolean {
+  if (Array.isArray(value)) {
+    for (const v of value)
+      if (typeof v === 'object' && v !== null && !(v instanceof Uint8Array)) return false;
+    return true;
+  }
+  for (const k in value) {
+    const v = (value as Record<string, unknown>)[k];
+    if (typeof v === 'object' && v !== null && !(v instanceof Uint8Array)) return false;
+  }
+  return true;
 }
 
 /** Longest request id (`CommandEntry.requestId`), in UTF-16 code units. */

@@ -1,7 +1,7 @@
 import type { ActorContext, BatchItem, BatchServer, ChildSpec, Node, StartContext } from '@otra/actors';
 import type { Pid } from '@otra/protocol';
-import { LogWriteError, WriterFailedError } from './errors.ts';
-import type { Kv } from './internal/rocksdb.ts';
+import { WriterFailedError } from './errors.ts';
+import type { Kv, KvBatch } from './internal/rocksdb.ts';
 import type { RocksStorage } from './rocks-storage.ts';
 import type { AppendOptions, LogStore, MetaStore, ServerMeta, StoredEntry } from './types.ts';
 import {
@@ -30,14 +30,28 @@ import {
  */
 
 /**
- * One write for the writer: a store's write (it adds its own operations to the batch), and the sink
- * to answer. The writer settles the writes of a sink in the order it received them, which is the
- * order they were cast.
+ * One write for the writer, as `ActorWalSink` casts it: a store's write (it adds its own operations
+ * to the batch) and the sink to answer. It is itself the `WalWrite` the actor hands its writer,
+ * settling through the sink, which settles its writes in the order it cast them.
  */
-export interface WalWriteMessage {
-  readonly type: 'wal.write';
-  readonly write: WalWrite;
-  readonly sink: { settle(error: Error | undefined): void };
+export class WalWriteMessage implements WalWrite {
+  readonly type = 'wal.write';
+  constructor(
+    readonly write: WalWrite,
+    readonly sink: { settle(error: Error | undefined): void },
+  ) {}
+  get uid(): string {
+    return this.write.uid;
+  }
+  get size(): number {
+    return this.write.size;
+  }
+  writeTo(batch: KvBatch): void {
+    this.write.writeTo(batch);
+  }
+  settle(error: Error | undefined): void {
+    this.sink.settle(error);
+  }
 }
 
 /** A call answered with the writer's `WriterStats`. */
@@ -51,29 +65,29 @@ export interface LogWriterArgs {
 
 interface LogWriterState {
   readonly writer: GroupCommitWriter;
-  /** The first failure of a batch, once seen; the actor stops on the message below. */
+  /** The failure of a batch, once seen; the actor stops on the message below. */
   failure: Error | undefined;
   /** Sent to itself when a batch fails (compared by identity: no other sender can forge it). */
   readonly failed: { readonly type: 'wal.failed' };
 }
 
-function isWalWrite(msg: unknown): msg is WalWriteMessage {
-  if (typeof msg !== 'object' || msg === null) return false;
-  const m = msg as { type?: unknown; write?: { writeTo?: unknown }; sink?: { settle?: unknown } };
-  // functions never cross a link: a write from the network is not one
-  return (
-    m.type === 'wal.write' && typeof m.write?.writeTo === 'function' && typeof m.sink?.settle === 'function'
-  );
-}
-
 export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
   kind: 'batch',
   maxBatchSize: 65_536,
-  init: (args) => ({
-    writer: new GroupCommitWriter(args.kv),
-    failure: undefined,
-    failed: { type: 'wal.failed' },
-  }),
+  init: (args, ctx) => {
+    const failed = { type: 'wal.failed' } as const;
+    const state: LogWriterState = {
+      writer: new GroupCommitWriter(args.kv, {
+        onFailure: (error) => {
+          state.failure = error;
+          ctx.send(ctx.self, failed);
+        },
+      }),
+      failure: undefined,
+      failed,
+    };
+    return state;
+  },
 
   handleBatch(items: BatchItem[], state: LogWriterState, ctx) {
     for (const item of items) {
@@ -89,20 +103,8 @@ export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
         ctx.stop({ error: 'LogWriteError', message: error.message });
         return state;
       }
-      if (!isWalWrite(msg)) continue;
-      const { write, sink } = msg;
-      state.writer.submitWrite({
-        uid: write.uid,
-        size: write.size,
-        writeTo: (batch) => write.writeTo(batch),
-        settle: (error) => {
-          if (error instanceof LogWriteError && state.failure === undefined) {
-            state.failure = error;
-            ctx.send(ctx.self, state.failed);
-          }
-          sink.settle(error);
-        },
-      });
+      // a class instance never crosses a link: a write from the network is not one
+      if (msg instanceof WalWriteMessage) state.writer.submitWrite(msg);
     }
     return state;
   },
@@ -167,8 +169,7 @@ export class ActorWalSink implements WalSink {
       return;
     }
     this.pending.push(write);
-    const message: WalWriteMessage = { type: 'wal.write', write, sink: this };
-    this.node.cast(this.pid, message);
+    this.node.cast(this.pid, new WalWriteMessage(write, this));
   }
 
   /** @internal Called by the writer actor, once per write, in the order the writes were cast. */

@@ -92,6 +92,8 @@ export interface WriterOptions {
    * (default true; see the class comment).
    */
   readonly flushLongFills?: boolean;
+  /** Called once, when a batch fails and the writer becomes failed (before its writes are settled). */
+  readonly onFailure?: (error: LogWriteError) => void;
 }
 
 /** A long fill is checked for every this many writes (a clock read each time). */
@@ -159,6 +161,7 @@ export class GroupCommitWriter implements WalSink {
   private idleWaiters: Array<() => void> = [];
   private readonly maxBatchOps: number;
   private readonly flushLongFills: boolean;
+  private readonly onFailure: ((error: LogWriteError) => void) | undefined;
   /** When the batch being filled got its first write; writes since the last long-fill check. */
   private fillingSince = 0;
   private sinceFillCheck = 0;
@@ -171,6 +174,7 @@ export class GroupCommitWriter implements WalSink {
   ) {
     this.maxBatchOps = options.maxBatchOps ?? 65_536;
     this.flushLongFills = options.flushLongFills ?? true;
+    this.onFailure = options.onFailure;
   }
 
   /** Queues `request`; `done` runs once it is durable (no argument) or failed (the error). */
@@ -290,6 +294,7 @@ export class GroupCommitWriter implements WalSink {
         this.inFlight = false;
         const error = new LogWriteError([...new Set(pending.writes.map((w) => w.uid))], cause);
         this.failure = error;
+        this.onFailure?.(error);
         for (const write of pending.writes) write.settle(error);
         const rest = [...this.waiting, ...(this.filling === undefined ? [] : [this.filling])];
         this.waiting = [];

@@ -5,7 +5,6 @@
  * follower answered `compare_failed` with the client's own value.)
  */
 import type { ServerId } from '@otra/protocol';
-import type { MachineModule } from '@otra/raft-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   awaitLeader,
@@ -14,19 +13,14 @@ import {
   processCommand,
   startCluster,
 } from '../src/index.ts';
-import { eventually, type LocalCluster, localCluster } from './support.ts';
-
-type Cmd = { readonly add: string };
-type State = Record<string, number>;
-
-/** Counts how many times each key was applied. */
-const counting: MachineModule<Cmd, number, State> = {
-  init: () => ({}),
-  apply: (_meta, cmd, state) => {
-    const n = (state[cmd.add] ?? 0) + 1;
-    return [{ ...state, [cmd.add]: n }, n];
-  },
-};
+import {
+  type CountCmd,
+  countingMachine,
+  countingQueries,
+  eventually,
+  type LocalCluster,
+  localCluster,
+} from './support.ts';
 
 let cluster: LocalCluster | undefined;
 afterEach(async () => {
@@ -40,12 +34,12 @@ describe('processCommand and an unreachable leader', () => {
     cluster = await localCluster(3, {
       machines: {
         kv: {
-          machine: counting,
-          queries: { count: (s: unknown, key: unknown) => (s as State)[key as string] ?? 0 },
+          machine: countingMachine,
+          queries: countingQueries,
           hooks: {
             // on the leader, once the command is committed and before its reply leaves: cut the
             // leader off from both followers, so the caller's node sees `noconnection`
-            onCommandCommitted: (_before: State, command: Cmd) => {
+            onCommandCommitted: (_before: unknown, command: CountCmd) => {
               if (command.add === 'once') isolate?.();
             },
           },

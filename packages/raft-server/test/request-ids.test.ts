@@ -4,7 +4,6 @@
  * snapshot installed on a member that then leads.
  */
 import type { ServerId } from '@otra/protocol';
-import type { MachineModule } from '@otra/raft-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   awaitLeader,
@@ -21,30 +20,16 @@ import {
   stopServer,
   transferLeadership,
 } from '../src/index.ts';
-import { eventually, type LocalCluster, localCluster } from './support.ts';
+import {
+  type CountCmd,
+  countingMachine,
+  countingQueries,
+  eventually,
+  type LocalCluster,
+  localCluster,
+} from './support.ts';
 
-type Cmd = { readonly add: string };
-type State = Record<string, number>;
-
-/** Counts how many times each key was applied; releases its cursor every 64 entries. */
-const counting: MachineModule<Cmd, number, State> = {
-  init: () => ({}),
-  apply: (meta, cmd, state) => {
-    const n = (state[cmd.add] ?? 0) + 1;
-    const next = { ...state, [cmd.add]: n };
-    return [
-      next,
-      n,
-      meta.index % 64 === 0 ? [{ type: 'release_cursor', index: meta.index, machineState: next }] : [],
-    ];
-  },
-};
-const machines = {
-  kv: {
-    machine: counting,
-    queries: { count: (s: unknown, key: unknown) => (s as State)[key as string] ?? 0 },
-  },
-};
+const machines = { kv: { machine: countingMachine, queries: countingQueries } };
 
 let cluster: LocalCluster | undefined;
 afterEach(async () => {
@@ -68,7 +53,7 @@ describe('request ids', () => {
           ...machines.kv,
           hooks: {
             // committed on the leader, then the leader is cut off before its reply leaves
-            onCommandCommitted: (_before: State, command: Cmd) => {
+            onCommandCommitted: (_before: unknown, command: CountCmd) => {
               if (command.add === 'once') isolate?.();
             },
           },

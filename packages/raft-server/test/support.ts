@@ -34,6 +34,31 @@ export const kvMachine: MachineModule<KvCommand, string | null, KvState> = {
   overview: (state) => ({ keys: Object.keys(state).length }),
 };
 
+/** A command of `countingMachine`: adds one to the count of `add`. */
+export type CountCmd = { readonly add: string };
+export type CountState = Record<string, number>;
+
+/**
+ * Counts how many times each key was applied (so a command applied twice shows), and releases its
+ * cursor every 64 entries; `count(key)` is its query.
+ */
+export const countingMachine: MachineModule<CountCmd, number, CountState> = {
+  init: () => ({}),
+  apply: (meta, cmd, state) => {
+    const n = (state[cmd.add] ?? 0) + 1;
+    const next = { ...state, [cmd.add]: n };
+    return [
+      next,
+      n,
+      meta.index % 64 === 0 ? [{ type: 'release_cursor', index: meta.index, machineState: next }] : [],
+    ];
+  },
+};
+
+export const countingQueries = {
+  count: (s: unknown, key: unknown) => (s as CountState)[key as string] ?? 0,
+};
+
 export const kvQueries = {
   get: (state: unknown, key: unknown) => (state as KvState)[key as string] ?? null,
 };
