@@ -90,6 +90,7 @@ export function initServer(config: ServerConfig, recovered: Recovered): ServerSt
     log,
     lastWritten: { index: lastIndex(log), term: lastTerm(log) },
     matchedIndex: 0,
+    leaderRound: 0,
     commitIndex: snapIndex,
     lastApplied: snapIndex,
     machineState: stored !== null ? stored.machineState : cfg.machine.init(machineConfig),

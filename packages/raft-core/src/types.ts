@@ -151,6 +151,11 @@ export interface ServerState {
   readonly lastWritten: IndexTerm;
   /** Follower: highest index verified to match the current leader's log in this term. */
   readonly matchedIndex: number;
+  /**
+   * Follower: the highest heartbeat round received from the current leader in this term. The
+   * acknowledgement of new entries waits for them to be durable and carries this round.
+   */
+  readonly leaderRound: number;
   readonly commitIndex: number;
   readonly lastApplied: number;
   readonly machineState: unknown;

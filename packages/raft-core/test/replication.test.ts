@@ -1,4 +1,4 @@
-import type { AppendEntriesRequest } from '@otra/protocol';
+import type { AppendEntriesReply, AppendEntriesRequest } from '@otra/protocol';
 import { describe, expect, it } from 'vitest';
 import { defineMachine, handle, type Machine } from '../src/index.ts';
 import {
@@ -41,37 +41,35 @@ function ae(p: Partial<AppendEntriesRequest>): AppendEntriesRequest {
 describe('follower AppendEntries (§5.3)', () => {
   it('appends, asks the writer to persist, and acknowledges only what is written', () => {
     const b = follower();
-    const r = feed(b, ae({ entries: [entry(1, 1), entry(2, 1)], leaderCommit: 0 }));
+    const r = feed(b, ae({ entries: [entry(1, 1), entry(2, 1)], leaderCommit: 0, round: 3 }));
     expect(r.role).toBe('follower');
     expect(r.state.leaderId).toEqual(A);
     expect(r.state.currentTerm).toBe(1);
+    // no reply on receipt: the acknowledgement waits for the write
     expect(r.effects).toEqual([
       { type: 'meta.persist', currentTerm: 1, votedFor: null },
       { type: 'timer.set', timer: 'election', minMs: 150, maxMs: 300 },
       { type: 'log.append', entries: [entry(1, 1), entry(2, 1)] },
-      {
-        type: 'send_rpc',
-        to: A,
-        rpc: {
-          type: 'append_entries.reply',
-          from: B,
-          term: 1,
-          success: true,
-          matchIndex: 0,
-          lastIndex: 2,
-          lastTerm: 1,
-          round: 0,
-        },
-      },
     ]);
+    // ... and carries the heartbeat round received with the entries (read-index confirmation)
     const w = feed(b, { type: 'log.written', upTo: 2, term: 1 });
-    expect(w.effects).toEqual([
-      {
-        type: 'send_rpc',
-        to: A,
-        rpc: ack(B, 2),
-      },
+    expect(w.effects).toEqual([{ type: 'send_rpc', to: A, rpc: ack(B, 2, 3) }]);
+    // a request that brings nothing new is answered at once, durable or not
+    feed(b, ae({ prevLogIndex: 2, prevLogTerm: 1, entries: [entry(3, 1)], round: 4 }));
+    const again = feed(b, ae({ prevLogIndex: 2, prevLogTerm: 1, entries: [entry(3, 1)], round: 5 }));
+    expect(again.effects).toEqual([
+      { type: 'timer.set', timer: 'election', minMs: 150, maxMs: 300 },
+      { type: 'send_rpc', to: A, rpc: { ...ack(B, 2, 5), lastIndex: 3 } },
     ]);
+  });
+
+  it('forgets the round of an earlier term: a new leader is never answered with its predecessor round', () => {
+    const b = follower();
+    feed(b, ae({ entries: [entry(1, 1)], round: 9 }));
+    feed(b, ae({ term: 2, prevLogIndex: 1, prevLogTerm: 1, entries: [entry(2, 2)], round: 1 }));
+    const w = feed(b, { type: 'log.written', upTo: 2, term: 2 });
+    const reply = w.effects.find((e) => e.type === 'send_rpc');
+    expect(reply).toMatchObject({ rpc: { term: 2, matchIndex: 2, round: 1 } });
   });
 
   it('rejects a request whose previous entry does not match, hinting where its log ends', () => {
@@ -178,6 +176,24 @@ describe('leader replication and commitment', () => {
     const sent = sends(b.effects, 'append_entries.request');
     expect(sent).toHaveLength(1);
     expect((sent[0]!.rpc as AppendEntriesRequest).entries.length).toBe(16);
+  });
+
+  it('empties the in-flight window when one reply shows that everything sent arrived', () => {
+    const a = electedLeader();
+    for (let i = 0; i < 40; i++) feed(a, { type: 'command', command: 1, reply: { mode: 'noreply' } });
+    const peer = a.state.leader!.peers[0]!;
+    expect(peer.inFlight).toBe(2);
+    // one durable write on the follower covered both requests: one reply answers them
+    const b = handle(a.role, a.state, {
+      ...(ack(B, 1) as AppendEntriesReply),
+      lastIndex: peer.nextIndex - 1,
+    });
+    const sent = sends(b.effects, 'append_entries.request');
+    expect(sent).toHaveLength(2);
+    expect(sent.map((x) => (x.rpc as AppendEntriesRequest).prevLogIndex)).toEqual([
+      peer.nextIndex - 1,
+      peer.nextIndex + 15,
+    ]);
   });
 
   it('backs off fast to the follower hint on rejection', () => {

@@ -75,6 +75,7 @@ export function startElection(ctx: Ctx, transfer: boolean): void {
   s.votedFor = s.cfg.id;
   s.leaderId = null;
   s.matchedIndex = 0;
+  s.leaderRound = 0;
   s.votes = [s.cfg.idKey];
   enterRole(ctx, 'candidate');
   persistMetaCoalesced(ctx);

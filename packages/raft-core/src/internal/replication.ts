@@ -157,7 +157,9 @@ export function onAppendEntriesReply(ctx: Ctx, m: AppendEntriesReply): void {
     updatePeer(ctx, i, {
       matchIndex,
       nextIndex: Math.max(peer.nextIndex, matchIndex + 1),
-      inFlight: Math.max(0, peer.inFlight - 1),
+      // One reply may answer several requests (a follower acknowledges each durable write, which
+      // may hold several): once it holds all that was sent, nothing is in flight.
+      inFlight: m.lastIndex >= peer.nextIndex - 1 ? 0 : Math.max(0, peer.inFlight - 1),
       ackedRound,
       active: true,
       // `replied` means progress: a heartbeat answered at an unchanged match does not count
@@ -294,13 +296,19 @@ function appendEntries(ctx: Ctx, m: AppendEntriesRequest): boolean {
   if (lastNew > s.matchedIndex) s.matchedIndex = lastNew;
   const commit = Math.min(m.leaderCommit, s.matchedIndex);
   if (commit > s.commitIndex) s.commitIndex = commit;
-  send(ctx, m.from, success(ctx, m.round));
+  if (m.round > s.leaderRound) s.leaderRound = m.round;
+  // New entries are acknowledged once durable (`onLogWritten`), with this round: one reply per
+  // write, not one on receipt and another when written. Anything else is answered now.
+  if (k === entries.length) send(ctx, m.from, success(ctx));
   applyCommitted(ctx);
   return true;
 }
 
-/** Acknowledges only what is both verified against this leader and durable. */
-function success(ctx: Ctx, round: number): AppendEntriesReply {
+/**
+ * Acknowledges only what is both verified against this leader and durable; `lastIndex` is all
+ * that was received (the leader's flow control), `round` the last heartbeat round received.
+ */
+function success(ctx: Ctx): AppendEntriesReply {
   const s = ctx.s;
   return {
     type: 'append_entries.reply',
@@ -310,7 +318,7 @@ function success(ctx: Ctx, round: number): AppendEntriesReply {
     matchIndex: Math.min(s.matchedIndex, s.lastWritten.index),
     lastIndex: lastIndex(s.log),
     lastTerm: lastTerm(s.log),
-    round,
+    round: s.leaderRound,
   };
 }
 
@@ -360,7 +368,7 @@ export function onLogWritten(ctx: Ctx, upTo: number, term: number): void {
     advanceCommit(ctx);
     if (ctx.role === 'leader') flushLowPriority(ctx);
   } else if (ctx.role === 'follower' && s.leaderId !== null) {
-    send(ctx, s.leaderId, success(ctx, 0));
+    send(ctx, s.leaderId, success(ctx));
   }
 }
 

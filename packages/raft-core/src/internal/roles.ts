@@ -28,6 +28,7 @@ export function observeTerm(ctx: Ctx, term: number, leaderId: ServerId | null): 
   ctx.s.currentTerm = term;
   ctx.s.votedFor = null;
   ctx.s.matchedIndex = 0;
+  ctx.s.leaderRound = 0;
   persistMetaCoalesced(ctx);
   becomeFollower(ctx, leaderId);
 }
