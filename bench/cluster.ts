@@ -6,7 +6,7 @@
  *   pnpm exec tsx bench/cluster.ts [latency] [throughput] [failover] [scale]
  *
  * Knobs (env): MEASURE_S (10), WARMUP_S (2), TRIALS (30), CLUSTERS (1000), SCALE_TICK_MS (250;
- * election timeouts are 4-8 ticks).
+ * election timeouts are 4-8 ticks), V8_DEFAULTS=1 (run the nodes without `NODE_V8_FLAGS`).
  */
 import type { ServerId } from '@otra/protocol';
 import {
@@ -27,6 +27,7 @@ const WARMUP_S = Number(process.env.WARMUP_S ?? 2);
 const TRIALS = Number(process.env.TRIALS ?? 30);
 const CLUSTERS = Number(process.env.CLUSTERS ?? 1000);
 const VALUE = 'v'.repeat(100);
+const V8_FLAGS = process.env.V8_DEFAULTS === '1' ? { v8Flags: [] } : {};
 
 function key(): string {
   return `key-${String(Math.floor(Math.random() * 10_000)).padStart(12, '0')}`;
@@ -48,7 +49,7 @@ async function withCluster<T>(
   fn: (cluster: ProcessCluster, ids: ServerId[]) => Promise<T>,
   electionTimeoutMs: [number, number] = [150, 300],
 ) {
-  const cluster = await ProcessCluster.start({ nodes: 3, electionTimeoutMs, tickMs: 50 });
+  const cluster = await ProcessCluster.start({ nodes: 3, electionTimeoutMs, tickMs: 50, ...V8_FLAGS });
   try {
     const ids = cluster.ids('kv');
     await startCluster(cluster.client.raft, 'kv', { module: 'kv' }, ids);
@@ -185,7 +186,12 @@ async function throughput(inFlight: number): Promise<void> {
 }
 
 async function failover(): Promise<void> {
-  const cluster = await ProcessCluster.start({ nodes: 3, electionTimeoutMs: [150, 300], tickMs: 50 });
+  const cluster = await ProcessCluster.start({
+    nodes: 3,
+    electionTimeoutMs: [150, 300],
+    tickMs: 50,
+    ...V8_FLAGS,
+  });
   const times: number[] = [];
   try {
     const ids = cluster.ids('kv');
@@ -242,7 +248,7 @@ async function scale(): Promise<void> {
   // idle groups should cost little: slower heartbeats, as ra's defaults for many queues
   const tickMs = Number(process.env.SCALE_TICK_MS ?? 250);
   const electionTimeoutMs: [number, number] = [tickMs * 4, tickMs * 8];
-  const cluster = await ProcessCluster.start({ nodes: 3, electionTimeoutMs, tickMs });
+  const cluster = await ProcessCluster.start({ nodes: 3, electionTimeoutMs, tickMs, ...V8_FLAGS });
   try {
     const raft = cluster.client.raft;
     const before = await nodeStats(cluster, true);

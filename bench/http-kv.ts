@@ -23,6 +23,7 @@
  *   HTTP_KV_IN_FLIGHT       64          requests in flight for the throughput figure
  *   HTTP_KV_ETCD_BIN        the etcd binary (default /usr/bin/etcd, else `etcd` on PATH)
  *   OTRA_CPU_PROFILE        a directory: each otra node writes a CPU profile there when it stops
+ *   V8_DEFAULTS=1           run the otra nodes without `NODE_V8_FLAGS` (V8's default tiering)
  * A smoke run: HTTP_KV_MEASURE_S=1 HTTP_KV_WARMUP_S=1 HTTP_KV_LATENCY_N=200 pnpm exec tsx bench/http-kv.ts
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -309,6 +310,7 @@ async function otra(): Promise<Result> {
   const cluster = await KvCluster.start({
     nodes: 3,
     ...(profile === undefined || profile === '' ? {} : { env: { OTRA_CPU_PROFILE: profile } }),
+    ...(process.env.V8_DEFAULTS === '1' ? { v8Flags: [] } : {}),
   });
   liveDirs.add(cluster.dir);
   const pids = [...cluster.nodes.values()].map((n) => n.pid);

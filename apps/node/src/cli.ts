@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --import tsx
+#!/usr/bin/env -S node --interrupt-budget=8000 --import tsx
 /**
  * The `otra` command line. `otra help` prints the usage below; apps/node/README.md has the rest.
  */

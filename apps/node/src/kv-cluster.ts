@@ -32,6 +32,8 @@ export interface KvClusterOptions {
   /** Peer URL of `to` as configured on `from` (default: `to`'s own link URL); e.g. through a proxy. */
   readonly peerUrl?: (from: string, to: string, port: number) => string;
   readonly env?: Readonly<Record<string, string>>;
+  /** V8 flags of every node; default `NODE_V8_FLAGS`. */
+  readonly v8Flags?: readonly string[];
 }
 
 interface Slot {
@@ -130,6 +132,7 @@ export class KvCluster {
         : { electionTimeoutMs: this.options.electionTimeoutMs }),
       ...(this.options.tickMs === undefined ? {} : { tickMs: this.options.tickMs }),
       ...(this.options.env === undefined ? {} : { env: this.options.env }),
+      ...(this.options.v8Flags === undefined ? {} : { v8Flags: this.options.v8Flags }),
     });
     this.nodes.set(name, proc);
     return proc;
