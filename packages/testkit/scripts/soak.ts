@@ -1,7 +1,8 @@
 /**
  * Long soak of the seeded cluster simulation: `pnpm soak [count] [--from n] [--servers 3|5]
- * [--seed n] [--transcript] [--request-ids]` (`--request-ids`: puts carry request ids and some are
- * sent twice, see `SimulationOptions.requestIds`). Without `--servers`, odd seeds run 3 servers and even seeds 5; every
+ * [--seed n] [--transcript] [--request-ids] [--group-commit]` (`--request-ids`: puts carry request
+ * ids and some are sent twice, see `SimulationOptions.requestIds`; `--group-commit`: one log
+ * confirmation for appends that complete together, see `SimulationOptions.groupCommit`). Without `--servers`, odd seeds run 3 servers and even seeds 5; every
  * third seed snapshots often. A failing seed is printed and the exit code is 1; replay one seed with
  * `pnpm soak --seed <n> --transcript` to see one line per message.
  */
@@ -21,6 +22,7 @@ const from = single !== undefined ? Number(single) : Number(flag('from') ?? 1);
 const fixedServers = flag('servers');
 const transcript = process.argv.includes('--transcript');
 const requestIds = process.argv.includes('--request-ids');
+const groupCommit = process.argv.includes('--group-commit');
 
 let failures = 0;
 let steps = 0;
@@ -34,6 +36,7 @@ for (let seed = from; seed < from + count; seed++) {
       servers,
       snapshotEvery: seed % 3 === 0 ? 7 : 0,
       ...(requestIds ? { requestIds } : {}),
+      ...(groupCommit ? { groupCommit } : {}),
       ...(transcript ? { transcript: (line: string) => console.log(line) } : {}),
     });
     steps += r.steps;

@@ -50,6 +50,12 @@ export interface ClusterOptions {
   readonly crashAfterVote?: number;
   /** The core's quiescence (0, the default: never). Monitors are simulated for it (see `SimServer`). */
   readonly quiesceAfterTicks?: number;
+  /**
+   * Group commit, as the real log writer confirms a batch: a completed append's `log.written` is
+   * held for a delay drawn from this range, and appends completing meanwhile are confirmed by the
+   * same one (the latest). Off by default: each append is confirmed on its own.
+   */
+  readonly groupCommitMs?: readonly [number, number];
 }
 
 type WriteOp =
@@ -84,6 +90,8 @@ export class SimServer {
   chart: SnapshotFrom<typeof raftMachine> | null = null;
   timerGen = 0;
   writerFreeAt = 0;
+  /** Group commit: the confirmation held back for appends completed since the last one. */
+  heldWritten: { readonly index: number; readonly term: number } | null = null;
   /** While a `meta.persist` barrier is pending, the server processes nothing else. */
   blockedUntil = -1;
   chunks: string[] = [];
@@ -119,11 +127,13 @@ export class Cluster {
   readonly checker = new SafetyChecker();
   readonly members: ServerId[];
   private readonly queue = new EventQueue<SimEvent>();
-  private readonly opts: Required<Omit<ClusterOptions, 'transcript' | 'network'>> &
-    Pick<ClusterOptions, 'transcript'>;
+  private readonly opts: Required<Omit<ClusterOptions, 'transcript' | 'network' | 'groupCommitMs'>> &
+    Pick<ClusterOptions, 'transcript' | 'groupCommitMs'>;
   /** Where replies and notifications to pids on the `client` node go. */
   onReply: ReplyListener = () => {};
   steps = 0;
+  /** Group commit: appends confirmed by a later append's `log.written` instead of their own. */
+  writesCoalesced = 0;
   /** Effects seen, by type (for tests and transcripts). */
   readonly effectCounts = new Map<string, number>();
 
@@ -205,6 +215,7 @@ export class Cluster {
     s.up = false;
     s.inc++;
     s.blockedUntil = -1;
+    s.heldWritten = null;
     s.chunks = [];
     s.leaderWatch = null;
     s.peerWatches.clear();
@@ -434,7 +445,26 @@ export class Cluster {
         } catch (err) {
           throw new Error(`${s.name}: ${(err as Error).message}`);
         }
-        if (last !== undefined) this.deliver(s, { type: 'log.written', upTo: last.index, term: last.term });
+        if (last === undefined) return;
+        const group = this.opts.groupCommitMs;
+        if (group === undefined) {
+          this.deliver(s, { type: 'log.written', upTo: last.index, term: last.term });
+          return;
+        }
+        // one confirmation for whatever completes before it is sent: the latest append's last entry
+        const held = s.heldWritten;
+        s.heldWritten = { index: last.index, term: last.term };
+        if (held !== null) {
+          this.writesCoalesced++;
+          return;
+        }
+        const inc = s.inc;
+        this.at(this.now + this.rng.int(group[0], group[1]), () => {
+          const w = s.heldWritten;
+          if (!s.up || s.inc !== inc || w === null) return;
+          s.heldWritten = null;
+          this.deliver(s, { type: 'log.written', upTo: w.index, term: w.term });
+        });
         return;
       }
       case 'truncate_prefix':

@@ -32,6 +32,12 @@ export interface SimulationOptions {
    * would show as diverging states.
    */
   readonly requestIds?: boolean;
+  /**
+   * Group commit: each server's log writer confirms the appends that complete within 0-5 ms with
+   * one `log.written`, as the real writer confirms a batch (so one follower reply may answer
+   * several AppendEntries). Off by default.
+   */
+  readonly groupCommit?: boolean;
 }
 
 export interface SimulationResult {
@@ -47,6 +53,8 @@ export interface SimulationResult {
     readonly copies: number;
   };
   readonly faults: number;
+  /** With `groupCommit`: appends confirmed together with a later one rather than on their own. */
+  readonly writesCoalesced: number;
   /** Effects executed, by type (e.g. how many snapshots were installed). */
   readonly effects: Readonly<Record<string, number>>;
 }
@@ -106,6 +114,7 @@ function simulate(options: SimulationOptions): SimulationResult {
     driver: options.driver ?? 'handle',
     crashAfterVote: faultsOn ? 0.3 : 0,
     quiesceAfterTicks: options.quiesceAfterTicks ?? 0,
+    ...(options.groupCommit === true ? { groupCommitMs: [0, 5] as const } : {}),
     // Slow disks some runs: widens the window between append and durability that crashes hit.
     writeDelayMs: [[0, 2] as const, [0, 10] as const, [2, 40] as const][options.seed % 3]!,
     metaDelayMs: [[0, 1] as const, [0, 5] as const, [1, 20] as const][(options.seed >> 2) % 3]!,
@@ -345,6 +354,7 @@ function simulate(options: SimulationOptions): SimulationResult {
     elections,
     ops: { ok: okOps, unknown: unknownOps, retried, copies },
     faults,
+    writesCoalesced: c.writesCoalesced,
     effects: Object.fromEntries(c.effectCounts),
   };
 }
