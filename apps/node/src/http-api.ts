@@ -682,9 +682,6 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
 
   async function route(req: IncomingMessage, res: ServerResponse, url: URL, matched: Route): Promise<void> {
     const method = req.method ?? 'GET';
-    const onlyGet = (): void => {
-      if (method !== 'GET') allow(method, 'GET');
-    };
     switch (matched.name) {
       case '/kv':
         return prefixRoute(req, res, url);
@@ -703,15 +700,15 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       case '/leadership':
         return leadershipRoute(req, res);
       case '/status':
-        onlyGet();
+        if (method !== 'GET') allow(method, 'GET');
         sendJson(res, 200, await status());
         return;
       case '/inspect':
-        onlyGet();
+        if (method !== 'GET') allow(method, 'GET');
         sendJson(res, 200, node.inspectTree() satisfies NodeTree);
         return;
       case '/metrics': {
-        onlyGet();
+        if (method !== 'GET') allow(method, 'GET');
         const text = await metrics.render();
         res.writeHead(200, {
           'content-type': metrics.contentType,

@@ -203,7 +203,8 @@ export class Node {
         }
         this.pending.set(ref, pending);
         pending.target = proc;
-        this.addWatcher(proc, `#${ref}`, { ref, callback: (reason) => this.callDown(ref, reason) });
+        // a flag, not a closure: a closure per call costs a defineProperty under tsx (esbuild's keepNames)
+        this.addWatcher(proc, `#${ref}`, { ref, call: true });
         this.enqueue(proc, new CallEnvelope(request, from));
       } else {
         const target = dest as Pid | RegName;
@@ -528,8 +529,8 @@ export class Node {
   }
 
   private notifyDown(watcher: Watcher, pid: Pid | RegName, reason: ExitReason): void {
-    if (watcher.callback !== undefined) {
-      watcher.callback(reason);
+    if (watcher.call === true) {
+      this.callDown(watcher.ref, reason);
       return;
     }
     const to = watcher.pid as Pid;

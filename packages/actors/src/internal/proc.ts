@@ -18,11 +18,12 @@ import type { Dest, ExitReason, From, MonitorRef, RegName, SendStatus } from '..
 import { errorReason } from '../types.ts';
 import { CallEnvelope, CastEnvelope, StopEnvelope } from './envelopes.ts';
 
-/** Someone watching a process: an actor (local or remote) or a node-internal callback. */
+/** Someone watching a process: an actor (local or remote), or a local call waiting for its reply. */
 export interface Watcher {
   readonly ref: MonitorRef;
   readonly pid?: Pid;
-  readonly callback?: (reason: ExitReason) => void;
+  /** A pending call's monitor (`ref` is the call's): the call fails when the callee exits. */
+  readonly call?: true;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the runtime erases behaviour types
@@ -263,11 +264,8 @@ export class Proc implements ActorContext {
     }
     this.compact();
     const n = items.length + (stop === undefined ? 0 : 1);
-    const finish = (): void => {
-      if (stop !== undefined && this.status === 'running') this.node.terminate(this, stop.reason);
-    };
     if (items.length === 0) {
-      finish();
+      this.finishBatch(stop);
       return n;
     }
     let result: unknown;
@@ -284,7 +282,7 @@ export class Proc implements ActorContext {
           if (this.status !== 'running') return;
           this.busy = false;
           this.complete(state, undefined);
-          finish();
+          this.finishBatch(stop);
           if (this.status === 'running' && this.mailboxLength > 0) this.node.schedule(this);
         },
         (err: unknown) => {
@@ -294,8 +292,17 @@ export class Proc implements ActorContext {
       return n;
     }
     this.complete(result, undefined);
-    finish();
+    this.finishBatch(stop);
     return n;
+  }
+
+  /**
+   * After a batch: a stop request taken out of the mailbox with it takes effect now. (A method,
+   * not a closure per batch: under tsx, esbuild's keepNames makes each named closure a
+   * defineProperty call.)
+   */
+  private finishBatch(stop: StopEnvelope | undefined): void {
+    if (stop !== undefined && this.status === 'running') this.node.terminate(this, stop.reason);
   }
 
   private crash(err: unknown): void {

@@ -135,6 +135,16 @@ export class RocksKv implements Kv {
 
   private closed = false;
 
+  /** Whether `close` was called (for `NativeBatch`). */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** The binding's database handle (for `NativeBatch`). */
+  get dbContext(): unknown {
+    return this.db.context;
+  }
+
   /** Operations must be well-formed `KvOp`s with Buffer keys and values (the stores build them so). */
   batch(ops: readonly KvOp[], sync: boolean): Promise<void> {
     const batch = this.newBatch();
@@ -146,32 +156,7 @@ export class RocksKv implements Kv {
   }
 
   newBatch(): KvBatch {
-    const raw = binding!;
-    const kv = this;
-    let context: BatchContext | undefined;
-    let written = false;
-    const open = (): BatchContext => {
-      if (written) throw new Error('write batch already written');
-      if (kv.closed) throw new Error('Database is not open');
-      context ??= raw.batch_init(kv.db.context);
-      return context;
-    };
-    return {
-      put: (key, value) => raw.batch_put(open(), key, value),
-      del: (key) => raw.batch_del(open(), key),
-      write(sync) {
-        if (kv.closed) return Promise.reject(new Error('Database is not open'));
-        if (context === undefined) {
-          written = true;
-          return Promise.resolve();
-        }
-        const ctx = context;
-        written = true;
-        return new Promise((resolve, reject) => {
-          raw.batch_write(ctx, { sync }, (err) => (err ? reject(err) : resolve()));
-        });
-      },
-    };
+    return new NativeBatch(binding!, this);
   }
 
   get(key: Buffer): Promise<Buffer | undefined> {
@@ -220,5 +205,45 @@ export class RocksKv implements Kv {
   close(): Promise<void> {
     this.closed = true;
     return new Promise((resolve, reject) => this.db.close((err) => (err ? reject(err) : resolve())));
+  }
+}
+
+/**
+ * The binding's native write batch, created on the first operation. A class, not an object of
+ * closures: one is made per log write, and under tsx each named closure costs a defineProperty
+ * (esbuild's keepNames).
+ */
+class NativeBatch implements KvBatch {
+  private context: BatchContext | undefined;
+  private written = false;
+
+  constructor(
+    private readonly raw: RawBinding,
+    private readonly kv: RocksKv,
+  ) {}
+
+  private open(): BatchContext {
+    if (this.written) throw new Error('write batch already written');
+    if (this.kv.isClosed) throw new Error('Database is not open');
+    this.context ??= this.raw.batch_init(this.kv.dbContext);
+    return this.context;
+  }
+
+  put(key: Buffer, value: Uint8Array): void {
+    this.raw.batch_put(this.open(), key, value);
+  }
+
+  del(key: Buffer): void {
+    this.raw.batch_del(this.open(), key);
+  }
+
+  write(sync: boolean): Promise<void> {
+    if (this.kv.isClosed) return Promise.reject(new Error('Database is not open'));
+    const ctx = this.context;
+    this.written = true;
+    if (ctx === undefined) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.raw.batch_write(ctx, { sync }, (err) => (err ? reject(err) : resolve()));
+    });
   }
 }

@@ -435,17 +435,9 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
 
   handleBatch(items, state, ctx) {
     const effects: Effect[] = [];
+    // runs of consecutive commands become one core event each (no closure per batch: under tsx,
+    // esbuild's keepNames turns each named closure into a defineProperty call)
     let commands: CommandMsg[] = [];
-    const flushCommands = (): void => {
-      if (commands.length === 0) return;
-      const batch = commands;
-      commands = [];
-      step(
-        state,
-        batch.length === 1 ? (batch[0] as CommandMsg) : { type: 'commands', commands: batch },
-        effects,
-      );
-    };
     for (const item of items) {
       const command = asCommand(state, item, ctx);
       if (command === null) continue;
@@ -453,10 +445,13 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
         commands.push(command);
         continue;
       }
-      flushCommands();
+      if (commands.length > 0) {
+        stepCommands(state, commands, effects);
+        commands = [];
+      }
       handleItem(state, item, effects, ctx);
     }
-    flushCommands();
+    if (commands.length > 0) stepCommands(state, commands, effects);
     if (state.failed !== undefined) throw state.failed;
     const done = execute(state, ctx, effects);
     if (done instanceof Promise) return done.then(() => afterBatch(state, ctx));
@@ -502,6 +497,10 @@ function afterBatch(state: ShellState, ctx: ActorContext): ShellState {
     ctx.send(ctx.self, own({ type: 'raft.tick' }));
   }
   return state;
+}
+
+function stepCommands(state: ShellState, commands: CommandMsg[], effects: Effect[]): void {
+  step(state, commands.length === 1 ? (commands[0] as CommandMsg) : { type: 'commands', commands }, effects);
 }
 
 /**
