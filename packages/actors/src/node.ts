@@ -203,8 +203,9 @@ export class Node {
         }
         this.pending.set(ref, pending);
         pending.target = proc;
-        // a flag, not a closure: a closure per call costs a defineProperty under tsx (esbuild's keepNames)
-        this.addWatcher(proc, `#${ref}`, { ref, call: true });
+        // a ref in a set, not a watcher with a callback: no closure or key string per call (under
+        // tsx each named closure costs a defineProperty: esbuild's keepNames)
+        (proc.calls ??= new Set()).add(ref);
         this.enqueue(proc, new CallEnvelope(request, from));
       } else {
         const target = dest as Pid | RegName;
@@ -252,7 +253,7 @@ export class Node {
     this.pending.delete(ref);
     if (pending.timer !== undefined) this.clock.clearTimeout(pending.timer);
     const target = pending.target;
-    if (target instanceof Proc) target.watchers?.delete(`#${ref}`);
+    if (target instanceof Proc) target.calls?.delete(ref);
     else if (target !== undefined && 'id' in target) {
       this.route(target.node, { t: 'demonitor', from: this.sink, to: target, ref });
     }
@@ -403,6 +404,11 @@ export class Node {
       proc.watchers = undefined;
       for (const w of watchers) this.notifyDown(w, proc.self, linkReason);
     }
+    if (proc.calls !== undefined) {
+      const calls = [...proc.calls];
+      proc.calls = undefined;
+      for (const ref of calls) this.callDown(ref, linkReason);
+    }
     if (wasStarting) {
       const waiter = this.startWaiters.get(proc);
       if (waiter !== undefined) {
@@ -529,11 +535,7 @@ export class Node {
   }
 
   private notifyDown(watcher: Watcher, pid: Pid | RegName, reason: ExitReason): void {
-    if (watcher.call === true) {
-      this.callDown(watcher.ref, reason);
-      return;
-    }
-    const to = watcher.pid as Pid;
+    const to = watcher.pid;
     if (to.node !== this.name) {
       this.route(to.node, { t: 'down', to, ref: watcher.ref, pid, reason });
       return;
@@ -737,8 +739,7 @@ export class Node {
     }
     for (const proc of [...this.procs.values()]) {
       if (proc.watchers !== undefined) {
-        for (const [key, w] of proc.watchers)
-          if (w.pid !== undefined && w.pid.node === node) proc.watchers.delete(key);
+        for (const [key, w] of proc.watchers) if (w.pid.node === node) proc.watchers.delete(key);
       }
       if (proc.monitors !== undefined) {
         for (const [ref, target] of [...proc.monitors]) {

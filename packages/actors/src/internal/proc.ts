@@ -18,12 +18,10 @@ import type { Dest, ExitReason, From, MonitorRef, RegName, SendStatus } from '..
 import { errorReason } from '../types.ts';
 import { CallEnvelope, CastEnvelope, StopEnvelope } from './envelopes.ts';
 
-/** Someone watching a process: an actor (local or remote), or a local call waiting for its reply. */
+/** Someone watching a process: an actor, local or remote. */
 export interface Watcher {
   readonly ref: MonitorRef;
-  readonly pid?: Pid;
-  /** A pending call's monitor (`ref` is the call's): the call fails when the callee exits. */
-  readonly call?: true;
+  readonly pid: Pid;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the runtime erases behaviour types
@@ -62,6 +60,8 @@ export class Proc implements ActorContext {
   monitors: Map<MonitorRef, Pid | RegName> | undefined = undefined;
   /** Who monitors this actor, keyed by `watcherNode#ref`. */
   watchers: Map<string, Watcher> | undefined = undefined;
+  /** Refs of the local calls waiting for this process's reply: each fails if it exits first. */
+  calls: Set<number> | undefined = undefined;
   nodeMonitors: Set<NodeName> | undefined = undefined;
   stopRequest: ExitReason | undefined = undefined;
   chart: AnyActorRef | undefined = undefined;
