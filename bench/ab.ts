@@ -28,7 +28,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NODE_V8_FLAGS } from '../apps/node/src/process-cluster.ts';
+import { benchV8Flags } from './support.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -123,7 +123,7 @@ try {
   ];
   for (let round = 1; round <= rounds; round++) {
     for (const s of sides) {
-      const run = spawnSync(process.execPath, [...NODE_V8_FLAGS, '--import', 'tsx', ...bench], {
+      const run = spawnSync(process.execPath, [...benchV8Flags(), '--import', 'tsx', ...bench], {
         cwd: s.cwd,
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'inherit'],

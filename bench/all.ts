@@ -6,9 +6,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { NODE_V8_FLAGS } from '../apps/node/src/process-cluster.ts';
+import { benchV8Flags } from './support.ts';
 
-const flags = process.env.V8_DEFAULTS === '1' ? [] : NODE_V8_FLAGS;
+const flags = benchV8Flags();
 
 const benches = ['actors', 'core', 'log', 'links', 'shell', 'cluster', 'http-kv'];
 const wanted = process.argv.slice(2);

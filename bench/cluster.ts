@@ -20,14 +20,13 @@ import {
 } from '@otra/raft';
 import { ADMIN, type NodeStats } from '../apps/node/src/admin.ts';
 import { ProcessCluster } from '../apps/node/src/process-cluster.ts';
-import { percentile, report } from './support.ts';
+import { benchV8Flags, percentile, report } from './support.ts';
 
 const MEASURE_S = Number(process.env.MEASURE_S ?? 10);
 const WARMUP_S = Number(process.env.WARMUP_S ?? 2);
 const TRIALS = Number(process.env.TRIALS ?? 30);
 const CLUSTERS = Number(process.env.CLUSTERS ?? 1000);
 const VALUE = 'v'.repeat(100);
-const V8_FLAGS = process.env.V8_DEFAULTS === '1' ? { v8Flags: [] } : {};
 
 function key(): string {
   return `key-${String(Math.floor(Math.random() * 10_000)).padStart(12, '0')}`;
@@ -49,7 +48,12 @@ async function withCluster<T>(
   fn: (cluster: ProcessCluster, ids: ServerId[]) => Promise<T>,
   electionTimeoutMs: [number, number] = [150, 300],
 ) {
-  const cluster = await ProcessCluster.start({ nodes: 3, electionTimeoutMs, tickMs: 50, ...V8_FLAGS });
+  const cluster = await ProcessCluster.start({
+    nodes: 3,
+    electionTimeoutMs,
+    tickMs: 50,
+    v8Flags: benchV8Flags(),
+  });
   try {
     const ids = cluster.ids('kv');
     await startCluster(cluster.client.raft, 'kv', { module: 'kv' }, ids);
@@ -190,7 +194,7 @@ async function failover(): Promise<void> {
     nodes: 3,
     electionTimeoutMs: [150, 300],
     tickMs: 50,
-    ...V8_FLAGS,
+    v8Flags: benchV8Flags(),
   });
   const times: number[] = [];
   try {
@@ -248,7 +252,12 @@ async function scale(): Promise<void> {
   // idle groups should cost little: slower heartbeats, as ra's defaults for many queues
   const tickMs = Number(process.env.SCALE_TICK_MS ?? 250);
   const electionTimeoutMs: [number, number] = [tickMs * 4, tickMs * 8];
-  const cluster = await ProcessCluster.start({ nodes: 3, electionTimeoutMs, tickMs, ...V8_FLAGS });
+  const cluster = await ProcessCluster.start({
+    nodes: 3,
+    electionTimeoutMs,
+    tickMs,
+    v8Flags: benchV8Flags(),
+  });
   try {
     const raft = cluster.client.raft;
     const before = await nodeStats(cluster, true);

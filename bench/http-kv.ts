@@ -33,7 +33,7 @@ import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Agent, Pool, request } from 'undici';
 import { freePorts, KvCluster } from '../apps/node/src/kv-cluster.ts';
-import { percentile, report } from './support.ts';
+import { benchV8Flags, percentile, report } from './support.ts';
 
 const num = (name: string, fallback: number): number => {
   const raw = process.env[name];
@@ -310,7 +310,7 @@ async function otra(): Promise<Result> {
   const cluster = await KvCluster.start({
     nodes: 3,
     ...(profile === undefined || profile === '' ? {} : { env: { OTRA_CPU_PROFILE: profile } }),
-    ...(process.env.V8_DEFAULTS === '1' ? { v8Flags: [] } : {}),
+    v8Flags: benchV8Flags(),
   });
   liveDirs.add(cluster.dir);
   const pids = [...cluster.nodes.values()].map((n) => n.pid);

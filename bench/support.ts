@@ -1,5 +1,14 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { NODE_V8_FLAGS } from '../apps/node/src/v8-flags.ts';
+
+/**
+ * The V8 flags for the processes a benchmark starts (nodes, and benchmark processes in `all.ts`):
+ * `NODE_V8_FLAGS`, or V8's defaults with `V8_DEFAULTS=1`.
+ */
+export function benchV8Flags(): readonly string[] {
+  return process.env.V8_DEFAULTS === '1' ? [] : NODE_V8_FLAGS;
+}
 
 /** Prints one figure line: `name key=value ...`, so runs can be compared line by line. */
 export function report(name: string, figures: Record<string, string | number>): void {

@@ -18,4 +18,5 @@ export { KvMetrics } from './metrics.ts';
 export type { OtraNode, OtraNodeOptions } from './otra-node.ts';
 export { KV_CLUSTER, startOtraNode } from './otra-node.ts';
 export type { NodeProcess, NodeProcessOptions, ProcessClusterOptions } from './process-cluster.ts';
-export { NODE_V8_FLAGS, ProcessCluster, spawnNodeProcess } from './process-cluster.ts';
+export { ProcessCluster, spawnNodeProcess } from './process-cluster.ts';
+export { NODE_V8_FLAGS } from './v8-flags.ts';

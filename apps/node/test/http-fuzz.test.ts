@@ -5,20 +5,12 @@
  * would be an exception nobody expected), and the node keeps serving. `HTTP_FUZZ_SEED` and
  * `HTTP_FUZZ_COUNT` run other seeds.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Prng } from '@otra/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type OtraNode, startOtraNode } from '../src/otra-node.ts';
+import { soloDir, startSolo, stopSolos } from './solo.ts';
 
-const dirs: string[] = [];
-const running: OtraNode[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((n) => n.stop()));
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+afterEach(stopSolos);
 
 function send(
   base: URL,
@@ -56,18 +48,7 @@ function seeded(seed: number): () => number {
 
 describe('HTTP API fuzzing', () => {
   it('answers 800 random requests with JSON and no 5xx, and keeps serving', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'otra-http-fuzz-'));
-    dirs.push(dataDir);
-    const node = await startOtraNode({
-      name: 'solo',
-      cookie: 'c',
-      dataDir,
-      peers: {},
-      http: { host: '127.0.0.1', port: 0 },
-      electionTimeoutMs: [50, 100],
-      log: () => undefined,
-    });
-    running.push(node);
+    const node = await startSolo(soloDir('otra-http-fuzz-'));
     const base = new URL(node.http!.url);
     for (let i = 0; i < 200; i++) {
       const r = await send(base, 'PUT', '/kv/ready', '{"value": 1}');

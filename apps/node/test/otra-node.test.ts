@@ -3,35 +3,15 @@
  * start when that member cannot come back (here: a damaged log entry), rather than bootstrapping
  * a fresh member that would have forgotten its vote and log.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { overview } from '@otra/raft';
 import { afterEach, describe, expect, it } from 'vitest';
 import { entryKey } from '../../../packages/raft-log/src/internal/keys.ts';
 import { RocksKv } from '../../../packages/raft-log/src/internal/rocksdb.ts';
-import { type OtraNode, startOtraNode } from '../src/otra-node.ts';
+import type { OtraNode } from '../src/otra-node.ts';
+import { soloDir, startSolo, stopSolo, stopSolos } from './solo.ts';
 
-const dirs: string[] = [];
-const running: OtraNode[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((n) => n.stop()));
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-async function start(dataDir: string, logs: string[] = []): Promise<OtraNode> {
-  const node = await startOtraNode({
-    name: 'solo',
-    cookie: 'c',
-    dataDir,
-    peers: {},
-    http: { host: '127.0.0.1', port: 0 },
-    electionTimeoutMs: [50, 100],
-    log: (level, message) => logs.push(`${level} ${message}`),
-  });
-  running.push(node);
-  return node;
-}
+afterEach(stopSolos);
 
 async function put(node: OtraNode, key: string, value: unknown): Promise<number> {
   for (let i = 0; i < 200; i++) {
@@ -45,27 +25,21 @@ async function put(node: OtraNode, key: string, value: unknown): Promise<number>
   throw new Error('no leader');
 }
 
-async function stop(node: OtraNode): Promise<void> {
-  running.splice(running.indexOf(node), 1);
-  await node.stop();
-}
-
 describe('an otra node and its data dir', () => {
   it('bootstraps once, restarts its member from disk, and refuses to replace one that cannot restart', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'otra-node-'));
-    dirs.push(dataDir);
-    const first = await start(dataDir);
+    const dataDir = soloDir('otra-node-');
+    const first = await startSolo(dataDir);
     await put(first, 'a', 1);
     const last = await put(first, 'b', { two: 2 });
     const { uid } = await overview(first.system, { name: 'kv', node: 'solo' });
-    await stop(first);
+    await stopSolo(first);
 
     // the same member (same uid) comes back with its data
-    const second = await start(dataDir);
+    const second = await startSolo(dataDir);
     expect((await overview(second.system, { name: 'kv', node: 'solo' })).uid).toBe(uid);
     const got = await fetch(`${second.http!.url}/kv/b`).then((r) => r.json());
     expect(got).toMatchObject({ value: { two: 2 } });
-    await stop(second);
+    await stopSolo(second);
 
     // damage one stored entry: recovery reports it, and the node does not start a fresh member
     const kv = await RocksKv.open(join(dataDir, 'db'));
@@ -75,7 +49,7 @@ describe('an otra node and its data dir', () => {
     await kv.batch([{ type: 'put', key, value }], true);
     await kv.close();
     const logs: string[] = [];
-    await expect(start(dataDir, logs)).rejects.toThrow(
+    await expect(startSolo(dataDir, (level, message) => logs.push(`${level} ${message}`))).rejects.toThrow(
       /could not be restarted .* refusing to start a fresh one/,
     );
     expect(logs.join('\n')).toMatch(/could not restart kv/);

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NODE_V8_FLAGS, type NodeProcess, spawnNodeProcess } from '../src/process-cluster.ts';
+import { type NodeProcess, spawnNodeProcess } from '../src/process-cluster.ts';
+import { NODE_V8_FLAGS } from '../src/v8-flags.ts';
 
 const dirs: string[] = [];
 const nodes: NodeProcess[] = [];

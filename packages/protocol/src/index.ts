@@ -3,6 +3,7 @@ export type { NodeName, Pid, ServerId } from './ids.ts';
 export { assertNever, isPid, isServerId, pidEquals, pidKey, serverIdEquals, serverIdKey } from './ids.ts';
 export type * from './raft.ts';
 export {
+  commandProblem,
   isClusterConfig,
   isFrom,
   isIndex,

@@ -105,6 +105,20 @@ export function isRequestId(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= MAX_REQUEST_ID_LENGTH;
 }
 
+/**
+ * Why a command and its request id (`undefined`: none) cannot be appended, or `undefined` when they
+ * can: what the API refuses with `InvalidRequestError` and a server refuses when they arrive.
+ */
+export function commandProblem(command: unknown, requestId: unknown): string | undefined {
+  if (requestId !== undefined && !isRequestId(requestId)) {
+    const got = typeof requestId === 'string' ? `${requestId.length} characters` : typeof requestId;
+    return `a request id is a string of 1-${MAX_REQUEST_ID_LENGTH} characters, got ${got}`;
+  }
+  if (nestsDeeperThan(command, MAX_COMMAND_DEPTH))
+    return `a command nests arrays and objects at most ${MAX_COMMAND_DEPTH} deep`;
+  return undefined;
+}
+
 /** A log entry of one of the four kinds, with every field its kind needs. */
 export function isLogEntry(value: unknown): value is LogEntry {
   if (typeof value !== 'object' || value === null) return false;

@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
+  commandProblem,
   createCodec,
   isClusterConfig,
   isLogEntry,
   isReplyMode,
   isSnapshotMeta,
   MAX_COMMAND_DEPTH,
+  MAX_REQUEST_ID_LENGTH,
   nestsDeeperThan,
 } from '../src/index.ts';
 
@@ -30,6 +32,21 @@ describe('nesting depth', () => {
     const cycle: Record<string, unknown> = {};
     cycle.self = cycle;
     expect(nestsDeeperThan(cycle, MAX_COMMAND_DEPTH)).toBe(true);
+  });
+});
+
+describe('commandProblem', () => {
+  it('says why a command or its request id cannot be appended, and nothing when both can', () => {
+    const nest = (n: number): unknown => (n === 0 ? 1 : [nest(n - 1)]);
+    expect(commandProblem({ op: 'put' }, undefined)).toBeUndefined();
+    expect(commandProblem({ op: 'put' }, 'r'.repeat(MAX_REQUEST_ID_LENGTH))).toBeUndefined();
+    expect(commandProblem({ op: 'put' }, '')).toBe(
+      'a request id is a string of 1-256 characters, got 0 characters',
+    );
+    expect(commandProblem({ op: 'put' }, 7)).toBe('a request id is a string of 1-256 characters, got number');
+    expect(commandProblem(nest(MAX_COMMAND_DEPTH + 1), 'ok')).toBe(
+      `a command nests arrays and objects at most ${MAX_COMMAND_DEPTH} deep`,
+    );
   });
 });
 

@@ -1,4 +1,4 @@
-import type { From, LogEntry, RaftRpc, ServerId } from '@otra/protocol';
+import type { AppendEntriesRequest, From, LogEntry, RaftRpc, ServerId } from '@otra/protocol';
 import {
   defineMachine,
   type Effect,
@@ -125,6 +125,21 @@ export function ackAll(leader: Srv, followers: readonly ServerId[] = [B, C]): Ef
 }
 
 /** A follower's successful AppendEntries reply in term 1: it holds and has written up to `matchIndex`. */
+/** An AppendEntries from `A` in term 1, empty unless `p` says otherwise. */
+export function ae(p: Partial<AppendEntriesRequest>): AppendEntriesRequest {
+  return {
+    type: 'append_entries.request',
+    from: A,
+    term: 1,
+    prevLogIndex: 0,
+    prevLogTerm: 0,
+    entries: [],
+    leaderCommit: 0,
+    round: 0,
+    ...p,
+  };
+}
+
 export function ack(from: ServerId, matchIndex: number, round = 0): Message {
   return {
     type: 'append_entries.reply',

@@ -5,6 +5,7 @@ import {
   A,
   ack,
   ackAll,
+  ae,
   B,
   C,
   electedLeader,
@@ -22,20 +23,6 @@ const pid = { node: 'client', id: 7, creation: 1 };
 function follower(recovered?: Parameters<typeof fresh>[2]): Srv {
   const r = fresh(B, undefined, recovered);
   return { role: r.role, state: r.state, effects: r.effects };
-}
-
-function ae(p: Partial<AppendEntriesRequest>): AppendEntriesRequest {
-  return {
-    type: 'append_entries.request',
-    from: A,
-    term: 1,
-    prevLogIndex: 0,
-    prevLogTerm: 0,
-    entries: [],
-    leaderCommit: 0,
-    round: 0,
-    ...p,
-  };
 }
 
 describe('follower AppendEntries (§5.3)', () => {

@@ -11,7 +11,7 @@ import {
   unwrapSnapshotState,
 } from '../src/index.ts';
 import { emptyRequests, findRequest, recordRequest, requestsAt } from '../src/internal/requests.ts';
-import { A, ackAll, B, C, config, electedLeader, empty, feed, from, type Srv } from './helpers.ts';
+import { A, ackAll, ae, B, C, config, electedLeader, empty, feed, from, type Srv } from './helpers.ts';
 
 /** Appends numbers to a list; 'boom' throws; releases its cursor when asked to with 'release'. */
 const list = (window?: number) =>
@@ -137,16 +137,7 @@ describe('request ids (command de-duplication)', () => {
     const r = startServer(initServer(config(B, [A, B, C], { machine: list() }), empty));
     const b: Srv = { role: r.role, state: r.state, effects: r.effects };
     const entries: LogEntry[] = [cmd(1, 4, 'x'), cmd(2, 5), cmd(3, 4, 'x'), cmd(4, 6, 'y')];
-    feed(b, {
-      type: 'append_entries.request',
-      from: A,
-      term: 1,
-      prevLogIndex: 0,
-      prevLogTerm: 0,
-      entries,
-      leaderCommit: 4,
-      round: 0,
-    });
+    feed(b, ae({ entries, leaderCommit: 4 }));
     feed(b, { type: 'log.written', upTo: 4, term: 1 });
     expect(b.state.lastApplied).toBe(4);
     expect(b.state.machineState).toEqual([4, 5, 6]);
@@ -172,16 +163,7 @@ describe('request ids (command de-duplication)', () => {
     };
     const r = startServer(initServer(config(B, [A, B, C], { machine: list() }), recovered));
     const b: Srv = { role: r.role, state: r.state, effects: r.effects };
-    feed(b, {
-      type: 'append_entries.request',
-      from: A,
-      term: 1,
-      prevLogIndex: 5,
-      prevLogTerm: 1,
-      entries: [],
-      leaderCommit: 5,
-      round: 0,
-    });
+    feed(b, ae({ prevLogIndex: 5, prevLogTerm: 1, leaderCommit: 5 }));
     expect(b.state.lastApplied).toBe(5);
     expect(b.state.machineState).toEqual([4, 9]);
   });

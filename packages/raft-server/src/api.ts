@@ -8,11 +8,8 @@ import {
 } from '@otra/actors';
 import {
   type Correlation,
-  isRequestId,
+  commandProblem,
   isServerId,
-  MAX_COMMAND_DEPTH,
-  MAX_REQUEST_ID_LENGTH,
-  nestsDeeperThan,
   type Pid,
   type ServerId,
   serverIdEquals,
@@ -212,8 +209,7 @@ export async function processCommand(
   options: CommandOptions = {},
 ): Promise<CommandResult<unknown> | AppendResult> {
   checkId(serverId, 'serverId');
-  checkCommand(command);
-  checkRequestId(options.requestId);
+  checkCommand(command, options.requestId);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT;
   const replyFrom = options.replyFrom ?? 'await_consensus';
   const requestId = options.requestId;
@@ -249,8 +245,7 @@ export function pipelineCommand<M extends Machine = Machine>(
   requestId?: string,
 ): 'ok' | 'busy' | 'dropped' {
   checkId(serverId, 'serverId');
-  checkCommand(command);
-  checkRequestId(requestId);
+  checkCommand(command, requestId);
   return system.node.cast(
     address(serverId),
     requestId === undefined
@@ -259,16 +254,9 @@ export function pipelineCommand<M extends Machine = Machine>(
   );
 }
 
-function checkCommand(command: unknown): void {
-  if (nestsDeeperThan(command, MAX_COMMAND_DEPTH))
-    throw new InvalidRequestError(`a command nests arrays and objects at most ${MAX_COMMAND_DEPTH} deep`);
-}
-
-function checkRequestId(requestId: unknown): void {
-  if (requestId !== undefined && !isRequestId(requestId))
-    throw new InvalidRequestError(
-      `a request id is a string of 1-${MAX_REQUEST_ID_LENGTH} characters, got ${typeof requestId === 'string' ? `${requestId.length} characters` : typeof requestId}`,
-    );
+function checkCommand(command: unknown, requestId: unknown): void {
+  const problem = commandProblem(command, requestId);
+  if (problem !== undefined) throw new InvalidRequestError(problem);
 }
 
 /**

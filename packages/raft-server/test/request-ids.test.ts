@@ -21,12 +21,13 @@ import {
   transferLeadership,
 } from '../src/index.ts';
 import {
-  type CountCmd,
   countingMachine,
   countingQueries,
+  cutOffAfterCommit,
   eventually,
   type LocalCluster,
   localCluster,
+  systemOf,
 } from './support.ts';
 
 const machines = { kv: { machine: countingMachine, queries: countingQueries } };
@@ -37,43 +38,19 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-const sysOf = (c: LocalCluster, id: ServerId) => c.systems[Number(id.node.slice(1)) - 1]!;
-
 async function count(c: LocalCluster, id: ServerId, key: string): Promise<number> {
-  const q = await consistentQuery(sysOf(c, id), id, { name: 'count', args: [key] });
+  const q = await consistentQuery(systemOf(c, id), id, { name: 'count', args: [key] });
   return q.result as number;
 }
 
 describe('request ids', () => {
   it('a command resent with its request id after an unknown outcome is applied once and answered with the first reply', async () => {
-    let isolate: (() => void) | undefined;
-    cluster = await localCluster(3, {
-      machines: {
-        kv: {
-          ...machines.kv,
-          hooks: {
-            // committed on the leader, then the leader is cut off before its reply leaves
-            onCommandCommitted: (_before: unknown, command: CountCmd) => {
-              if (command.add === 'once') isolate?.();
-            },
-          },
-        },
-      },
-    });
-    const c = cluster;
-    await startCluster(c.systems[0]!, 'kv', { module: 'kv' }, c.ids);
-    const leader = await awaitLeader(c.systems[0]!, c.ids);
-    const follower = c.ids.find((id) => id.node !== leader.node) as ServerId;
-    const followerSys = sysOf(c, follower);
-    isolate = () => {
-      isolate = undefined;
-      for (const n of c.nodes) if (n.name !== leader.node) c.net.partition(leader.node, n.name);
-    };
+    const { cluster: c, follower, followerSys, rest } = await cutOffAfterCommit();
+    cluster = c;
     const options = { timeoutMs: 5000, requestId: 'client-7.1' };
     await expect(processCommand(followerSys, follower, { add: 'once' }, options)).rejects.toBeInstanceOf(
       CommandOutcomeUnknownError,
     );
-    const rest = c.ids.filter((id) => id.node !== leader.node);
     await awaitLeader(followerSys, rest, { timeoutMs: 5000 });
     // the resend: the entry is committed (the new leader holds it), so it is answered, not applied
     const again = await eventually(
@@ -131,7 +108,7 @@ describe('request ids', () => {
     const s1 = c.systems[0]!;
     await startCluster(s1, 'kv', { module: 'kv' }, c.ids);
     const leader = await awaitLeader(s1, c.ids, { timeoutMs: 10_000 });
-    const leaderSys = sysOf(c, leader);
+    const leaderSys = systemOf(c, leader);
     const lagging = c.ids.find((id) => id.node !== leader.node)!;
     const first = await processCommand(leaderSys, leader, { add: 'once' }, { requestId: 'snap-1' });
     await stopServer(leaderSys, lagging);
@@ -141,7 +118,7 @@ describe('request ids', () => {
       return v.snapshot !== null && v.snapshot.index > first.index ? true : undefined;
     });
     await restartServer(leaderSys, lagging);
-    const laggingSys = sysOf(c, lagging);
+    const laggingSys = systemOf(c, lagging);
     const caught = await eventually(async () => {
       const v = await overview(laggingSys, lagging);
       return v.lastApplied >= first.index + 200 ? v : undefined;

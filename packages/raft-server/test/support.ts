@@ -1,7 +1,7 @@
 import { LoopbackNetwork, Node } from '@otra/actors';
 import type { ServerId } from '@otra/protocol';
 import type { MachineModule } from '@otra/raft-core';
-import { type RaftSystem, type SystemOptions, startSystem } from '../src/index.ts';
+import { awaitLeader, type RaftSystem, type SystemOptions, startCluster, startSystem } from '../src/index.ts';
 
 export type KvCommand =
   | { op: 'put'; key: string; value: string }
@@ -100,6 +100,50 @@ export async function localCluster(
       for (const s of systems) await s.stop();
     },
   };
+}
+
+/**
+ * Three nodes running `countingMachine` whose leader is cut off from both followers as soon as it
+ * has committed `{ add: 'once' }`, before the reply leaves: a caller of that command learns nothing
+ * of its outcome (`CommandOutcomeUnknownError`). `follower` is a member on the majority side and
+ * `followerSys` its system; `rest` are the members other than the leader.
+ */
+export async function cutOffAfterCommit(): Promise<{
+  cluster: LocalCluster;
+  leader: ServerId;
+  follower: ServerId;
+  followerSys: RaftSystem;
+  rest: ServerId[];
+}> {
+  let isolate: (() => void) | undefined;
+  const cluster = await localCluster(3, {
+    machines: {
+      kv: {
+        machine: countingMachine,
+        queries: countingQueries,
+        hooks: {
+          // on the leader, once the command is committed and before its reply leaves
+          onCommandCommitted: (_before: unknown, command: CountCmd) => {
+            if (command.add === 'once') isolate?.();
+          },
+        },
+      },
+    },
+  });
+  await startCluster(cluster.systems[0]!, 'kv', { module: 'kv' }, cluster.ids);
+  const leader = await awaitLeader(cluster.systems[0]!, cluster.ids);
+  const rest = cluster.ids.filter((id) => id.node !== leader.node);
+  const follower = rest[0]!;
+  isolate = () => {
+    isolate = undefined;
+    for (const n of cluster.nodes) if (n.name !== leader.node) cluster.net.partition(leader.node, n.name);
+  };
+  return { cluster, leader, follower, followerSys: systemOf(cluster, follower), rest };
+}
+
+/** The raft system of the node `id` is on (nodes are n1, n2, ...). */
+export function systemOf(cluster: LocalCluster, id: ServerId): RaftSystem {
+  return cluster.systems[Number(id.node.slice(1)) - 1]!;
 }
 
 /** Polls `check` every 10 ms until it returns a value other than undefined, or fails after `ms`. */

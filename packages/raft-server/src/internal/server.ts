@@ -10,15 +10,13 @@ import { startChild } from '@otra/actors';
 import {
   type AppendEntriesRequest,
   assertNever,
+  commandProblem,
   type From,
   isIndex,
   isPid,
-  isRequestId,
   isServerId,
   isSnapshotMeta,
   type LogEntry,
-  MAX_COMMAND_DEPTH,
-  nestsDeeperThan,
   type Pid,
   pidKey,
   type RaftRpc,
@@ -514,8 +512,7 @@ function asCommand(state: ShellState, item: BatchItem, ctx: ActorContext): Comma
     if (
       !isPid(m.notify) ||
       (typeof m.correlation !== 'string' && typeof m.correlation !== 'number') ||
-      (m.requestId !== undefined && !isRequestId(m.requestId)) ||
-      nestsDeeperThan(m.command, MAX_COMMAND_DEPTH)
+      commandProblem(m.command, m.requestId) !== undefined
     ) {
       // from the network, malformed: there is nobody to tell, so it is dropped (and logged)
       state.sys.log(
@@ -534,12 +531,7 @@ function asCommand(state: ShellState, item: BatchItem, ctx: ActorContext): Comma
   if (item.kind === 'call') {
     const r = item.request as ServerCall;
     if (r?.type !== 'raft.command') return undefined;
-    const problem =
-      r.requestId !== undefined && !isRequestId(r.requestId)
-        ? 'a request id is a string of 1-256 characters'
-        : nestsDeeperThan(r.command, MAX_COMMAND_DEPTH)
-          ? `a command nests arrays and objects at most ${MAX_COMMAND_DEPTH} deep`
-          : undefined;
+    const problem = commandProblem(r.command, r.requestId);
     if (problem !== undefined) {
       ctx.reply(item.from, {
         type: 'error',
