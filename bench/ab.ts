@@ -9,7 +9,8 @@
  * inside the worktree), never symlinked: a symlinked `packages/x/node_modules` resolves
  * `@otra/*` to this tree's packages, and both sides would run the same code. Before running,
  * every workspace package is resolved from inside the worktree and must land there. The
- * revision must have the same `pnpm-lock.yaml`.
+ * revision must have the same `pnpm-lock.yaml`. A benchmark file the revision lacks (a new one, or
+ * a scratch file) is copied into the worktree, so both sides run the same benchmark.
  *
  * Prints each line of the benchmark as `ab side=old|new rev=<rev> round=<n> <line>`, and the
  * worktree is removed at the end.
@@ -26,7 +27,7 @@ import {
   symlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchV8Flags } from './support.ts';
 
@@ -116,6 +117,12 @@ try {
       if (!resolved.startsWith(`file://${tree}/`))
         throw new Error(`@otra/${name} resolves to ${resolved} from the worktree's ${pkg}, not inside it`);
     }
+  }
+  // a benchmark the revision does not have (a new or scratch file) runs there as it is here
+  const benchFile = bench[0] as string;
+  if (!existsSync(join(tree, benchFile))) {
+    mkdirSync(dirname(join(tree, benchFile)), { recursive: true });
+    cpSync(join(ROOT, benchFile), join(tree, benchFile));
   }
   const sides = [
     { side: 'old', rev: commit.slice(0, 7), cwd: tree },
