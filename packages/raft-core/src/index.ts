@@ -45,8 +45,8 @@ export type {
 } from './machine.ts';
 export { DEFAULT_REQUEST_WINDOW, defineMachine, toModule } from './machine.ts';
 export { defaults, handle, initServer, resolveConfig, startServer } from './server.ts';
-export type { RaftContext, RaftInput, RaftMachine } from './statechart.ts';
-export { raftMachine } from './statechart.ts';
+export type { RaftContext, RaftInput, RaftMachine, RoleChangeEvent } from './statechart.ts';
+export { raftMachine, roleChange } from './statechart.ts';
 export type {
   CommandMsg,
   ConfigAt,

@@ -1,15 +1,20 @@
 import { assign, setup } from 'xstate';
 import { handle, initServer, startServer } from './server.ts';
-import type { Effect, Message, Recovered, Role, ServerConfig, ServerState } from './types.ts';
+import type { Effect, HandleResult, Message, Recovered, Role, ServerConfig, ServerState } from './types.ts';
 
 /**
- * The roles as an XState v5 statechart. The pure handlers decide; the chart mirrors the role they
+ * The roles as an XState v5 statechart. The pure handlers decide; the chart follows the role they
  * return (`always` transitions on `context.role`) and its actions only store the effects of the
  * last event in `context.effects`, which the shell executes after each `transition`.
  *
- * Drive it without an actor:
- *   let [snap] = initialTransition(raftMachine, { config, recovered });   // effects: snap.context.effects
- *   [snap] = transition(raftMachine, snap, msg);                         // one message, its effects
+ * Two ways to drive it:
+ * - Every message through the chart, which runs the handler:
+ *     let [snap] = initialTransition(raftMachine, { config, recovered }); // effects: snap.context.effects
+ *     [snap] = transition(raftMachine, snap, msg);                        // one message, its effects
+ * - Every message through `handle`, and only the results that change the role through the chart
+ *   (`roleChange(result)`): the chart still takes every role transition, and a message that keeps
+ *   the role costs no chart step. The caller keeps the live role and state; the chart's context
+ *   is the state as of the last role change. The RaftServer shell runs this way.
  */
 
 export interface RaftContext {
@@ -22,6 +27,17 @@ export interface RaftContext {
 export interface RaftInput {
   readonly config: ServerConfig;
   readonly recovered: Recovered;
+}
+
+/** A role change that `handle` decided outside the chart: the chart adopts the result and moves. */
+export interface RoleChangeEvent {
+  readonly type: 'raft.role';
+  readonly result: HandleResult;
+}
+
+/** The event that hands the chart a result whose role differs from the chart's. */
+export function roleChange(result: HandleResult): RoleChangeEvent {
+  return { type: 'raft.role', result };
 }
 
 const ROLES = [
@@ -42,7 +58,7 @@ function follow(self: Role) {
 
 function roleState(self: Role) {
   return {
-    on: { '*': { actions: 'handle' as const } },
+    on: { 'raft.role': { actions: 'adopt' as const }, '*': { actions: 'handle' as const } },
     always: follow(self),
   };
 }
@@ -50,13 +66,18 @@ function roleState(self: Role) {
 export const raftMachine = setup({
   types: {
     context: {} as RaftContext,
-    events: {} as Message,
+    events: {} as Message | RoleChangeEvent,
     input: {} as RaftInput,
   },
   actions: {
     /** Runs the pure core on the event; keeps its role, state and effects. */
     handle: assign(({ context, event }) => {
-      const r = handle(context.role, context.server, event);
+      const r = handle(context.role, context.server, event as Message);
+      return { role: r.role, server: r.state, effects: r.effects };
+    }),
+    /** Takes a result `handle` computed outside the chart (see `roleChange`). */
+    adopt: assign(({ event }) => {
+      const r = (event as RoleChangeEvent).result;
       return { role: r.role, server: r.state, effects: r.effects };
     }),
     /** Recovery done: start as a follower with the election timer armed. */

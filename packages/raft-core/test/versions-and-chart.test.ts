@@ -6,6 +6,7 @@ import {
   type Machine,
   type MachineModule,
   raftMachine,
+  roleChange,
   toModule,
 } from '../src/index.ts';
 import { A, B, C, config, empty, entry, feed, fresh, type Srv } from './helpers.ts';
@@ -108,6 +109,27 @@ describe('statechart', () => {
     // The previous snapshot is untouched.
     expect(s2.context.server.log.length).toBe(0);
     expect(s2.value).toBe('candidate');
+  });
+
+  it('takes a role change that handle decided outside it, as the shell drives it', () => {
+    const [s0] = initialTransition(raftMachine, { config: config(A), recovered: empty });
+    // same role: nothing for the chart
+    const kept = handle('follower', s0.context.server, { type: 'tick', nowMs: 1 });
+    expect(kept.role).toBe('follower');
+    // a role change: the chart adopts the result without running the handler again
+    const r = handle('follower', kept.state, { type: 'election.timeout' });
+    expect(r.role).toBe('pre_vote');
+    const [s1] = transition(raftMachine, s0, roleChange(r));
+    expect(s1.value).toBe('pre_vote');
+    expect(s1.context.server).toBe(r.state);
+    expect(s1.context.effects).toBe(r.effects);
+    const r2 = handle('pre_vote', r.state, { type: 'pre_vote.reply', from: B, term: 1, granted: true });
+    const [s2] = transition(raftMachine, s1, roleChange(r2));
+    expect(s2.value).toBe('candidate');
+    const r3 = handle('candidate', r2.state, { type: 'vote.reply', from: C, term: 1, granted: true });
+    const [s3] = transition(raftMachine, s2, roleChange(r3));
+    expect(s3.value).toBe('leader');
+    expect(s3.context.server.currentTerm).toBe(1);
   });
 
   it('lets tests swap the handler with provide()', () => {

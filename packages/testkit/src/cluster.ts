@@ -11,6 +11,7 @@ import {
   type Reply,
   type Role,
   raftMachine,
+  roleChange,
   type ServerConfig,
   type ServerState,
   startServer,
@@ -21,6 +22,9 @@ import { type NetworkFaults, SimNetwork } from './network.ts';
 import { EventQueue, Prng, SimClock } from './prng.ts';
 import { MemoryStorage } from './storage.ts';
 import { describeMessage } from './transcript.ts';
+
+/** How the simulator runs each server's core (see `ClusterOptions.driver`). */
+export type Driver = 'handle' | 'statechart' | 'roles';
 
 export interface ClusterOptions {
   readonly seed: number;
@@ -36,8 +40,12 @@ export interface ClusterOptions {
   readonly writeDelayMs?: readonly [number, number];
   readonly metaDelayMs?: readonly [number, number];
   readonly network?: Partial<NetworkFaults>;
-  /** `handle` drives the pure handlers; `statechart` drives the XState chart through `transition`. */
-  readonly driver?: 'handle' | 'statechart';
+  /**
+   * `handle` drives the pure handlers; `statechart` drives the XState chart through `transition`;
+   * `roles` drives the handlers and hands the chart each role change (`roleChange`), as the
+   * RaftServer shell does, checking that the chart lands in the core's role.
+   */
+  readonly driver?: Driver;
   /** Receives one line per message, role change and fault. */
   readonly transcript?: (line: string) => void;
   readonly snapshotChunkChars?: number;
@@ -267,7 +275,7 @@ export class Cluster {
     const recovered = s.storage.recovered();
     this.checker.restarted(name);
     let r: HandleResult;
-    if (this.opts.driver === 'statechart') {
+    if (this.opts.driver !== 'handle') {
       const [snap] = initialTransition(raftMachine, { config: cfg, recovered });
       s.chart = snap;
       r = fromChart(snap.context);
@@ -404,12 +412,19 @@ export class Cluster {
       this.log(`${s.name} <- ${describeMessage(msg)}`);
     }
     let r: HandleResult;
-    if (s.chart !== null) {
+    if (s.chart !== null && this.opts.driver === 'statechart') {
       const [next] = transition(raftMachine, s.chart, msg);
       s.chart = next;
       r = fromChart(next.context);
     } else {
       r = handle(s.role, s.state, msg);
+      if (s.chart !== null && r.role !== s.role) {
+        const [next] = transition(raftMachine, s.chart, roleChange(r));
+        if (next.value !== r.role) {
+          throw new Error(`${s.name}: the statechart is in ${String(next.value)}, the core in ${r.role}`);
+        }
+        s.chart = next;
+      }
     }
     this.steps++;
     this.applyResult(s, r);

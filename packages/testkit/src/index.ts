@@ -1,4 +1,4 @@
-export type { ClusterOptions, ReplyListener } from './cluster.ts';
+export type { ClusterOptions, Driver, ReplyListener } from './cluster.ts';
 export { Cluster, SimServer } from './cluster.ts';
 export { SafetyChecker, SafetyViolation } from './invariants.ts';
 export type { KvCommand, KvReply, KvState } from './kv.ts';

@@ -1,6 +1,6 @@
 import type { Pid } from '@otra/protocol';
 import type { Machine, Reply } from '@otra/raft-core';
-import { Cluster, type ClusterOptions } from './cluster.ts';
+import { Cluster, type ClusterOptions, type Driver } from './cluster.ts';
 import { type KvState, kvMachine } from './kv.ts';
 import { checkKv, type RegisterOp } from './linearizability.ts';
 
@@ -16,7 +16,7 @@ export interface SimulationOptions {
   readonly keys?: number;
   /** Release a snapshot every this many applied commands (0: never). */
   readonly snapshotEvery?: number;
-  readonly driver?: 'handle' | 'statechart';
+  readonly driver?: Driver;
   readonly transcript?: (line: string) => void;
   /** Turn random faults off (drop, duplicate, partitions, crashes). */
   readonly faults?: boolean;

@@ -93,6 +93,21 @@ describe('seeded simulation', () => {
     expect(ok).toBeGreaterThan(20 * 5);
   });
 
+  it('40 seeds through the handlers with every role change through the chart, as the shell runs', () => {
+    // driver 'roles' throws if the chart ever lands in a role other than the core's
+    let ok = 0;
+    for (let seed = 21_001; seed <= 21_040; seed++) {
+      ok += runSimulation({
+        seed,
+        servers: seed % 2 === 0 ? 3 : 5,
+        driver: 'roles',
+        faultMs: 2000,
+        snapshotEvery: 10,
+      }).ops.ok;
+    }
+    expect(ok).toBeGreaterThan(40 * 5);
+  });
+
   it('a run replays exactly from its seed', () => {
     const a: string[] = [];
     const b: string[] = [];
