@@ -18,8 +18,10 @@ import {
  * supervisor). It owns the system's `GroupCommitWriter` and feeds it every write it receives, so
  * its batching is the writer's: everything that arrives while a synced batch is in flight fills the
  * next one, which goes out the moment the sync completes (before the finished batch's callbacks
- * run), and a long fill goes out early (see `GroupCommitWriter`). Exactly one batch is in flight;
- * an idle writer syncs at the end of the turn its first write arrived in. The actor itself never
+ * run), and a long fill goes out early (see `GroupCommitWriter`). Exactly one batch is in flight.
+ * An idle writer syncs as soon as it has taken the writes in its mailbox: the servers that ran
+ * before it in the same drain of the node have appended by then, and what they sent in that drain
+ * (a leader's AppendEntries) leaves after its sync has started, not before. The actor itself never
  * waits on the disk, so its mailbox is drained as messages arrive.
  *
  * Messages are local only: `done` is a function. Servers do not send them by hand: they append
@@ -106,6 +108,7 @@ export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
       // a class instance never crosses a link: a write from the network is not one
       if (msg instanceof WalWriteMessage) state.writer.submitWrite(msg);
     }
+    state.writer.flushIfIdle();
     return state;
   },
 

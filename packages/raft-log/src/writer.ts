@@ -221,6 +221,15 @@ export class GroupCommitWriter implements WalSink {
     this.schedule();
   }
 
+  /**
+   * Starts the batch being filled now if none is in flight, instead of at the end of the turn.
+   * For a caller that knows no more writes are coming in this turn's current run (the writer
+   * actor, after taking its mailbox).
+   */
+  flushIfIdle(): void {
+    if (!this.inFlight && (this.filling !== undefined || this.waiting.length > 0)) this.flush();
+  }
+
   /** `submit` as a promise. */
   write(request: WriteRequest): Promise<void> {
     return new Promise((resolve, reject) =>

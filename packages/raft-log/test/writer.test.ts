@@ -50,6 +50,29 @@ async function batchesReach(kv: GatedKv, count: number): Promise<void> {
 }
 
 describe('GroupCommitWriter', () => {
+  it('flushIfIdle starts the batch at once when none is in flight, and waits when one is', async () => {
+    const kv = new GatedKv();
+    const writer = new GroupCommitWriter(kv);
+    const done: number[] = [];
+    const submit = (n: number) => writer.submit({ uid: 's', ops: [op(n)] }, () => done.push(n));
+    submit(1);
+    submit(2);
+    writer.flushIfIdle();
+    // synchronously: the write batch is handed to the database before this turn ends
+    expect(kv.batches.map((b) => b.ops.length)).toEqual([2]);
+    submit(3);
+    writer.flushIfIdle();
+    await turn();
+    // one batch in flight at a time: 3 waits for the first sync
+    expect(kv.batches.length).toBe(1);
+    kv.batches[0]!.finish();
+    await batchesReach(kv, 2);
+    kv.batches[1]!.finish();
+    await writer.idle();
+    expect(done).toEqual([1, 2, 3]);
+    expect(kv.maxInFlight).toBe(1);
+  });
+
   it('keeps one synced batch in flight and puts everything that arrived meanwhile in the next', async () => {
     const kv = new GatedKv();
     const writer = new GroupCommitWriter(kv);
