@@ -4,18 +4,17 @@ import type { StoredEntry } from '@otra/raft-log';
 const codec = createCodec();
 
 /**
- * Each entry is encoded once: the leader encodes when it appends, and the bytes are reused if the
- * same entry object is appended again (entries are immutable). Keyed weakly, so it never pins memory.
+ * An entry's bytes, as stored and as sent. Encoded once: the leader encodes when it appends, and
+ * later sends take the bytes back from the log store's in-memory tail; a follower stores the bytes
+ * it received. Nothing here remembers bytes per entry object: a table of the entries in memory (a
+ * WeakMap was) costs every young-generation GC, and those entries live until the next snapshot.
  */
-const encoded = new WeakMap<LogEntry, Uint8Array>();
+export function encodeEntry(entry: LogEntry): Uint8Array {
+  return codec.encode(entry.type === 'command' ? packCommand(entry) : entry);
+}
 
 export function storedEntry(entry: LogEntry): StoredEntry {
-  let data = encoded.get(entry);
-  if (data === undefined) {
-    data = codec.encode(entry.type === 'command' ? packCommand(entry) : entry);
-    encoded.set(entry, data);
-  }
-  return { index: entry.index, term: entry.term, data };
+  return { index: entry.index, term: entry.term, data: encodeEntry(entry) };
 }
 
 /**
@@ -96,20 +95,16 @@ export function decodeEntry(stored: StoredEntry): LogEntry {
   if (entry.index !== stored.index || entry.term !== stored.term) {
     throw new Error(`stored entry ${stored.index} does not decode to itself`);
   }
-  encoded.set(entry, stored.data);
   return entry;
 }
 
-/** Decodes an entry received as bytes from a leader, keeping the bytes for the log write. */
+/** Decodes an entry received as bytes from a leader (the caller keeps the bytes for the log write). */
 export function decodePacked(data: Uint8Array): LogEntry {
-  let entry: LogEntry;
   try {
-    entry = unpack(data);
+    return unpack(data);
   } catch {
     throw new Error('a packed entry does not decode to an entry');
   }
-  encoded.set(entry, data);
-  return entry;
 }
 
 export function encodeState(state: unknown): Uint8Array {

@@ -41,10 +41,18 @@ import {
   roleChange,
   type ServerState,
 } from '@otra/raft-core';
-import type { LogListener, SnapshotReceiver } from '@otra/raft-log';
+import type { LogListener, SnapshotReceiver, StoredEntry } from '@otra/raft-log';
 import { type Actor, createActor, type SnapshotFrom } from 'xstate';
 import type { Counters, KeyMetrics, LeaderHooks, MemberInfo, Overview } from '../types.ts';
-import { concatBytes, decodeEntry, decodePacked, decodeState, encodeState, storedEntry } from './codec.ts';
+import {
+  concatBytes,
+  decodeEntry,
+  decodePacked,
+  decodeState,
+  encodeEntry,
+  encodeState,
+  storedEntry,
+} from './codec.ts';
 import { type ApplyTap, END_OF_LIFE, wrapMachine } from './machine-wrapper.ts';
 import { names, type ServerRecord, type SystemRuntime } from './runtime.ts';
 import { snapshotSenderSpec } from './snapshot-sender.ts';
@@ -123,6 +131,8 @@ interface ShellState {
   readonly chart: RaftChart;
   /** The chart's snapshot after the last role change. */
   snap: RaftSnapshot;
+  /** Entries received in this batch's AppendEntries, with their bytes (for their log write). */
+  readonly received: Map<LogEntry, Uint8Array>;
   /** The core's live role and state (the chart's context is as of the last role change). */
   role: Role;
   server: ServerState;
@@ -223,33 +233,64 @@ const SELF_TYPES = new Set<string>([
 
 /**
  * AppendEntries travel with their entries as the bytes the leader stored (each entry is encoded
- * once, at the leader); the follower decodes them for the core and persists the same bytes.
+ * once, at the leader, and sent from the log store's tail); the follower decodes them for the core
+ * and persists the same bytes.
  */
 interface PackedAppendEntries extends Omit<AppendEntriesRequest, 'entries'> {
   readonly packed: readonly Uint8Array[];
 }
 
-function toWire(rpc: RaftRpc): RaftRpc | PackedAppendEntries {
+function toWire(state: ShellState, rpc: RaftRpc): RaftRpc | PackedAppendEntries {
   if (rpc.type !== 'append_entries.request' || rpc.entries.length === 0) return rpc;
   const { entries, ...rest } = rpc;
-  return { ...rest, packed: entries.map((e) => storedEntry(e).data) };
+  return { ...rest, packed: packedEntries(state, entries) };
 }
 
-/** The core's form of a received RPC; `undefined` when packed entries do not decode. */
-function fromWire(rpc: RaftRpc | PackedAppendEntries): RaftRpc | undefined {
+/**
+ * The bytes of `entries` (consecutive, from the core's log): the ones the log store holds in its
+ * tail (what was appended last, where nearly every send comes from), encoded again otherwise. An
+ * index with the same term holds the same entry (Raft's log matching), which is checked per entry.
+ */
+function packedEntries(state: ShellState, entries: readonly LogEntry[]): Uint8Array[] {
+  const first = (entries[0] as LogEntry).index;
+  const last = (entries[entries.length - 1] as LogEntry).index;
+  const stored = state.sys.storage.log.tryRead(state.record.uid, first, last);
+  const out = new Array<Uint8Array>(entries.length);
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i] as LogEntry;
+    const s = stored?.[i];
+    out[i] =
+      s !== undefined && s.index === entry.index && s.term === entry.term ? s.data : encodeEntry(entry);
+  }
+  return out;
+}
+
+/**
+ * The core's form of a received RPC; `undefined` when packed entries do not decode. The bytes of
+ * each decoded entry wait in `state.received` for the log write of this batch.
+ */
+function fromWire(state: ShellState, rpc: RaftRpc | PackedAppendEntries): RaftRpc | undefined {
   if (!('packed' in rpc)) return rpc;
   const { packed, ...rest } = rpc;
   const entries: LogEntry[] = [];
   try {
     for (let i = 0; i < packed.length; i++) {
-      const entry = decodePacked(packed[i] as Uint8Array);
+      const data = packed[i] as Uint8Array;
+      const entry = decodePacked(data);
       if (entry.index !== rest.prevLogIndex + 1 + i) return undefined;
       entries.push(entry);
+      state.received.set(entry, data);
     }
   } catch {
     return undefined;
   }
   return { ...rest, entries };
+}
+
+/** The stored form of an entry the core appends: the bytes it arrived as, or encoded now. */
+function toStored(state: ShellState, entry: LogEntry): StoredEntry {
+  const data = state.received.get(entry);
+  return data === undefined ? storedEntry(entry) : { index: entry.index, term: entry.term, data };
 }
 
 /** Rejects malformed RPCs from the network before they reach the core. */
@@ -416,6 +457,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
       snap,
       role: snap.context.role,
       server: snap.context.server,
+      received: new Map(),
       electionDeadline: Number.POSITIVE_INFINITY,
       electionTimer: undefined,
       machineTimers: new Map(),
@@ -480,6 +522,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
 };
 
 function afterBatch(state: ShellState, ctx: ActorContext): ShellState {
+  if (state.received.size > 0) state.received.clear();
   if (state.ending === 1) {
     // The manager stops this server (and its helpers), then deletes its record and data.
     state.ending = -1;
@@ -578,7 +621,7 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
       state.sys.log('warn', `${serverIdKey(state.id)}: dropped a malformed ${type}`);
       return;
     }
-    const rpc = fromWire(msg as RaftRpc);
+    const rpc = fromWire(state, msg as RaftRpc);
     if (rpc === undefined) {
       state.sys.log(
         'warn',
@@ -884,7 +927,7 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
         .store(record.uid, { currentTerm: effect.currentTerm, votedFor: effect.votedFor })
         .then(() => undefined);
     case 'log.append': {
-      const entries = effect.entries.map(storedEntry);
+      const entries = effect.entries.map((e) => toStored(state, e));
       const options = effect.truncateFrom === undefined ? undefined : { truncateFrom: effect.truncateFrom };
       // one listener per server, called by the writer as each batch completes: no promise per append
       state.logListener ??= {
@@ -911,7 +954,7 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
         state.counters.appendsSent++;
         state.counters.entriesSent += effect.rpc.entries.length;
       }
-      if (ctx.send({ name: effect.to.name, node: effect.to.node }, toWire(effect.rpc)) !== 'ok')
+      if (ctx.send({ name: effect.to.name, node: effect.to.node }, toWire(state, effect.rpc)) !== 'ok')
         state.counters.droppedSends++;
       return undefined;
     case 'reply':
