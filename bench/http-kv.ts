@@ -252,8 +252,11 @@ async function json(url: string, method: 'GET' | 'POST' = 'GET', body?: unknown)
   return JSON.parse(text) as unknown;
 }
 
-/** Runs both figures against whatever `target()` finds, one leader lookup per figure. */
-async function figures(findTarget: () => Promise<Target>): Promise<Result> {
+/**
+ * Runs both figures against whatever `target()` finds, one leader lookup per figure;
+ * `explain` runs when the leader changed (to print what the members logged).
+ */
+async function figures(findTarget: () => Promise<Target>, explain?: () => Promise<void>): Promise<Result> {
   const first = await findTarget();
   const latencyP50 = await latency(first);
   const second = await findTarget();
@@ -266,6 +269,7 @@ async function figures(findTarget: () => Promise<Target>): Promise<Result> {
     leader: second.leader,
     after: after?.leader ?? 'unknown',
   });
+  if (second.leader !== first.leader || after?.leader !== second.leader) await explain?.();
   return { latencyP50, throughput: rate, loadedP50: p50 };
 }
 
@@ -316,7 +320,20 @@ async function otra(): Promise<Result> {
   const pids = [...cluster.nodes.values()].map((n) => n.pid);
   for (const pid of pids) livePids.add(pid);
   try {
-    return await figures(() => otraLeader(cluster));
+    // a leader change under load is worth knowing about: what the members logged goes to stderr
+    const explain = async (): Promise<void> => {
+      for (const node of cluster.nodes.values()) {
+        const status = (await json(`${cluster.http(node.name)}/status`).catch(() => ({}))) as {
+          role?: string;
+          term?: number;
+        };
+        process.stderr.write(`${node.name}: now ${status.role} in term ${status.term}\n`);
+        for (const line of node.stderr)
+          if (!/handshake|link up|superseded|simultaneous/.test(line))
+            process.stderr.write(`${node.name}: ${line}\n`);
+      }
+    };
+    return await figures(() => otraLeader(cluster), explain);
   } finally {
     await cluster.stop();
     for (const pid of pids) livePids.delete(pid);
