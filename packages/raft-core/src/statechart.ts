@@ -35,7 +35,12 @@ export interface RoleChangeEvent {
   readonly result: HandleResult;
 }
 
-/** The event that hands the chart a result whose role differs from the chart's. */
+/**
+ * The event that hands the chart a result `handle` computed outside it: one whose role differs
+ * from the chart's (a role change), or one in the same role that the caller wants the chart's
+ * context to hold (the RaftServer shell sends the state once a server goes quiet, so that an
+ * idle server does not keep an old version of its state alive in the chart).
+ */
 export function roleChange(result: HandleResult): RoleChangeEvent {
   return { type: 'raft.role', result };
 }

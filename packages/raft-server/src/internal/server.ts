@@ -129,10 +129,10 @@ interface ShellState {
   readonly hooks: LeaderHooks | undefined;
   readonly queries: Readonly<Record<string, (state: unknown, ...args: unknown[]) => unknown>>;
   readonly chart: RaftChart;
-  /** The chart's snapshot after the last role change. */
+  /** The chart's snapshot after the last role change (or the last time the server went quiet). */
   snap: RaftSnapshot;
   /** Entries received in this batch's AppendEntries, with their bytes (for their log write). */
-  readonly received: Map<LogEntry, Uint8Array>;
+  received: Map<LogEntry, Uint8Array> | undefined;
   /** The core's live role and state (the chart's context is as of the last role change). */
   role: Role;
   server: ServerState;
@@ -279,7 +279,7 @@ function fromWire(state: ShellState, rpc: RaftRpc | PackedAppendEntries): RaftRp
       const entry = decodePacked(data);
       if (entry.index !== rest.prevLogIndex + 1 + i) return undefined;
       entries.push(entry);
-      state.received.set(entry, data);
+      (state.received ??= new Map()).set(entry, data);
     }
   } catch {
     return undefined;
@@ -289,7 +289,7 @@ function fromWire(state: ShellState, rpc: RaftRpc | PackedAppendEntries): RaftRp
 
 /** The stored form of an entry the core appends: the bytes it arrived as, or encoded now. */
 function toStored(state: ShellState, entry: LogEntry): StoredEntry {
-  const data = state.received.get(entry);
+  const data = state.received?.get(entry);
   return data === undefined ? storedEntry(entry) : { index: entry.index, term: entry.term, data };
 }
 
@@ -457,7 +457,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
       snap,
       role: snap.context.role,
       server: snap.context.server,
-      received: new Map(),
+      received: undefined,
       electionDeadline: Number.POSITIVE_INFINITY,
       electionTimer: undefined,
       machineTimers: new Map(),
@@ -522,7 +522,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
 };
 
 function afterBatch(state: ShellState, ctx: ActorContext): ShellState {
-  if (state.received.size > 0) state.received.clear();
+  state.received = undefined;
   if (state.ending === 1) {
     // The manager stops this server (and its helpers), then deletes its record and data.
     state.ending = -1;
@@ -815,10 +815,13 @@ function resolveQuery(
  */
 function step(state: ShellState, msg: Message, effects: Effect[]): void {
   const before = state.role;
+  const wasQuiet = state.server.quiesced;
   const r = handle(before, state.server, msg);
   state.server = r.state;
   const after = r.role;
-  if (after !== before) {
+  // the chart also takes the state when the server goes quiet: an idle server then holds one
+  // version of its state, not the live one plus the one from its last role change
+  if (after !== before || (r.state.quiesced && !wasQuiet)) {
     state.chart.send(roleChange(r));
     const next = state.chart.getSnapshot();
     if (next.status === 'error') throw next.error;
