@@ -133,7 +133,10 @@ interface ShellState {
   snap: RaftSnapshot;
   /** Entries received in this batch's AppendEntries, with their bytes (for their log write). */
   received: Map<LogEntry, Uint8Array> | undefined;
-  /** The core's live role and state (the chart's context is as of the last role change). */
+  /**
+   * The core's live role and state (the chart's context is as of the last role change, or of the
+   * last time the server went quiet).
+   */
   role: Role;
   server: ServerState;
   /**
