@@ -1,12 +1,15 @@
 /**
  * Long soak of the seeded cluster simulation: `pnpm soak [count] [--from n] [--servers 3|5]
- * [--seed n] [--transcript] [--request-ids] [--group-commit]` (`--request-ids`: puts carry request
- * ids and some are sent twice, see `SimulationOptions.requestIds`; `--group-commit`: one log
- * confirmation for appends that complete together, see `SimulationOptions.groupCommit`). Without `--servers`, odd seeds run 3 servers and even seeds 5; every
+ * [--seed n] [--transcript] [--request-ids] [--group-commit] [--driver handle|statechart|roles]`
+ * (`--request-ids`: puts carry request ids and some are sent twice, see
+ * `SimulationOptions.requestIds`; `--group-commit`: one log confirmation for appends that complete
+ * together, see `SimulationOptions.groupCommit`; `--driver`: how each server's core runs, see
+ * `ClusterOptions.driver`, `roles` being the RaftServer shell's way). Without `--servers`, odd
+ * seeds run 3 servers and even seeds 5; every
  * third seed snapshots often. A failing seed is printed and the exit code is 1; replay one seed with
  * `pnpm soak --seed <n> --transcript` to see one line per message.
  */
-import { runSimulation, SimulationFailure } from '../src/index.ts';
+import { type Driver, runSimulation, SimulationFailure } from '../src/index.ts';
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -23,6 +26,12 @@ const fixedServers = flag('servers');
 const transcript = process.argv.includes('--transcript');
 const requestIds = process.argv.includes('--request-ids');
 const groupCommit = process.argv.includes('--group-commit');
+const driver = flag('driver');
+const DRIVERS: readonly Driver[] = ['handle', 'statechart', 'roles'];
+if (driver !== undefined && !DRIVERS.includes(driver as Driver)) {
+  console.error(`--driver is one of ${DRIVERS.join(', ')}, not ${driver}`);
+  process.exit(2);
+}
 
 let failures = 0;
 let steps = 0;
@@ -37,6 +46,7 @@ for (let seed = from; seed < from + count; seed++) {
       snapshotEvery: seed % 3 === 0 ? 7 : 0,
       ...(requestIds ? { requestIds } : {}),
       ...(groupCommit ? { groupCommit } : {}),
+      ...(driver !== undefined ? { driver: driver as Driver } : {}),
       ...(transcript ? { transcript: (line: string) => console.log(line) } : {}),
     });
     steps += r.steps;
@@ -50,6 +60,6 @@ for (let seed = from; seed < from + count; seed++) {
 }
 const secs = (performance.now() - t0) / 1000;
 console.log(
-  `soak seeds=${count} from=${from} failures=${failures} steps=${steps} client_ops=${ops} seconds=${secs.toFixed(1)}`,
+  `soak seeds=${count} from=${from} driver=${driver ?? 'handle'} failures=${failures} steps=${steps} client_ops=${ops} seconds=${secs.toFixed(1)}`,
 );
 process.exitCode = failures > 0 ? 1 : 0;
