@@ -46,7 +46,7 @@ export type {
 export { DEFAULT_REQUEST_WINDOW, defineMachine, toModule } from './machine.ts';
 export { defaults, handle, initServer, resolveConfig, startServer } from './server.ts';
 export type { RaftContext, RaftInput, RaftMachine, RoleChangeEvent } from './statechart.ts';
-export { raftMachine, roleChange } from './statechart.ts';
+export { chartTakes, raftMachine, roleChange } from './statechart.ts';
 export type {
   CommandMsg,
   ConfigAt,

@@ -11,10 +11,11 @@ import type { Effect, HandleResult, Message, Recovered, Role, ServerConfig, Serv
  * - Every message through the chart, which runs the handler:
  *     let [snap] = initialTransition(raftMachine, { config, recovered }); // effects: snap.context.effects
  *     [snap] = transition(raftMachine, snap, msg);                        // one message, its effects
- * - Every message through `handle`, and only the results that change the role through the chart
- *   (`roleChange(result)`): the chart still takes every role transition, and a message that keeps
- *   the role costs no chart step. The caller keeps the live role and state; the chart's context
- *   is the state as of the last role change. The RaftServer shell runs this way.
+ * - Every message through `handle`, and through the chart (`roleChange(result)`) only the results
+ *   `chartTakes` picks: every role change, and the moment a server goes quiet. The chart still
+ *   takes every role transition, and a message that keeps the role costs no chart step. The
+ *   caller keeps the live state; the chart's context is the state as of the last result it took.
+ *   The RaftServer shell and the simulator's `roles` driver run this way.
  */
 
 export interface RaftContext {
@@ -29,20 +30,24 @@ export interface RaftInput {
   readonly recovered: Recovered;
 }
 
-/** A role change that `handle` decided outside the chart: the chart adopts the result and moves. */
+/** A result that `handle` computed outside the chart: the chart adopts it (and moves, if its role differs). */
 export interface RoleChangeEvent {
   readonly type: 'raft.role';
   readonly result: HandleResult;
 }
 
-/**
- * The event that hands the chart a result `handle` computed outside it: one whose role differs
- * from the chart's (a role change), or one in the same role that the caller wants the chart's
- * context to hold (the RaftServer shell sends the state once a server goes quiet, so that an
- * idle server does not keep an old version of its state alive in the chart).
- */
+/** The event that hands the chart a result `handle` computed outside it (see `chartTakes`). */
 export function roleChange(result: HandleResult): RoleChangeEvent {
   return { type: 'raft.role', result };
+}
+
+/**
+ * Whether `result`, from `handle` in `role` and `state`, goes to the chart: when it changes the
+ * role, and when the server has just gone quiet, so that an idle server's chart holds its
+ * current state and not an old version kept alive beside it.
+ */
+export function chartTakes(role: Role, state: ServerState, result: HandleResult): boolean {
+  return result.role !== role || (result.state.quiesced && !state.quiesced);
 }
 
 const ROLES = [

@@ -1,6 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { handle } from '../src/index.ts';
-import { A, B, C, electedLeader, entry, feed, fresh, type Srv, sends, snapshotOf, types } from './helpers.ts';
+import {
+  A,
+  ae,
+  B,
+  C,
+  electedLeader,
+  entry,
+  feed,
+  fresh,
+  type Srv,
+  sends,
+  snapshotOf,
+  types,
+} from './helpers.ts';
 
 function follower(id = B, recovered?: Parameters<typeof fresh>[2]): Srv {
   const r = fresh(id, undefined, recovered);
@@ -87,16 +100,7 @@ describe('start and pre-vote', () => {
 
   it('a follower hearing from a leader refuses pre-votes (leader lease)', () => {
     const b = follower(B);
-    feed(b, {
-      type: 'append_entries.request',
-      from: A,
-      term: 1,
-      prevLogIndex: 0,
-      prevLogTerm: 0,
-      entries: [],
-      leaderCommit: 0,
-      round: 0,
-    });
+    feed(b, ae({}));
     const r = feed(b, { type: 'pre_vote.request', from: C, term: 2, lastLogIndex: 5, lastLogTerm: 1 });
     expect(sends(r.effects)[0]!.rpc).toEqual({ type: 'pre_vote.reply', from: B, term: 1, granted: false });
     // ...until its own election timer fires: the leader is presumed gone.
@@ -208,7 +212,7 @@ describe('votes (§5.2, §5.4.1)', () => {
     const a = electedLeader();
     expect(a.role).toBe('leader');
     expect(a.state.currentTerm).toBe(1);
-    const noop = { type: 'noop', index: 1, term: 1, machineVersion: 0 };
+    const noop = { type: 'noop' as const, index: 1, term: 1, machineVersion: 0 };
     expect(a.effects).toEqual([
       { type: 'timer.cancel', timer: 'election' },
       { type: 'log.append', entries: [noop] },
@@ -216,30 +220,12 @@ describe('votes (§5.2, §5.4.1)', () => {
       {
         type: 'send_rpc',
         to: B,
-        rpc: {
-          type: 'append_entries.request',
-          from: A,
-          term: 1,
-          prevLogIndex: 0,
-          prevLogTerm: 0,
-          entries: [noop],
-          leaderCommit: 0,
-          round: 0,
-        },
+        rpc: ae({ entries: [noop] }),
       },
       {
         type: 'send_rpc',
         to: C,
-        rpc: {
-          type: 'append_entries.request',
-          from: A,
-          term: 1,
-          prevLogIndex: 0,
-          prevLogTerm: 0,
-          entries: [noop],
-          leaderCommit: 0,
-          round: 0,
-        },
+        rpc: ae({ entries: [noop] }),
       },
     ]);
   });

@@ -124,7 +124,6 @@ export function ackAll(leader: Srv, followers: readonly ServerId[] = [B, C]): Ef
   return out;
 }
 
-/** A follower's successful AppendEntries reply in term 1: it holds and has written up to `matchIndex`. */
 /** An AppendEntries from `A` in term 1, empty unless `p` says otherwise. */
 export function ae(p: Partial<AppendEntriesRequest>): AppendEntriesRequest {
   return {
@@ -140,6 +139,7 @@ export function ae(p: Partial<AppendEntriesRequest>): AppendEntriesRequest {
   };
 }
 
+/** A follower's successful AppendEntries reply in term 1: it holds and has written up to `matchIndex`. */
 export function ack(from: ServerId, matchIndex: number, round = 0): Message {
   return {
     type: 'append_entries.reply',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { A, ack, ackAll, B, C, D, electedLeader, feed, from, sends } from './helpers.ts';
+import { A, ack, ackAll, ae, B, C, D, electedLeader, feed, from, sends } from './helpers.ts';
 
 const voter = (id: typeof A) => ({ id, membership: 'voter' as const });
 
@@ -120,16 +120,7 @@ describe('leadership transfer', () => {
     const { fresh } = helpersFresh;
     const b0 = fresh(B);
     const b = { role: b0.role, state: b0.state, effects: b0.effects };
-    feed(b, {
-      type: 'append_entries.request',
-      from: A,
-      term: 1,
-      prevLogIndex: 0,
-      prevLogTerm: 0,
-      entries: [],
-      leaderCommit: 0,
-      round: 0,
-    });
+    feed(b, ae({}));
     const r = feed(b, { type: 'timeout_now', from: A, term: 1 });
     expect(r.role).toBe('candidate');
     expect(r.state.currentTerm).toBe(2);
@@ -137,16 +128,7 @@ describe('leadership transfer', () => {
     // c, which still follows a, votes for a transfer despite its lease.
     const c0 = fresh(C);
     const c = { role: c0.role, state: c0.state, effects: c0.effects };
-    feed(c, {
-      type: 'append_entries.request',
-      from: A,
-      term: 1,
-      prevLogIndex: 0,
-      prevLogTerm: 0,
-      entries: [],
-      leaderCommit: 0,
-      round: 0,
-    });
+    feed(c, ae({}));
     const v = feed(c, {
       type: 'vote.request',
       from: B,

@@ -1,6 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { handle } from '../src/index.ts';
-import { A, ack, ackAll, B, C, electedLeader, entry, feed, fresh, from, type Srv, sends } from './helpers.ts';
+import {
+  A,
+  ack,
+  ackAll,
+  ae,
+  B,
+  C,
+  electedLeader,
+  entry,
+  feed,
+  fresh,
+  from,
+  type Srv,
+  sends,
+} from './helpers.ts';
 
 const read = (s: unknown) => s;
 
@@ -24,16 +38,7 @@ describe('queries', () => {
       condition: { index: 2, term: 1 },
     });
     expect(waiting.effects).toEqual([]);
-    const applied = feed(b, {
-      type: 'append_entries.request',
-      from: A,
-      term: 1,
-      prevLogIndex: 2,
-      prevLogTerm: 1,
-      entries: [],
-      leaderCommit: 2,
-      round: 0,
-    });
+    const applied = feed(b, ae({ prevLogIndex: 2, prevLogTerm: 1, leaderCommit: 2 }));
     expect(applied.effects).toContainEqual({
       type: 'reply',
       to: from(2),

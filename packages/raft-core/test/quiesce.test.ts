@@ -9,6 +9,7 @@ import {
   A,
   ack,
   ackAll,
+  ae,
   B,
   C,
   electedLeader,
@@ -39,18 +40,7 @@ function tickAndAnswer(a: Srv, nowMs: number): ReturnType<typeof feed> {
 }
 
 function quiesceRequest(p: Partial<AppendEntriesRequest> = {}): AppendEntriesRequest {
-  return {
-    type: 'append_entries.request',
-    from: A,
-    term: 1,
-    prevLogIndex: 1,
-    prevLogTerm: 1,
-    entries: [],
-    leaderCommit: 1,
-    round: 0,
-    quiesce: true,
-    ...p,
-  };
+  return ae({ prevLogIndex: 1, prevLogTerm: 1, leaderCommit: 1, quiesce: true, ...p });
 }
 
 /** `b`, a follower of `a` in term 1 holding and having committed the noop at index 1. */

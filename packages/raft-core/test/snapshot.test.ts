@@ -1,7 +1,7 @@
 import type { SnapshotMeta } from '@otra/protocol';
 import { describe, expect, it } from 'vitest';
 import { defineMachine, initServer, type Machine, type MachineModule, startServer } from '../src/index.ts';
-import { A, ackAll, B, C, config, entry, feed, fresh, from, type Srv, types } from './helpers.ts';
+import { A, ackAll, ae, B, C, config, entry, feed, fresh, from, type Srv, types } from './helpers.ts';
 
 /** Releases the cursor at every applied command: snapshots as often as possible. */
 const releasing = defineMachine<number, number, number>({
@@ -117,16 +117,7 @@ describe('snapshots', () => {
       },
     ]);
     // And it continues from the snapshot.
-    const next = feed(c, {
-      type: 'append_entries.request',
-      from: A,
-      term: 1,
-      prevLogIndex: 2,
-      prevLogTerm: 1,
-      entries: [entry(3, 1, 1)],
-      leaderCommit: 3,
-      round: 0,
-    });
+    const next = feed(c, ae({ prevLogIndex: 2, prevLogTerm: 1, entries: [entry(3, 1, 1)], leaderCommit: 3 }));
     expect(next.state.commitIndex).toBe(3);
     expect(next.state.machineState).toBe(8);
   });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { assign, initialTransition, transition } from 'xstate';
 import {
+  chartTakes,
   defineMachine,
   handle,
   type Machine,
@@ -9,7 +10,7 @@ import {
   roleChange,
   toModule,
 } from '../src/index.ts';
-import { A, B, C, config, empty, entry, feed, fresh, type Srv } from './helpers.ts';
+import { A, ae, B, C, config, empty, entry, feed, fresh, type Srv } from './helpers.ts';
 
 function versioned(v: number): MachineModule<number, number, number> {
   const m: MachineModule<number, number, number> = {
@@ -36,16 +37,7 @@ describe('machine versions', () => {
     const r = fresh(B, undefined, empty, { machine: versioned(1) as Machine<unknown, unknown, unknown> });
     const b: Srv = { role: r.role, state: r.state, effects: r.effects };
     const noop = { type: 'noop' as const, index: 2, term: 1, machineVersion: 2 };
-    feed(b, {
-      type: 'append_entries.request',
-      from: A,
-      term: 1,
-      prevLogIndex: 0,
-      prevLogTerm: 0,
-      entries: [entry(1, 1, 1), noop, entry(3, 1, 1)],
-      leaderCommit: 3,
-      round: 0,
-    });
+    feed(b, ae({ entries: [entry(1, 1, 1), noop, entry(3, 1, 1)], leaderCommit: 3 }));
     expect(b.state.commitIndex).toBe(3);
     expect(b.state.lastApplied).toBe(1);
     expect(b.state.awaitingUpgrade).toBe(2);
@@ -64,16 +56,7 @@ describe('machine versions', () => {
       },
     );
     const b2: Srv = { role: up.role, state: up.state, effects: up.effects };
-    feed(b2, {
-      type: 'append_entries.request',
-      from: A,
-      term: 1,
-      prevLogIndex: 3,
-      prevLogTerm: 1,
-      entries: [],
-      leaderCommit: 3,
-      round: 0,
-    });
+    feed(b2, ae({ prevLogIndex: 3, prevLogTerm: 1, leaderCommit: 3 }));
     expect(b2.state.lastApplied).toBe(3);
     expect(b2.state.machineVersion).toBe(2);
     expect(b2.state.machineState).toBe(1 + 2);
@@ -130,6 +113,18 @@ describe('statechart', () => {
     const [s3] = transition(raftMachine, s2, roleChange(r3));
     expect(s3.value).toBe('leader');
     expect(s3.context.server.currentTerm).toBe(1);
+  });
+
+  it('chartTakes picks role changes and the moment a server goes quiet', () => {
+    const [s0] = initialTransition(raftMachine, { config: config(A), recovered: empty });
+    const state = s0.context.server;
+    const same = handle('follower', state, { type: 'tick', nowMs: 1 });
+    expect(chartTakes('follower', state, same)).toBe(false);
+    expect(chartTakes('follower', state, handle('follower', state, { type: 'election.timeout' }))).toBe(true);
+    const quiet = { ...same, state: { ...same.state, quiesced: true } };
+    expect(chartTakes('follower', state, quiet)).toBe(true);
+    // already quiet: nothing new for the chart
+    expect(chartTakes('follower', quiet.state, quiet)).toBe(false);
   });
 
   it('lets tests swap the handler with provide()', () => {

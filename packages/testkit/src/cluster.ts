@@ -1,6 +1,7 @@
 import type { From, Pid, ServerId, SnapshotMeta } from '@otra/protocol';
 import { assertNever } from '@otra/protocol';
 import {
+  chartTakes,
   type Effect,
   type HandleResult,
   handle,
@@ -42,8 +43,8 @@ export interface ClusterOptions {
   readonly network?: Partial<NetworkFaults>;
   /**
    * `handle` drives the pure handlers; `statechart` drives the XState chart through `transition`;
-   * `roles` drives the handlers and hands the chart each role change (`roleChange`), as the
-   * RaftServer shell does, checking that the chart lands in the core's role.
+   * `roles` drives the handlers and hands the chart the results `chartTakes` picks (every role
+   * change), as the RaftServer shell does, checking that the chart lands in the core's role.
    */
   readonly driver?: Driver;
   /** Receives one line per message, role change and fault. */
@@ -418,7 +419,7 @@ export class Cluster {
       r = fromChart(next.context);
     } else {
       r = handle(s.role, s.state, msg);
-      if (s.chart !== null && r.role !== s.role) {
+      if (s.chart !== null && chartTakes(s.role, s.state, r)) {
         const [next] = transition(raftMachine, s.chart, roleChange(r));
         if (next.value !== r.role) {
           throw new Error(`${s.name}: the statechart is in ${String(next.value)}, the core in ${r.role}`);

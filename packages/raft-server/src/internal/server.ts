@@ -28,6 +28,7 @@ import {
 } from '@otra/protocol';
 import {
   type CommandMsg,
+  chartTakes,
   type Effect,
   handle,
   type LeaderHook,
@@ -134,10 +135,9 @@ interface ShellState {
   /** Entries received in this batch's AppendEntries, with their bytes (for their log write). */
   received: Map<LogEntry, Uint8Array> | undefined;
   /**
-   * The core's live role and state (the chart's context is as of the last role change, or of the
-   * last time the server went quiet).
+   * The core's live state (the chart's context is as of the last result it took; its role is
+   * always the live one, since every role change goes through it).
    */
-  role: Role;
   server: ServerState;
   /**
    * The election deadline on the node's clock (`Infinity`: none). It moves on every heartbeat,
@@ -401,7 +401,7 @@ function core(state: ShellState): ServerState {
 }
 
 function roleOf(state: ShellState): Role {
-  return state.role;
+  return state.snap.context.role;
 }
 
 /**
@@ -458,7 +458,6 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
       queries: (spec.queries ?? {}) as ShellState['queries'],
       chart,
       snap,
-      role: snap.context.role,
       server: snap.context.server,
       received: undefined,
       electionDeadline: Number.POSITIVE_INFINITY,
@@ -817,21 +816,18 @@ function resolveQuery(
  * follow it) crashes the server, which restarts from disk.
  */
 function step(state: ShellState, msg: Message, effects: Effect[]): void {
-  const before = state.role;
-  const wasQuiet = state.server.quiesced;
+  const before = roleOf(state);
   const r = handle(before, state.server, msg);
+  const takes = chartTakes(before, state.server, r);
   state.server = r.state;
   const after = r.role;
-  // the chart also takes the state when the server goes quiet: an idle server then holds one
-  // version of its state, not the live one plus the one from its last role change
-  if (after !== before || (r.state.quiesced && !wasQuiet)) {
+  if (takes) {
     state.chart.send(roleChange(r));
     const next = state.chart.getSnapshot();
     if (next.status === 'error') throw next.error;
     if (next.value !== after)
       throw new Error(`the statechart is in ${String(next.value)}, the core in ${after}`);
     state.snap = next;
-    state.role = after;
   }
   for (const e of r.effects) {
     noteElectionTimer(state, e);
