@@ -167,11 +167,16 @@ export const kvMachine: MachineModule<KvCommand, KvReply, KvState> = {
     switch (command.op) {
       case 'put': {
         if (command.value === undefined) throw new Error('a put needs a value');
-        // the previous entry is only built when asked for: one Map lookup otherwise
-        const before = command.prev === true ? entryOf(data, key) : undefined;
-        const existed = before === undefined ? data.has(key) : before !== null;
+        if (command.prev === true) {
+          const before = entryOf(data, key);
+          data.set(key, command.value);
+          reply = { existed: before !== null, previous: before };
+          break;
+        }
+        // one hash lookup, not two: a set that adds no key found it there
+        const size = data.size;
         data.set(key, command.value);
-        reply = before === undefined ? { existed } : { existed, previous: before };
+        reply = { existed: data.size === size };
         break;
       }
       case 'delete': {

@@ -33,13 +33,12 @@ export interface SinkRef {
 const EMPTY: IndexTerm = { index: 0, term: 0 };
 /** Reads retry this many times when a truncation races with them, then give up. */
 const READ_ATTEMPTS = 8;
-/** Entries per background delete batch. */
-const DELETE_CHUNK = 4096;
-
 /**
- * Deletes entries no longer part of any log (below a snapshot point), one unsynced batch at a time
- * behind the writer. Losing such a delete in a crash is harmless: the log start record says where
- * the log begins, and recovery schedules the leftovers again.
+ * Deletes entries no longer part of any log (below a snapshot point), one range at a time behind
+ * the writer, with RocksDB's range clear: its worker thread iterates and deletes, so a snapshot
+ * that drops 40,000 entries costs the event loop one call instead of 40,000 keys and batch
+ * operations. Losing such a delete in a crash is harmless: the log start record says where the
+ * log begins, and recovery schedules the leftovers again.
  */
 export class BackgroundDeleter {
   private jobs: Array<{ uid: string; from: number; to: number }> = [];
@@ -47,7 +46,6 @@ export class BackgroundDeleter {
   private stopped = false;
   /** The last delete error, if any (deletes are retried at the next open). */
   lastError: unknown;
-  deleted = 0;
 
   constructor(private readonly kv: Kv) {}
 
@@ -72,18 +70,12 @@ export class BackgroundDeleter {
     for (;;) {
       const job = this.jobs.shift();
       if (job === undefined || this.stopped) return;
-      for (let from = job.from; from <= job.to && !this.stopped; from += DELETE_CHUNK) {
-        const to = Math.min(job.to, from + DELETE_CHUNK - 1);
-        const ops: KvOp[] = [];
-        for (let i = from; i <= to; i++) ops.push({ type: 'del', key: entryKey(job.uid, i) });
-        try {
-          await this.kv.batch(ops, false);
-          this.deleted += ops.length;
-        } catch (error) {
-          this.lastError = error;
-          this.stopped = true;
-          return;
-        }
+      try {
+        await this.kv.clearRange(entryKey(job.uid, job.from), entryKey(job.uid, job.to));
+      } catch (error) {
+        this.lastError = error;
+        this.stopped = true;
+        return;
       }
     }
   }

@@ -82,6 +82,7 @@ describe('log writer actor', () => {
       },
       get: (key) => kv.get(key),
       iterateChunks: (range, hwm) => kv.iterateChunks(range, hwm),
+      clearRange: (gte, lte) => kv.clearRange(gte, lte),
       close: () => kv.close(),
     });
     const node = new Node({ name: 'n1' });

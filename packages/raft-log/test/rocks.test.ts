@@ -157,6 +157,25 @@ describe('rocksdb storage', () => {
     expect(st.recover('a')).toMatchObject({ firstIndex: 9_001, last: { index: 10_000, term: 1 } });
   });
 
+  it('clears an inclusive key range in the database, and nothing beside it', async () => {
+    const st = await reopen();
+    await st.close();
+    s = undefined;
+    const left = await withRawDb(dir, async (kv) => {
+      const ops = [];
+      for (let i = 1; i <= 20; i++)
+        ops.push({ type: 'put' as const, key: entryKey('a', i), value: Buffer.from([i]) });
+      ops.push({ type: 'put' as const, key: entryKey('ab', 5), value: Buffer.from([0]) });
+      await kv.batch(ops, true);
+      await kv.clearRange(entryKey('a', 4), entryKey('a', 17));
+      const kept: number[] = [];
+      for (let i = 1; i <= 20; i++) if ((await kv.get(entryKey('a', i))) !== undefined) kept.push(i);
+      return { kept, other: await kv.get(entryKey('ab', 5)) };
+    });
+    expect(left.kept).toEqual([1, 2, 3, 18, 19, 20]);
+    expect(left.other).toEqual(Buffer.from([0]));
+  });
+
   it('finishes the log truncation of a snapshot completed just before a crash', async () => {
     let st = await reopen();
     await st.log.append('a', entries(1, 50, 1));
@@ -321,6 +340,7 @@ describe('rocksdb storage', () => {
       },
       get: (key) => kv.get(key),
       iterateChunks: (range, hwm) => kv.iterateChunks(range, hwm),
+      clearRange: (gte, lte) => kv.clearRange(gte, lte),
       close: () => kv.close(),
     });
     const st = await reopen({ wrapKv: faulty });

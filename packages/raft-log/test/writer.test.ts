@@ -37,6 +37,7 @@ class GatedKv implements Kv {
     return undefined;
   }
   async *iterateChunks(): AsyncIterable<Array<[Buffer, Buffer]>> {}
+  async clearRange(): Promise<void> {}
   async close(): Promise<void> {}
 }
 

@@ -55,6 +55,12 @@ export interface Kv {
   get(key: Buffer): Promise<Buffer | undefined>;
   /** Pairs in key order, a chunk at a time (about `highWaterMark` bytes or 1,000 pairs). */
   iterateChunks(range: KvRange, highWaterMark?: number): AsyncIterable<Array<[Buffer, Buffer]>>;
+  /**
+   * Deletes every key in `[gte, lte]`, unsynced (RocksDB's own loop of iterator and delete batches,
+   * in a worker thread: nothing per key on the caller's thread). Not atomic: a crash can leave part
+   * of the range, so callers use it only for keys nothing will read again.
+   */
+  clearRange(gte: Buffer, lte: Buffer): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -78,6 +84,8 @@ interface RawBinding {
   batch_put(batch: BatchContext, key: Buffer, value: Uint8Array): void;
   batch_del(batch: BatchContext, key: Buffer): void;
   batch_write(batch: BatchContext, options: { sync: boolean }, cb: (err?: Error | null) => void): void;
+  /** Deletes a key range in a worker thread, 16 KiB of keys per unsynced batch. */
+  db_clear(db: unknown, options: { gte: Buffer; lte: Buffer }, cb: (err?: Error | null) => void): void;
 }
 
 interface RawDb {
@@ -200,6 +208,13 @@ export class RocksKv implements Kv {
     } finally {
       await new Promise<void>((resolve) => raw.iterator_end(it, () => resolve()));
     }
+  }
+
+  clearRange(gte: Buffer, lte: Buffer): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('Database is not open'));
+    return new Promise((resolve, reject) => {
+      binding!.db_clear(this.db.context, { gte, lte }, (err) => (err ? reject(err) : resolve()));
+    });
   }
 
   close(): Promise<void> {
