@@ -665,7 +665,13 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
       const left = state.electionDeadline - ctx.now();
       if (left === Number.POSITIVE_INFINITY) return;
       if (left > 1) armElectionTimer(state, ctx);
-      else {
+      else if ((msg as { afterIo?: boolean }).afterIo !== true) {
+        // Expired, but look once more after the event loop has read its sockets: timers run
+        // before I/O in a loop turn, so after a pause (a GC, a large snapshot encode) the deadline
+        // has passed while the leader's AppendEntries from that pause still wait unread.
+        // Campaigning on them would drop this server out of the leader's lease for nothing.
+        state.electionTimer = ctx.sendAfter(0, own({ type: 'raft.election_timeout', afterIo: true }));
+      } else {
         state.electionDeadline = Number.POSITIVE_INFINITY;
         step(state, { type: 'election.timeout' }, effects);
       }

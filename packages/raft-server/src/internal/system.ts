@@ -246,8 +246,10 @@ export async function startSystem(node: Node, options: SystemOptions): Promise<R
     settings: {
       electionTimeoutMs,
       tickMs,
-      // check-quorum runs once per (minimum) election timeout
-      electionTimeoutTicks: Math.max(2, Math.ceil(electionTimeoutMs[0] / tickMs)),
+      // check-quorum runs once per maximum election timeout: a leader steps down only after a
+      // majority was silent for longer than any follower waits before campaigning, so a pause of
+      // its followers shorter than that (a GC, a large snapshot encode) does not depose it
+      electionTimeoutTicks: Math.max(2, Math.ceil(electionTimeoutMs[1] / tickMs)),
       quiesceAfterTicks: options.quiesceAfterTicks ?? 10,
       ...(options.maxAppendEntriesBatch === undefined
         ? {}
