@@ -1,6 +1,14 @@
 import { type CommandEntry, createCodec, type LogEntry } from '@otra/protocol';
 import { describe, expect, it } from 'vitest';
-import { decodeEntry, decodePacked, storedEntry } from '../src/internal/codec.ts';
+import {
+  concatBytes,
+  decodeEntry,
+  decodePacked,
+  decodeState,
+  encodeStateChunks,
+  STATE_CHUNK_BYTES,
+  storedEntry,
+} from '../src/internal/codec.ts';
 
 const pid = { node: 'client', id: 12, creation: 1_764_583_000_123 };
 const command = (reply: CommandEntry['reply']): CommandEntry => ({
@@ -90,5 +98,64 @@ describe('the log entry codec', () => {
     expect(() => decodePacked(new Uint8Array([0xff, 0x00]))).toThrow(/does not decode/);
     const good = storedEntry(command({ mode: 'noreply' }));
     expect(() => decodeEntry({ ...good, index: 1 })).toThrow(/does not decode to itself/);
+  });
+});
+
+async function chunksOf(state: unknown): Promise<Uint8Array[]> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of encodeStateChunks(state)) chunks.push(Uint8Array.from(chunk));
+  return chunks;
+}
+
+describe('the snapshot state encoder', () => {
+  it('gives bytes that decode to what one whole encoding decodes to, for any kind of state', async () => {
+    const many = (n: number, f: (i: number) => unknown) => Array.from({ length: n }, (_, i) => f(i));
+    const states: unknown[] = [
+      null,
+      42,
+      'small',
+      [1, 'two', { three: 3 }],
+      // the KV machine's form: [key, value] pairs, request replies, a counter
+      {
+        data: many(5_000, (i) => [`key-${String(i).padStart(12, '0')}`, { nested: [i, 'v'.repeat(100)] }]),
+        recent: many(300, (i) => [`rid-${i}`, { existed: i % 2 === 0 }]),
+        sinceRelease: 0,
+      },
+      // a large plain object and a large Map, nested in a large array, with odd members
+      many(80, (i) =>
+        i === 0
+          ? Object.fromEntries(many(200, (k) => [`k${k}`, k % 3 === 0 ? undefined : [k, null, true]]))
+          : i === 1
+            ? new Map(many(100, (k) => [`m${k}`, new Uint8Array([k, k + 1])]))
+            : i === 2
+              ? many(70, (k) => ({ deep: many(65, (d) => d * k) }))
+              : -i * 1.5,
+      ),
+    ];
+    const whole = createCodec();
+    for (const state of states) {
+      const chunked = decodeState(concatBytes(await chunksOf(state)));
+      // both decoded from a plain Uint8Array: byte strings decode as views of the input's type
+      expect(chunked).toEqual(decodeState(Uint8Array.from(whole.encode({ state }))));
+    }
+  });
+
+  it('hands a large state over in chunks, with event-loop turns between them', async () => {
+    const state = {
+      data: Array.from({ length: 20_000 }, (_, i) => [`key-${i}`, 'v'.repeat(100)]),
+    };
+    let turns = 0;
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of encodeStateChunks(state)) {
+      chunks.push(Uint8Array.from(chunk));
+      // counted when the loop gets a turn: one per chunk handed over, not one at the end
+      setImmediate(() => turns++);
+      expect(chunk.length).toBeLessThan(STATE_CHUNK_BYTES + 1024);
+    }
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    expect(total).toBeGreaterThan(20 * STATE_CHUNK_BYTES);
+    expect(chunks.length).toBeGreaterThan(20);
+    expect(turns).toBeGreaterThanOrEqual(chunks.length - 1);
+    expect(decodeState(concatBytes(chunks))).toEqual(state);
   });
 });

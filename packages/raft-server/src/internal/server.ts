@@ -51,7 +51,7 @@ import {
   decodePacked,
   decodeState,
   encodeEntry,
-  encodeState,
+  encodeStateChunks,
   storedEntry,
 } from './codec.ts';
 import { type ApplyTap, END_OF_LIFE, wrapMachine } from './machine-wrapper.ts';
@@ -1012,9 +1012,9 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
       }
       return undefined;
     case 'snapshot.write': {
-      const bytes = encodeState(effect.machineState);
       const meta = effect.meta;
-      sys.storage.snapshots.write(record.uid, meta as never, bytes).then(
+      // encoded a chunk per event-loop turn while the store writes the chunks before it
+      sys.storage.snapshots.write(record.uid, meta as never, encodeStateChunks(effect.machineState)).then(
         () => {
           state.counters.snapshotsWritten++;
           ctx.send(ctx.self, own({ type: 'snapshot.written', meta }));

@@ -17,7 +17,7 @@
  * does not fit throws `FrameError`, which closes the link.
  */
 import type { ExitReason, From, RegName, Signal } from '@otra/actors';
-import type { NodeName, Pid } from '@otra/protocol';
+import { type NodeName, type Pid, writeCborHead } from '@otra/protocol';
 import { Decoder, Encoder } from 'cbor-x';
 
 export const FRAME_HANDSHAKE = 0;
@@ -111,40 +111,6 @@ export function encodeControl(codec: FrameCodec, frame: readonly unknown[]): Uin
   return codec.encode(frame);
 }
 
-/** The CBOR head of a major type with argument `n` (n < 2^53). */
-function writeHead(out: Uint8Array, at: number, major: number, n: number): number {
-  const m = major << 5;
-  if (n < 24) {
-    out[at] = m | n;
-    return at + 1;
-  }
-  if (n < 0x100) {
-    out[at] = m | 24;
-    out[at + 1] = n;
-    return at + 2;
-  }
-  if (n < 0x10000) {
-    out[at] = m | 25;
-    out[at + 1] = n >>> 8;
-    out[at + 2] = n & 0xff;
-    return at + 3;
-  }
-  if (n < 0x100000000) {
-    out[at] = m | 26;
-    out[at + 1] = n >>> 24;
-    out[at + 2] = (n >>> 16) & 0xff;
-    out[at + 3] = (n >>> 8) & 0xff;
-    out[at + 4] = n & 0xff;
-    return at + 5;
-  }
-  out[at] = m | 27;
-  const hi = Math.floor(n / 0x100000000);
-  const lo = n >>> 0;
-  for (let i = 0; i < 4; i++) out[at + 1 + i] = (hi >>> (24 - 8 * i)) & 0xff;
-  for (let i = 0; i < 4; i++) out[at + 5 + i] = (lo >>> (24 - 8 * i)) & 0xff;
-  return at + 9;
-}
-
 /** Bytes a data frame adds around its signals, at most. */
 export const DATA_FRAME_OVERHEAD = 19;
 
@@ -160,9 +126,9 @@ export function buildDataFrame(
   bytes: number,
 ): Uint8Array {
   const out = Buffer.allocUnsafe(bytes + DATA_FRAME_OVERHEAD);
-  let at = writeHead(out, 0, 4, to - from + 2);
+  let at = writeCborHead(out, 0, 4, to - from + 2);
   out[at++] = FRAME_DATA;
-  at = writeHead(out, at, 0, seq);
+  at = writeCborHead(out, at, 0, seq);
   for (let i = from; i < to; i++) {
     const item = items[i] as Uint8Array;
     out.set(item, at);
