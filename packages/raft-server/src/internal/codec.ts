@@ -107,8 +107,13 @@ export function decodePacked(data: Uint8Array): LogEntry {
   }
 }
 
-/** Bytes of encoded state gathered before they are handed on and the event loop gets a turn. */
-export const STATE_CHUNK_BYTES = 64 * 1024;
+/**
+ * Encoding a snapshot's state gives the event loop a turn after about this much time, so a turn is
+ * never held for long, however large the state...
+ */
+export const STATE_SLICE_MS = 8;
+/** ...or once this many bytes are waiting, so a chunk stays small for the store. */
+export const STATE_CHUNK_BYTES = 1 << 20;
 /**
  * Arrays, plain objects and Maps are written member by member behind their CBOR heads when they
  * are at most `WALK_ALWAYS_DEPTH` deep in the state (its top-level fields), or at most
@@ -117,6 +122,8 @@ export const STATE_CHUNK_BYTES = 64 * 1024;
 const WALK_ALWAYS_DEPTH = 1;
 const WALK_MAX_DEPTH = 4;
 const WALK_MIN_MEMBERS = 64;
+/** Members of a walked array that are not walked themselves are encoded this many at a time. */
+const ARRAY_RUN = 256;
 /** The tag cbor-x puts before a Map, so that it decodes as a Map again. */
 const MAP_TAG = 259;
 
@@ -134,13 +141,52 @@ function isPlainObject(value: object): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-/** The CBOR of `value` in pieces: the heads of large containers near the top, and whole members. */
+function isContainer(value: unknown): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (Array.isArray(value) || value instanceof Map || isPlainObject(value))
+  );
+}
+
+/**
+ * Members `[from, to)` of an array, encoded as one array by cbor-x with its head cut off (one call
+ * instead of one per member); member by member if the head is not the one expected.
+ */
+function* arrayRun(
+  value: readonly unknown[],
+  from: number,
+  to: number,
+  depth: number,
+): Generator<Uint8Array> {
+  const bytes = codec.encode(value.slice(from, to));
+  const head = cborHead(4, to - from);
+  let same = bytes.length >= head.length;
+  for (let i = 0; same && i < head.length; i++) same = bytes[i] === head[i];
+  if (same) yield bytes.subarray(head.length);
+  else for (let i = from; i < to; i++) yield* statePieces(value[i], depth);
+}
+
+/** The CBOR of `value` in pieces: the heads of large containers near the top, and their members. */
 function* statePieces(value: unknown, depth: number): Generator<Uint8Array> {
   if (depth <= WALK_MAX_DEPTH && typeof value === 'object' && value !== null) {
     if (Array.isArray(value)) {
       if (walks(depth, value.length)) {
         yield cborHead(4, value.length);
-        for (let i = 0; i < value.length; i++) yield* statePieces(value[i], depth + 1);
+        // runs of members that are encoded whole go to cbor-x together
+        let run = 0;
+        for (let i = 0; i < value.length; i++) {
+          const member: unknown = value[i];
+          if (isContainer(member) && walks(depth + 1, sizeOf(member))) {
+            if (run < i) yield* arrayRun(value, run, i, depth + 1);
+            yield* statePieces(member, depth + 1);
+            run = i + 1;
+          } else if (i + 1 - run >= ARRAY_RUN) {
+            yield* arrayRun(value, run, i + 1, depth + 1);
+            run = i + 1;
+          }
+        }
+        if (run < value.length) yield* arrayRun(value, run, value.length, depth + 1);
         return;
       }
     } else if (value instanceof Map) {
@@ -167,12 +213,18 @@ function* statePieces(value: unknown, depth: number): Generator<Uint8Array> {
   yield codec.encode(value);
 }
 
+function sizeOf(container: unknown): number {
+  if (Array.isArray(container)) return container.length;
+  if (container instanceof Map) return container.size;
+  return Object.keys(container as object).length;
+}
+
 /**
- * A snapshot's bytes, the CBOR of `{ state }`, in chunks of about `STATE_CHUNK_BYTES`, with a
- * turn of the event loop between chunks: a large machine state is encoded without stalling the
- * node for the whole of it (a 10,000-key KV state took up to 190 ms at once on a loaded box,
- * longer than an election timeout). Arrays, plain objects and Maps near the top are written member
- * by member behind their CBOR heads (`walks`), so a chunk ends between members; one huge member
+ * A snapshot's bytes, the CBOR of `{ state }`, in chunks, with a turn of the event loop after
+ * every `STATE_SLICE_MS` of encoding: a large machine state is encoded without stalling the node
+ * for the whole of it (a 10,000-key KV state took up to 190 ms at once on a loaded box, longer
+ * than an election timeout). Arrays, plain objects and Maps near the top are written member by
+ * member behind their CBOR heads (`walks`), so a slice ends between members; one huge member
  * deeper down is still encoded at once. The state must not change meanwhile: a state passed in
  * `release_cursor` never does (the machine contract).
  */
@@ -180,14 +232,19 @@ export async function* encodeStateChunks(state: unknown): AsyncGenerator<Uint8Ar
   const head = concatBytes([cborHead(5, 1), codec.encode('state')]);
   let parts: Uint8Array[] = [head];
   let size = head.length;
+  let sliceStart = performance.now();
   for (const piece of statePieces(state, 0)) {
     parts.push(piece);
     size += piece.length;
-    if (size >= STATE_CHUNK_BYTES) {
+    const late = performance.now() - sliceStart >= STATE_SLICE_MS;
+    if (late || size >= STATE_CHUNK_BYTES) {
       yield concatBytes(parts);
       parts = [];
       size = 0;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (late) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
     }
   }
   if (parts.length > 0) yield concatBytes(parts);
