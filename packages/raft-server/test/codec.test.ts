@@ -109,7 +109,7 @@ async function chunksOf(state: unknown): Promise<Uint8Array[]> {
 
 describe('the snapshot state encoder', () => {
   it('gives bytes that decode to what one whole encoding decodes to, for any kind of state', async () => {
-    const many = (n: number, f: (i: number) => unknown) => Array.from({ length: n }, (_, i) => f(i));
+    const many = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
     const states: unknown[] = [
       null,
       42,
@@ -124,9 +124,11 @@ describe('the snapshot state encoder', () => {
       // a large plain object and a large Map, nested in a large array, with odd members
       many(80, (i) =>
         i === 0
-          ? Object.fromEntries(many(200, (k) => [`k${k}`, k % 3 === 0 ? undefined : [k, null, true]]))
+          ? Object.fromEntries(
+              many(200, (k): [string, unknown] => [`k${k}`, k % 3 === 0 ? undefined : [k, null, true]]),
+            )
           : i === 1
-            ? new Map(many(100, (k) => [`m${k}`, new Uint8Array([k, k + 1])]))
+            ? new Map(many(100, (k): [string, unknown] => [`m${k}`, new Uint8Array([k, k + 1])]))
             : i === 2
               ? many(70, (k) => ({ deep: many(65, (d) => d * k) }))
               : -i * 1.5,
