@@ -158,9 +158,6 @@ describe('rocksdb storage', () => {
   });
 
   it('clears an inclusive key range in the database, and nothing beside it', async () => {
-    const st = await reopen();
-    await st.close();
-    s = undefined;
     const left = await withRawDb(dir, async (kv) => {
       const ops = [];
       for (let i = 1; i <= 20; i++)

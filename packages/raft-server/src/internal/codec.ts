@@ -127,10 +127,6 @@ const ARRAY_RUN = 256;
 /** The tag cbor-x puts before a Map, so that it decodes as a Map again. */
 const MAP_TAG = 259;
 
-function walks(depth: number, members: number): boolean {
-  return depth <= WALK_ALWAYS_DEPTH || (depth <= WALK_MAX_DEPTH && members >= WALK_MIN_MEMBERS);
-}
-
 function cborHead(major: number, n: number): Uint8Array {
   const out = new Uint8Array(9);
   return out.subarray(0, writeCborHead(out, 0, major, n));
@@ -141,12 +137,20 @@ function isPlainObject(value: object): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-function isContainer(value: unknown): boolean {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    (Array.isArray(value) || value instanceof Map || isPlainObject(value))
-  );
+/**
+ * How many members `value` has if it is written member by member at `depth` (an array, a Map or a
+ * plain object, near enough to the top: see `WALK_ALWAYS_DEPTH`), else -1: it is encoded whole.
+ */
+function walkedMembers(value: unknown, depth: number): number {
+  if (depth > WALK_MAX_DEPTH || typeof value !== 'object' || value === null) return -1;
+  const n = Array.isArray(value)
+    ? value.length
+    : value instanceof Map
+      ? value.size
+      : isPlainObject(value)
+        ? Object.keys(value).length
+        : -1;
+  return n >= 0 && (depth <= WALK_ALWAYS_DEPTH || n >= WALK_MIN_MEMBERS) ? n : -1;
 }
 
 /**
@@ -169,54 +173,38 @@ function* arrayRun(
 
 /** The CBOR of `value` in pieces: the heads of large containers near the top, and their members. */
 function* statePieces(value: unknown, depth: number): Generator<Uint8Array> {
-  if (depth <= WALK_MAX_DEPTH && typeof value === 'object' && value !== null) {
-    if (Array.isArray(value)) {
-      if (walks(depth, value.length)) {
-        yield cborHead(4, value.length);
-        // runs of members that are encoded whole go to cbor-x together
-        let run = 0;
-        for (let i = 0; i < value.length; i++) {
-          const member: unknown = value[i];
-          if (isContainer(member) && walks(depth + 1, sizeOf(member))) {
-            if (run < i) yield* arrayRun(value, run, i, depth + 1);
-            yield* statePieces(member, depth + 1);
-            run = i + 1;
-          } else if (i + 1 - run >= ARRAY_RUN) {
-            yield* arrayRun(value, run, i + 1, depth + 1);
-            run = i + 1;
-          }
-        }
-        if (run < value.length) yield* arrayRun(value, run, value.length, depth + 1);
-        return;
-      }
-    } else if (value instanceof Map) {
-      if (walks(depth, value.size)) {
-        yield concatBytes([cborHead(6, MAP_TAG), cborHead(5, value.size)]);
-        for (const [k, v] of value) {
-          yield codec.encode(k);
-          yield* statePieces(v, depth + 1);
-        }
-        return;
-      }
-    } else if (isPlainObject(value)) {
-      const keys = Object.keys(value);
-      if (walks(depth, keys.length)) {
-        yield cborHead(5, keys.length);
-        for (const k of keys) {
-          yield codec.encode(k);
-          yield* statePieces(value[k], depth + 1);
-        }
-        return;
+  const n = walkedMembers(value, depth);
+  if (n < 0) {
+    yield codec.encode(value);
+  } else if (Array.isArray(value)) {
+    yield cborHead(4, n);
+    // runs of members that are encoded whole go to cbor-x together
+    let run = 0;
+    for (let i = 0; i < n; i++) {
+      if (walkedMembers(value[i], depth + 1) >= 0) {
+        if (run < i) yield* arrayRun(value, run, i, depth + 1);
+        yield* statePieces(value[i], depth + 1);
+        run = i + 1;
+      } else if (i + 1 - run >= ARRAY_RUN) {
+        yield* arrayRun(value, run, i + 1, depth + 1);
+        run = i + 1;
       }
     }
+    if (run < n) yield* arrayRun(value, run, n, depth + 1);
+  } else if (value instanceof Map) {
+    yield concatBytes([cborHead(6, MAP_TAG), cborHead(5, n)]);
+    for (const [k, v] of value) {
+      yield codec.encode(k);
+      yield* statePieces(v, depth + 1);
+    }
+  } else {
+    const object = value as Record<string, unknown>;
+    yield cborHead(5, n);
+    for (const k of Object.keys(object)) {
+      yield codec.encode(k);
+      yield* statePieces(object[k], depth + 1);
+    }
   }
-  yield codec.encode(value);
-}
-
-function sizeOf(container: unknown): number {
-  if (Array.isArray(container)) return container.length;
-  if (container instanceof Map) return container.size;
-  return Object.keys(container as object).length;
 }
 
 /**
@@ -224,7 +212,7 @@ function sizeOf(container: unknown): number {
  * every `STATE_SLICE_MS` of encoding: a large machine state is encoded without stalling the node
  * for the whole of it (a 10,000-key KV state took up to 190 ms at once on a loaded box, longer
  * than an election timeout). Arrays, plain objects and Maps near the top are written member by
- * member behind their CBOR heads (`walks`), so a slice ends between members; one huge member
+ * member behind their CBOR heads (`walkedMembers`), so a slice ends between members; one huge member
  * deeper down is still encoded at once. The state must not change meanwhile: a state passed in
  * `release_cursor` never does (the machine contract).
  */

@@ -1013,7 +1013,7 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
       return undefined;
     case 'snapshot.write': {
       const meta = effect.meta;
-      // encoded a chunk per event-loop turn while the store writes the chunks before it
+      // encoded in time slices, with event-loop turns between, while the store writes earlier chunks
       sys.storage.snapshots.write(record.uid, meta as never, encodeStateChunks(effect.machineState)).then(
         () => {
           state.counters.snapshotsWritten++;
