@@ -7,7 +7,9 @@ import { NODE_V8_FLAGS } from '../apps/node/src/v8-flags.ts';
  * `NODE_V8_FLAGS`, or V8's defaults with `V8_DEFAULTS=1`.
  */
 export function benchV8Flags(): readonly string[] {
-  return process.env.V8_DEFAULTS === '1' ? [] : NODE_V8_FLAGS;
+  const base = process.env.V8_DEFAULTS === '1' ? [] : NODE_V8_FLAGS;
+  const extra = (process.env.EXTRA_V8_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  return [...base, ...extra];
 }
 
 /** Prints one figure line: `name key=value ...`, so runs can be compared line by line. */

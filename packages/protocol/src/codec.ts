@@ -5,13 +5,23 @@ import { Decoder, Encoder } from 'cbor-x';
  * default: a link's peer may restart and lose the structure table; a codec that wants them makes
  * its own Encoder with a per-link table.
  */
-export function createCodec(): { encode(value: unknown): Uint8Array; decode(bytes: Uint8Array): unknown } {
+export function createCodec(): Codec {
   const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
   const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
   return {
     encode: (value) => encoder.encode(value),
     decode: (bytes) => decoder.decode(bytes),
+    decodeSequence: (bytes) => decoder.decodeMultiple(bytes) as unknown[],
   };
+}
+
+/** A CBOR codec made by `createCodec`. */
+export interface Codec {
+  encode(value: unknown): Uint8Array;
+  /** Decodes exactly one item: bytes after it are an error. */
+  decode(bytes: Uint8Array): unknown;
+  /** Decodes a sequence of whole items, one after another, with `decode`'s semantics for each. */
+  decodeSequence(bytes: Uint8Array): unknown[];
 }
 
 /**

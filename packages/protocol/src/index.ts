@@ -1,4 +1,4 @@
-export { createCodec, writeCborHead } from './codec.ts';
+export { type Codec, createCodec, writeCborHead } from './codec.ts';
 export type { NodeName, Pid, ServerId } from './ids.ts';
 export { assertNever, isPid, isServerId, pidEquals, pidKey, serverIdEquals, serverIdKey } from './ids.ts';
 export type * from './raft.ts';

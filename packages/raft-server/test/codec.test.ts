@@ -134,11 +134,10 @@ describe('the snapshot state encoder', () => {
               : -i * 1.5,
       ),
     ];
-    const whole = createCodec();
     for (const state of states) {
-      const chunked = decodeState(concatBytes(await chunksOf(state)));
+      const chunked = wholeDecode(concatBytes(await chunksOf(state)));
       // both decoded from a plain Uint8Array: byte strings decode as views of the input's type
-      expect(chunked).toEqual(decodeState(Uint8Array.from(whole.encode({ state }))));
+      expect(chunked).toEqual(wholeDecode(Uint8Array.from(whole.encode({ state }))));
     }
   });
 
@@ -163,6 +162,148 @@ describe('the snapshot state encoder', () => {
     expect(turns).toBeGreaterThanOrEqual(2);
     for (const chunk of chunks) expect(chunk.length).toBeLessThan(STATE_CHUNK_BYTES + 64 * 1024);
     expect(chunks.length).toBeGreaterThan(10);
-    expect(decodeState(concatBytes(chunks))).toEqual(state);
+    expect(wholeDecode(concatBytes(chunks))).toEqual(state);
+  });
+});
+
+/** cbor-x's decoding of a whole snapshot, as the reference for the sliced decoder. */
+const whole = createCodec();
+function wholeDecode(bytes: Uint8Array): unknown {
+  return (whole.decode(bytes) as { state: unknown }).state;
+}
+
+/** A small seeded generator of odd states (a fixed LCG, so a failure replays). */
+function randomState(seed: number): unknown {
+  let x = seed >>> 0;
+  const next = (n: number): number => {
+    x = (Math.imul(x, 1_664_525) + 1_013_904_223) >>> 0;
+    return x % n;
+  };
+  const leaf = (): unknown => {
+    switch (next(12)) {
+      case 0:
+        return next(1000) - 500;
+      case 1:
+        return (next(1000) - 500) / 7;
+      case 2:
+        return `s${next(100_000)}`;
+      case 3:
+        return 'ü€'.repeat(next(40));
+      case 4:
+        return null;
+      case 5:
+        return undefined;
+      case 6:
+        return next(2) === 0;
+      case 7:
+        return new Uint8Array(next(300)).fill(next(256));
+      case 8:
+        return 2 ** 40 + next(1000);
+      case 9:
+        return BigInt(2) ** 70n + BigInt(next(1000));
+      case 10:
+        return new Date(1_764_583_000_000 + next(1000));
+      default:
+        return new Set([next(5), `x${next(5)}`]);
+    }
+  };
+  let budget = 3_000; // values in all, so the tree stays small
+  const value = (depth: number): unknown => {
+    budget--;
+    const pick = depth > 5 || budget <= 0 ? 0 : next(5);
+    // big containers (past the walk threshold) are rarer deeper down
+    const size = (): number => (next(depth + 2) === 0 ? 64 + next(200) : next(8));
+    if (pick === 0 || pick === 1) return leaf();
+    if (pick === 2) return Array.from({ length: size() }, () => value(depth + 1));
+    if (pick === 3) {
+      const n = size();
+      const object: Record<string, unknown> = {};
+      for (let i = 0; i < n; i++) object[next(10) === 0 ? String(i) : `k${i}-${next(9)}`] = value(depth + 1);
+      return object;
+    }
+    const n = size();
+    const keys = [(): unknown => `m${next(1000)}`, (): unknown => next(1000), (): unknown => [next(3), 'k']];
+    return new Map(Array.from({ length: n }, () => [keys[next(3)]!(), value(depth + 1)] as const));
+  };
+  return { top: value(0), list: Array.from({ length: next(100) }, () => value(1)), n: next(10) };
+}
+
+/** Bytes from hex parts (spaces ignored). */
+function hex(...parts: string[]): Uint8Array {
+  return Uint8Array.from(Buffer.from(parts.join('').replaceAll(' ', ''), 'hex'));
+}
+
+/** A snapshot's bytes as both encoders write them: chunked by the shell, and whole by cbor-x. */
+async function bothEncodings(state: unknown): Promise<Uint8Array[]> {
+  return [concatBytes(await chunksOf(state)), Uint8Array.from(whole.encode({ state }))];
+}
+
+describe('the snapshot state decoder', () => {
+  it('decodes to what cbor-x decodes the whole to, for seeded random states and both encodings', async () => {
+    // compared by their encodings (deterministic: Maps, Sets and objects keep their order, and
+    // Maps, Sets, Dates and typed arrays have tags of their own), as deep equality of Maps with
+    // array keys is quadratic
+    for (let seed = 1; seed <= 150; seed++) {
+      const state = randomState(seed);
+      for (const bytes of await bothEncodings(state)) {
+        const sliced = Buffer.from(whole.encode(await decodeState(bytes)));
+        expect(sliced.equals(Buffer.from(whole.encode(wholeDecode(bytes)))), `seed ${seed}`).toBe(true);
+      }
+    }
+  });
+
+  it("keeps cbor-x's rules for keys that are not plain strings, and reads indefinite lengths", async () => {
+    const many = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
+    // large Maps with number, array and string keys; an object with a __proto__ key
+    const odd = {
+      numbers: new Map(
+        many(100, (i): [unknown, unknown] => [i % 3 === 0 ? i : i % 3 === 1 ? [i] : `k${i}`, i]),
+      ),
+      proto: JSON.parse('{"__proto__": {"polluted": true}, "a": 1}') as unknown,
+    };
+    for (const bytes of await bothEncodings(odd)) {
+      const decoded = await decodeState(bytes);
+      expect(decoded).toStrictEqual(wholeDecode(bytes));
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    }
+    // {state: ["ab", [_ 1, 2], {_ "k": 3}]}: an indefinite-length array and map (cbor-x reads no
+    // indefinite-length strings)
+    const indefinite = hex('a1 65 7374617465', '83', '626162', '9f 01 02 ff', 'bf 616b 03 ff');
+    expect(await decodeState(indefinite)).toStrictEqual(['ab', [1, 2], { k: 3 }]);
+    expect(await decodeState(indefinite)).toStrictEqual(wholeDecode(indefinite));
+  });
+
+  it('rejects damaged bytes with an error, without long loops', async () => {
+    const good = concatBytes(await chunksOf({ data: [['k', 'v'.repeat(50)]], n: 1 }));
+    await expect(decodeState(good.subarray(0, good.length - 3))).rejects.toThrow(/ends inside|end/);
+    await expect(decodeState(concatBytes([good, Uint8Array.of(0x01)]))).rejects.toThrow(/after its state/);
+    await expect(decodeState(Uint8Array.from(whole.encode({ other: 1 })))).rejects.toThrow(
+      /no.*machine state/,
+    );
+    // {state: [4,294,967,295 members]} in 12 bytes: refused from its count, not after a long loop
+    const huge = hex('a1 65 7374617465', '9a ffffffff', '00');
+    await expect(decodeState(huge)).rejects.toThrow(/ends inside/);
+    await expect(decodeState(hex('a1 65 7374617465', 'fc'))).rejects.toThrow(/malformed CBOR head/);
+  });
+
+  it('gives the event loop turns while it decodes a large state', async () => {
+    // about 25 MB, the KV machine's form
+    const state = { data: Array.from({ length: 200_000 }, (_, i) => [`key-${i}`, 'v'.repeat(100)]), n: 3 };
+    const bytes = concatBytes(await chunksOf(state));
+    let turns = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    let decoded: unknown;
+    try {
+      decoded = await decodeState(bytes);
+    } finally {
+      ticking = false;
+    }
+    expect(turns).toBeGreaterThanOrEqual(2);
+    expect(decoded).toEqual(state);
   });
 });

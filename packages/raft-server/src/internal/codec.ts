@@ -238,12 +238,204 @@ export async function* encodeStateChunks(state: unknown): AsyncGenerator<Uint8Ar
   if (parts.length > 0) yield concatBytes(parts);
 }
 
-export function decodeState(bytes: Uint8Array): unknown {
-  const wrapped = codec.decode(bytes) as { state?: unknown } | null;
+/** The state in a snapshot's bytes, the CBOR of `{ state }`; throws if they hold anything else. */
+function stateOf(wrapped: unknown): unknown {
   if (wrapped === null || typeof wrapped !== 'object' || !('state' in wrapped)) {
     throw new Error('snapshot does not hold a machine state');
   }
-  return wrapped.state;
+  return (wrapped as { state: unknown }).state;
+}
+
+/**
+ * A CBOR head read by `readHead`: major type, argument (a length, a count, a tag or a value), and
+ * where the head ends. `indefinite` for an indefinite-length head (argument 0).
+ */
+interface Head {
+  major: number;
+  n: number;
+  end: number;
+  indefinite: boolean;
+}
+
+function readHead(bytes: Uint8Array, at: number, head: Head): Head {
+  const first = bytes[at];
+  if (first === undefined) throw new Error('snapshot state ends inside a CBOR item');
+  const ai = first & 31;
+  head.major = first >>> 5;
+  head.indefinite = false;
+  if (ai < 24) {
+    head.n = ai;
+    head.end = at + 1;
+  } else if (ai < 28) {
+    const size = 1 << (ai - 24);
+    if (at + 1 + size > bytes.length) throw new Error('snapshot state ends inside a CBOR head');
+    let n = 0;
+    for (let i = 1; i <= size; i++) n = n * 256 + (bytes[at + i] as number);
+    head.n = n;
+    head.end = at + 1 + size;
+  } else if (ai === 31 && head.major >= 2 && head.major <= 5) {
+    head.n = 0;
+    head.end = at + 1;
+    head.indefinite = true;
+  } else {
+    throw new Error(`snapshot state holds a malformed CBOR head (0x${first.toString(16)})`);
+  }
+  return head;
+}
+
+/** `itemEnd`'s head, read into and copied out before it recurses. */
+const SKIPPED: Head = { major: 0, n: 0, end: 0, indefinite: false };
+
+/** Where the CBOR item at `at` ends, found from its heads alone (nothing is decoded). */
+function itemEnd(bytes: Uint8Array, at: number): number {
+  const { major, n, end, indefinite } = readHead(bytes, at, SKIPPED);
+  if (indefinite) {
+    let pos = end;
+    while (bytes[pos] !== 0xff) {
+      if (pos >= bytes.length) throw new Error('snapshot state ends inside a CBOR item');
+      pos = itemEnd(bytes, pos);
+    }
+    return pos + 1;
+  }
+  let pos = end;
+  if (major === 2 || major === 3) pos += n;
+  else if (major === 4 || major === 5) {
+    const items = major === 5 ? 2 * n : n;
+    // every item takes at least a byte: a count beyond what is left is damage, not a long loop
+    if (items > bytes.length - pos) throw new Error('snapshot state ends inside a CBOR item');
+    for (let i = 0; i < items; i++) pos = itemEnd(bytes, pos);
+  } else if (major === 6) pos = itemEnd(bytes, pos);
+  if (pos > bytes.length) throw new Error('snapshot state ends inside a CBOR item');
+  return pos;
+}
+
+/** The decoder's clock: whether the current slice has run `STATE_SLICE_MS`. */
+class SliceClock {
+  private start = performance.now();
+  late(): boolean {
+    return performance.now() - this.start >= STATE_SLICE_MS;
+  }
+  restart(): void {
+    this.start = performance.now();
+  }
+}
+
+/** What `readContainer` makes: an array, a plain object or a Map, and where its CBOR ends. */
+interface Read {
+  value: unknown;
+  end: number;
+}
+
+/** The kind of container at a head, if the decoder reads it member by member at `depth`. */
+function walkedKind(
+  bytes: Uint8Array,
+  at: number,
+  depth: number,
+  head: Head,
+): 'array' | 'object' | 'map' | undefined {
+  if (depth > WALK_MAX_DEPTH) return undefined;
+  readHead(bytes, at, head);
+  let kind: 'array' | 'object' | 'map' | undefined;
+  if (head.major === 4) kind = 'array';
+  else if (head.major === 5) kind = 'object';
+  else if (head.major === 6 && head.n === MAP_TAG && (bytes[head.end] ?? 0) >>> 5 === 5) {
+    readHead(bytes, head.end, head);
+    kind = 'map';
+  }
+  if (kind === undefined || head.indefinite) return undefined;
+  return depth <= WALK_ALWAYS_DEPTH || head.n >= WALK_MIN_MEMBERS ? kind : undefined;
+}
+
+/**
+ * Reads the container at `at` member by member: runs of members that are not containers to walk
+ * go to cbor-x together (`decodeSequence`), walked ones recursively, and the generator yields
+ * between them once the slice is late. A plain object whose keys are not all strings other than
+ * `__proto__` is decoded whole instead, so that cbor-x's own rules for such keys apply.
+ */
+function* readContainer(
+  bytes: Uint8Array,
+  at: number,
+  depth: number,
+  clock: SliceClock,
+): Generator<void, Read> {
+  const head: Head = { major: 0, n: 0, end: 0, indefinite: false };
+  const kind = walkedKind(bytes, at, depth, head);
+  if (kind === undefined) {
+    const end = itemEnd(bytes, at);
+    return { value: codec.decode(bytes.subarray(at, end)), end };
+  }
+  const n = head.n;
+  const perMember = kind === 'array' ? 1 : 2;
+  const members: unknown[] = [];
+  let pos = head.end;
+  let done = 0;
+  while (done < n) {
+    // a run of members read whole, ended by one to walk (or ARRAY_RUN members, or the last)
+    const runStart = pos;
+    let count = 0;
+    let walk = false;
+    while (done + count < n && count < ARRAY_RUN) {
+      const valueAt = perMember === 1 ? pos : itemEnd(bytes, pos);
+      if (walkedKind(bytes, valueAt, depth + 1, head) !== undefined) {
+        walk = true;
+        break;
+      }
+      pos = itemEnd(bytes, valueAt);
+      count++;
+    }
+    if (count > 0) {
+      for (const v of codec.decodeSequence(bytes.subarray(runStart, pos))) members.push(v);
+      done += count;
+    }
+    if (walk) {
+      if (perMember === 2) {
+        const keyEnd = itemEnd(bytes, pos);
+        members.push(codec.decode(bytes.subarray(pos, keyEnd)));
+        pos = keyEnd;
+      }
+      const member = yield* readContainer(bytes, pos, depth + 1, clock);
+      members.push(member.value);
+      pos = member.end;
+      done++;
+    }
+    if (clock.late()) yield;
+  }
+  if (kind === 'array') return { value: members, end: pos };
+  if (kind === 'map') {
+    const map = new Map<unknown, unknown>();
+    for (let i = 0; i < members.length; i += 2) map.set(members[i], members[i + 1]);
+    return { value: map, end: pos };
+  }
+  const object: Record<string, unknown> = {};
+  for (let i = 0; i < members.length; i += 2) {
+    const key = members[i];
+    if (typeof key !== 'string' || key === '__proto__') {
+      return { value: codec.decode(bytes.subarray(at, pos)), end: pos };
+    }
+    object[key] = members[i + 1];
+  }
+  return { value: object, end: pos };
+}
+
+/**
+ * The machine state in a snapshot's bytes (the CBOR of `{ state }`), decoded as cbor-x decodes it
+ * whole, but with a turn of the event loop after every `STATE_SLICE_MS` of decoding: arrays, plain
+ * objects and Maps near the top (as `encodeStateChunks` walks them) are read member by member, so
+ * installing or recovering a large snapshot does not stall the node. Throws on bytes that do not
+ * decode, trail the state, or hold no state.
+ */
+export async function decodeState(bytes: Uint8Array): Promise<unknown> {
+  const clock = new SliceClock();
+  const reading = readContainer(bytes, 0, -1, clock);
+  for (;;) {
+    const step = reading.next();
+    if (step.done === true) {
+      if (step.value.end !== bytes.length) throw new Error('snapshot has bytes after its state');
+      return stateOf(step.value.value);
+    }
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    clock.restart();
+  }
 }
 
 /** Concatenates chunks. */

@@ -379,7 +379,7 @@ async function recover(sys: SystemRuntime, uid: string): Promise<Recovered> {
         for await (const chunk of reader.chunks()) chunks.push(chunk);
         snapshot = {
           meta: reader.info.meta as unknown as SnapshotMeta,
-          machineState: decodeState(concatBytes(chunks)),
+          machineState: await decodeState(concatBytes(chunks)),
         };
       } finally {
         await reader.close();
@@ -1243,7 +1243,7 @@ async function installSnapshot(state: ShellState, ctx: ActorContext, meta: Snaps
   try {
     const chunks: Uint8Array[] = [];
     for await (const c of reader.chunks()) chunks.push(c);
-    machineState = decodeState(concatBytes(chunks));
+    machineState = await decodeState(concatBytes(chunks));
   } finally {
     await reader.close();
   }
