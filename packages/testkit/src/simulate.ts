@@ -51,6 +51,8 @@ export interface SimulationResult {
     readonly retried: number;
     /** Puts also sent as a copy to a second server (`requestIds`). */
     readonly copies: number;
+    /** Puts still unanswered when the history was checked: unknown outcomes, like timed-out ones. */
+    readonly pendingAtEnd: number;
   };
   readonly faults: number;
   /** With `groupCommit`: appends confirmed together with a later one rather than on their own. */
@@ -342,8 +344,23 @@ function simulate(options: SimulationOptions): SimulationResult {
     throw new Error(`servers did not converge to ${probeIndex}: ${where}`);
   }
 
+  // A put still unanswered now (its retry chain outlived the run) may have been applied, or not:
+  // it is an unknown outcome, as a timed-out one is.
+  let pendingAtEnd = 0;
+  for (const cl of clients) {
+    const p = cl.pending;
+    if (p !== null && p.op.kind === 'put') {
+      pendingAtEnd++;
+      history.get(p.op.key)!.push({ kind: 'write', value: p.op.value, invoke: p.invoke, response: Infinity });
+    }
+  }
   const lin = checkKv(history);
-  if (!lin.ok) throw new Error(`history of key ${lin.key} is not linearizable`);
+  if (!lin.ok) {
+    // the key's operations in invocation order, to read next to the transcript
+    const ops = [...history.get(lin.key!)!].sort((a, b) => a.invoke - b.invoke);
+    const shown = ops.map((o) => `  ${o.kind} ${o.value} [${o.invoke}, ${o.response}]`).slice(0, 80);
+    throw new Error(`history of key ${lin.key} is not linearizable:\n${shown.join('\n')}`);
+  }
 
   let elections = 0;
   for (const s of c.servers.values()) elections = Math.max(elections, s.state.currentTerm);
@@ -352,7 +369,7 @@ function simulate(options: SimulationOptions): SimulationResult {
     steps: c.steps,
     committed: c.checker.committedIndex,
     elections,
-    ops: { ok: okOps, unknown: unknownOps, retried, copies },
+    ops: { ok: okOps, unknown: unknownOps, retried, copies, pendingAtEnd },
     faults,
     writesCoalesced: c.writesCoalesced,
     effects: Object.fromEntries(c.effectCounts),
