@@ -1,9 +1,11 @@
 /**
  * Long soak of the seeded cluster simulation: `pnpm soak [count] [--from n] [--servers 3|5]
- * [--seed n] [--transcript] [--request-ids] [--group-commit] [--driver handle|statechart|roles]`
+ * [--seed n] [--transcript] [--request-ids] [--group-commit] [--quiesce ticks]
+ * [--driver handle|statechart|roles]`
  * (`--request-ids`: puts carry request ids and some are sent twice, see
  * `SimulationOptions.requestIds`; `--group-commit`: one log confirmation for appends that complete
- * together, see `SimulationOptions.groupCommit`; `--driver`: how each server's core runs, see
+ * together, see `SimulationOptions.groupCommit`; `--quiesce`: idle groups sleep after this many
+ * ticks and clients pause now and then, see `SimulationOptions.quiesceAfterTicks`; `--driver`: how each server's core runs, see
  * `ClusterOptions.driver`, `roles` being the RaftServer shell's way). Without `--servers`, odd
  * seeds run 3 servers and even seeds 5; every
  * third seed snapshots often. A failing seed is printed and the exit code is 1; replay one seed with
@@ -26,6 +28,11 @@ const fixedServers = flag('servers');
 const transcript = process.argv.includes('--transcript');
 const requestIds = process.argv.includes('--request-ids');
 const groupCommit = process.argv.includes('--group-commit');
+const quiesce = flag('quiesce');
+if (quiesce !== undefined && !(Number(quiesce) > 0)) {
+  console.error(`--quiesce is a number of ticks above 0, not ${quiesce}`);
+  process.exit(2);
+}
 const driver = flag('driver');
 const DRIVERS: readonly Driver[] = ['handle', 'statechart', 'roles'];
 if (driver !== undefined && !DRIVERS.includes(driver as Driver)) {
@@ -46,6 +53,7 @@ for (let seed = from; seed < from + count; seed++) {
       snapshotEvery: seed % 3 === 0 ? 7 : 0,
       ...(requestIds ? { requestIds } : {}),
       ...(groupCommit ? { groupCommit } : {}),
+      ...(quiesce !== undefined ? { quiesceAfterTicks: Number(quiesce) } : {}),
       ...(driver !== undefined ? { driver: driver as Driver } : {}),
       ...(transcript ? { transcript: (line: string) => console.log(line) } : {}),
     });
