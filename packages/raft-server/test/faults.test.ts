@@ -1,3 +1,4 @@
+import { createMemoryStorage } from '@otra/raft-log';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   awaitLeader,
@@ -114,6 +115,66 @@ describe('faults', () => {
     expect(caught.counters.snapshotsInstalled).toBeGreaterThanOrEqual(1);
     const r = await localQuery(laggingSys, lagging, (st: Record<string, string>) => Object.keys(st).length);
     expect(r.result).toBe(300);
+  });
+
+  it('a follower whose own snapshot write is overtaken by an installed newer one goes on', async () => {
+    // the follower's own snapshot writes wait for `open` while `gated` is set
+    let gated: string | undefined;
+    let open: () => void = () => undefined;
+    const opened = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    cluster = await localCluster(3, (node) => {
+      const storage = createMemoryStorage();
+      const write = storage.snapshots.write.bind(storage.snapshots);
+      storage.snapshots.write = async (uid, meta, data) => {
+        if (gated === node) await opened;
+        return write(uid, meta, data);
+      };
+      return { storage };
+    });
+    const s1 = cluster.systems[0]!;
+    await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
+    const leader = await awaitLeader(s1, cluster.ids, { timeoutMs: 10_000 });
+    const leaderSys = cluster.systems[Number(leader.node.slice(1)) - 1]!;
+    const follower = cluster.ids.find((id) => id.node !== leader.node)!;
+    const followerSys = cluster.systems[Number(follower.node.slice(1)) - 1]!;
+    gated = follower.node;
+    const put = (i: number) => processCommand(leaderSys, leader, { op: 'put', key: `k${i}`, value: `${i}` });
+    // index 64 releases the cursor (the first entry is the leader's noop): the follower's write waits
+    for (let i = 0; i < 70; i++) await put(i);
+    await eventually(async () =>
+      (await overview(followerSys, follower)).lastApplied >= 64 ? true : undefined,
+    );
+    // cut off, it misses the release at 128, which the leader's log is then compacted to
+    const others = cluster.nodes.filter((n) => n.name !== follower.node);
+    for (const n of others) cluster.net.partition(follower.node, n.name);
+    for (let i = 70; i < 140; i++) await put(i);
+    await eventually(async () =>
+      (await overview(leaderSys, leader)).snapshot?.index === 128 ? true : undefined,
+    );
+    for (const n of others) cluster.net.heal(follower.node, n.name);
+    const installed = await eventually(async () => {
+      const v = await overview(followerSys, follower);
+      return v.counters.snapshotsInstalled >= 1 && v.lastApplied >= 140 ? v : undefined;
+    }, 10_000);
+    expect(installed.snapshot?.index).toBe(128);
+    // now the write of 64 finishes, behind the installed 128: the store refuses it as stale
+    open();
+    await new Promise((r) => setTimeout(r, 200));
+    const after = await overview(followerSys, follower);
+    // the same incarnation (a restarted server starts its counters again) and no rollback
+    expect(after.counters.snapshotsInstalled).toBeGreaterThanOrEqual(1);
+    expect(after.snapshot?.index).toBe(128);
+    // and it takes its own snapshots again: the write in flight was settled
+    gated = undefined;
+    for (let i = 140; i < 200; i++) await put(i);
+    const later = await eventually(async () => {
+      const v = await overview(followerSys, follower);
+      return v.snapshot !== null && v.snapshot.index >= 192 ? v : undefined;
+    });
+    expect(later.counters.snapshotsWritten).toBeGreaterThanOrEqual(1);
+    expect(later.counters.snapshotsInstalled).toBeGreaterThanOrEqual(1);
   });
 
   it('deleteCluster commits end of life and every member deletes itself', async () => {

@@ -71,10 +71,13 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
-/** N nodes in this process, joined by the loopback network, each with a raft system in memory. */
+/**
+ * N nodes in this process, joined by the loopback network, each with a raft system in memory.
+ * `options` are every system's, or a function of the node's name giving each its own.
+ */
 export async function localCluster(
   n: number,
-  options: Partial<SystemOptions> = {},
+  options: Partial<SystemOptions> | ((node: string) => Partial<SystemOptions>) = {},
   name = 'kv',
 ): Promise<LocalCluster> {
   const net = new LoopbackNetwork();
@@ -86,7 +89,7 @@ export async function localCluster(
         machines: { kv: { machine: kvMachine, queries: kvQueries } },
         electionTimeoutMs: [150, 300],
         tickMs: 30,
-        ...options,
+        ...(typeof options === 'function' ? options(node.name) : options),
       }),
     ),
   );

@@ -42,7 +42,12 @@ import {
   roleChange,
   type ServerState,
 } from '@otra/raft-core';
-import type { LogListener, SnapshotReceiver, StoredEntry } from '@otra/raft-log';
+import {
+  type LogListener,
+  type SnapshotReceiver,
+  SnapshotStaleError,
+  type StoredEntry,
+} from '@otra/raft-log';
 import { type Actor, createActor, type SnapshotFrom } from 'xstate';
 import type { Counters, KeyMetrics, LeaderHooks, MemberInfo, Overview } from '../types.ts';
 import {
@@ -1019,7 +1024,14 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
           state.counters.snapshotsWritten++;
           ctx.send(ctx.self, own({ type: 'snapshot.written', meta }));
         },
-        (err: unknown) => ctx.send(ctx.self, own({ type: 'raft.fatal', error: asError(err) })),
+        (err: unknown) => {
+          if (err instanceof SnapshotStaleError) {
+            // a newer snapshot, installed from the leader while this one was written, is the
+            // current one: the write is settled (the core ignores a snapshot behind its own)
+            sys.log('info', `${serverIdKey(state.id)}: ${err.message}`);
+            ctx.send(ctx.self, own({ type: 'snapshot.written', meta }));
+          } else ctx.send(ctx.self, own({ type: 'raft.fatal', error: asError(err) }));
+        },
       );
       return undefined;
     }
