@@ -48,6 +48,7 @@ export const defaults = {
   maxInFlight: 4,
   lowPriorityBatch: 32,
   quiesceAfterTicks: 0,
+  trailingEntries: 4096,
 };
 
 export function resolveConfig(config: ServerConfig): ResolvedConfig {
@@ -61,6 +62,7 @@ export function resolveConfig(config: ServerConfig): ResolvedConfig {
     maxInFlight: config.maxInFlight ?? defaults.maxInFlight,
     lowPriorityBatch: config.lowPriorityBatch ?? defaults.lowPriorityBatch,
     quiesceAfterTicks: config.quiesceAfterTicks ?? defaults.quiesceAfterTicks,
+    trailingEntries: config.trailingEntries ?? defaults.trailingEntries,
   };
 }
 

@@ -51,6 +51,13 @@ export interface ServerConfig {
    * 0 (the default) never quiesces.
    */
   readonly quiesceAfterTicks?: number;
+  /**
+   * Log entries kept in memory below a snapshot once it is written, so that a follower lagging by
+   * fewer than this many entries catches up from the log instead of being sent the whole snapshot
+   * (hashicorp/raft's `TrailingLogs`, etcd's `SnapshotCatchUpEntries`). The durable log is still
+   * truncated at the snapshot: a restarted server keeps none. Default 4096; 0 keeps none.
+   */
+  readonly trailingEntries?: number;
 }
 
 export interface ResolvedConfig {
@@ -63,6 +70,7 @@ export interface ResolvedConfig {
   readonly maxInFlight: number;
   readonly lowPriorityBatch: number;
   readonly quiesceAfterTicks: number;
+  readonly trailingEntries: number;
 }
 
 /** What durable storage held when the server (re)started. */

@@ -1,7 +1,7 @@
 import type { SnapshotMeta } from '@otra/protocol';
 import { describe, expect, it } from 'vitest';
 import { defineMachine, initServer, type Machine, type MachineModule, startServer } from '../src/index.ts';
-import { A, ackAll, ae, B, C, config, entry, feed, fresh, from, type Srv, types } from './helpers.ts';
+import { A, ackAll, ae, B, C, config, entry, feed, fresh, from, type Srv, sends, types } from './helpers.ts';
 
 /** Releases the cursor at every applied command: snapshots as often as possible. */
 const releasing = defineMachine<number, number, number>({
@@ -9,9 +9,11 @@ const releasing = defineMachine<number, number, number>({
   apply: (meta, n, s) => [s + n, s + n, [{ type: 'release_cursor', index: meta.index, machineState: s + n }]],
 });
 
-function leaderWith(machine: MachineModule<number, number, number>): Srv {
+/** A leader of a, b and c running `machine`; `trailingEntries` 0 unless given. */
+function leaderWith(machine: MachineModule<number, number, number>, trailingEntries = 0): Srv {
+  const machineAny = machine as Machine<unknown, unknown, unknown>;
   const r = startServer(
-    initServer(config(A, [A, B, C], { machine: machine as Machine<unknown, unknown, unknown> }), {
+    initServer(config(A, [A, B, C], { machine: machineAny, trailingEntries }), {
       currentTerm: 0,
       votedFor: null,
       snapshot: null,
@@ -79,6 +81,67 @@ describe('snapshots', () => {
       matchIndex: 2,
       nextIndex: 3,
     });
+  });
+
+  it('keeps trailingEntries below a snapshot: a follower lagging by fewer gets entries, not the snapshot', () => {
+    const a = leaderWith(releasing, 2);
+    ackAll(a, [B]);
+    for (let i = 0; i < 4; i++) feed(a, { type: 'command', command: 1, reply: { mode: 'noreply' } });
+    ackAll(a, [B]);
+    // the first release (at 2) is being written; the releases at 3-5 are skipped meanwhile
+    expect(a.state.snapshotWriting).toEqual(meta(2));
+    feed(a, { type: 'snapshot.written', meta: meta(2) });
+    // nothing below 2 to drop yet: 2 - 2 trailing entries is the log's start
+    expect(a.state.log).toMatchObject({ snapshotIndex: 0, length: 5 });
+    feed(a, { type: 'command', command: 1, reply: { mode: 'noreply' } });
+    const w = ackAll(a, [B]).find((e) => e.type === 'snapshot.write');
+    expect(w).toMatchObject({ meta: meta(6) });
+    const done = feed(a, { type: 'snapshot.written', meta: meta(6) });
+    // the durable log goes up to the snapshot; the memory keeps 4 and 5 behind it
+    expect(done.effects).toEqual([{ type: 'log.truncate_prefix', upTo: 6 }]);
+    expect(done.state.snapshot).toEqual(meta(6));
+    expect(done.state.log).toMatchObject({ snapshotIndex: 4, snapshotTerm: 1, length: 2 });
+    const reply = (matchIndex: number) =>
+      feed(a, {
+        type: 'append_entries.reply',
+        from: C,
+        term: 1,
+        success: false,
+        matchIndex,
+        lastIndex: matchIndex,
+        lastTerm: 1,
+        round: 0,
+      });
+    // c has up to 4: entries 5 and 6 from memory
+    const near = reply(4);
+    expect(types(near.effects)).not.toContain('snapshot.send');
+    expect(sends(near.effects, 'append_entries.request')).toContainEqual({
+      to: 'c',
+      rpc: expect.objectContaining({
+        prevLogIndex: 4,
+        entries: [expect.objectContaining({ index: 5 }), expect.objectContaining({ index: 6 })],
+      }),
+    });
+  });
+
+  it('still sends the snapshot to a follower lagging by more than trailingEntries', () => {
+    const a = leaderWith(releasing, 2);
+    ackAll(a, [B]);
+    const effects = [];
+    for (let i = 0; i < 5; i++) {
+      effects.push(...feed(a, { type: 'command', command: 1, reply: { mode: 'noreply' } }).effects);
+      const fx = ackAll(a, [B]);
+      effects.push(...fx);
+      const w = fx.find((e) => e.type === 'snapshot.write');
+      if (w !== undefined && w.type === 'snapshot.write')
+        effects.push(...feed(a, { type: 'snapshot.written', meta: w.meta }).effects);
+    }
+    expect(a.state.snapshot).toEqual(meta(6));
+    expect(a.state.log.snapshotIndex).toBe(4);
+    // c never answered: once the log it lacks was dropped, it is sent a snapshot (b never is)
+    const sent = effects.filter((e) => e.type === 'snapshot.send');
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent.every((e) => e.type === 'snapshot.send' && e.to === C)).toBe(true);
   });
 
   it('a follower takes chunks in order, installs, and acknowledges once installed', () => {

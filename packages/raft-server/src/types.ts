@@ -64,6 +64,12 @@ export interface SystemOptions {
   /** Entries per AppendEntries, in-flight batches per follower (core defaults otherwise). */
   readonly maxAppendEntriesBatch?: number;
   readonly maxInFlight?: number;
+  /**
+   * Log entries each server keeps in memory below its latest snapshot, so that a follower lagging
+   * by fewer than this many is sent entries instead of the whole snapshot (hashicorp/raft's
+   * `TrailingLogs`). The durable log is truncated at the snapshot. Default 4096; 0 keeps none.
+   */
+  readonly trailingEntries?: number;
   /** Bytes per snapshot chunk sent to a lagging follower. Default 256 KiB. */
   readonly snapshotChunkBytes?: number;
   /** Restart the servers recorded on disk when the system starts. Default true. */

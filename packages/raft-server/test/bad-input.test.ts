@@ -1,3 +1,4 @@
+import { Node } from '@otra/actors';
 import { createCodec } from '@otra/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -9,6 +10,7 @@ import {
   RaftError,
   ServerNotFoundError,
   startCluster,
+  startSystem,
 } from '../src/index.ts';
 import { type LocalCluster, localCluster } from './support.ts';
 
@@ -164,5 +166,17 @@ describe('bad input', () => {
       ServerNotFoundError,
     );
     await expect(startCluster(s1, '', { module: 'kv' }, ids)).rejects.toBeInstanceOf(RaftError);
+  });
+
+  it('a system option out of range is refused when the system starts', async () => {
+    const node = new Node({ name: 'solo' });
+    for (const trailingEntries of [-1, 1.5, Number.NaN]) {
+      await expect(startSystem(node, { machines: {}, trailingEntries })).rejects.toThrow(
+        /trailingEntries is a whole number/,
+      );
+    }
+    // nothing was started under that name: a valid start still works
+    const sys = await startSystem(node, { machines: {}, trailingEntries: 0 });
+    await sys.stop();
   });
 });

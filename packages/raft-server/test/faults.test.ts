@@ -90,7 +90,8 @@ describe('faults', () => {
   });
 
   it('a follower kept down long enough to need a snapshot catches up through the snapshot sender', async () => {
-    cluster = await localCluster(3, { snapshotChunkBytes: 512 });
+    // no trailing entries: any lag past a snapshot needs the snapshot
+    cluster = await localCluster(3, { snapshotChunkBytes: 512, trailingEntries: 0 });
     const s1 = cluster.systems[0]!;
     await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
     const leader = await awaitLeader(cluster.systems[0]!, cluster.ids, { timeoutMs: 10_000 });
@@ -117,6 +118,33 @@ describe('faults', () => {
     expect(r.result).toBe(300);
   });
 
+  it('a follower that missed fewer than trailingEntries catches up from the log, past a snapshot', async () => {
+    cluster = await localCluster(3, { trailingEntries: 1000 });
+    const s1 = cluster.systems[0]!;
+    await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
+    const leader = await awaitLeader(s1, cluster.ids, { timeoutMs: 10_000 });
+    const lagging = cluster.ids.find((id) => id.node !== leader.node)!;
+    const leaderSys = cluster.systems[Number(leader.node.slice(1)) - 1]!;
+    await stopServer(leaderSys, lagging);
+    for (let i = 0; i < 300; i++) {
+      await processCommand(leaderSys, leader, { op: 'put', key: `k${i}`, value: 'x'.repeat(20) });
+    }
+    // the leader's durable log starts after its snapshot; the entries before it are in memory
+    await eventually(async () => {
+      const v = await overview(leaderSys, leader);
+      return v.snapshot !== null && v.snapshot.index >= 256 ? v : undefined;
+    });
+    await restartServer(leaderSys, lagging);
+    const laggingSys = cluster.systems[Number(lagging.node.slice(1)) - 1]!;
+    const caught = await eventually(async () => {
+      const v = await overview(laggingSys, lagging);
+      return v.lastApplied >= 300 ? v : undefined;
+    }, 10_000);
+    expect(caught.counters.snapshotsInstalled).toBe(0);
+    const r = await localQuery(laggingSys, lagging, (st: Record<string, string>) => Object.keys(st).length);
+    expect(r.result).toBe(300);
+  });
+
   it('a follower whose own snapshot write is overtaken by an installed newer one goes on', async () => {
     // the follower's own snapshot writes wait for `open` while `gated` is set
     let gated: string | undefined;
@@ -131,7 +159,7 @@ describe('faults', () => {
         if (gated === node) await opened;
         return write(uid, meta, data);
       };
-      return { storage };
+      return { storage, trailingEntries: 0 };
     });
     const s1 = cluster.systems[0]!;
     await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);

@@ -59,6 +59,8 @@ export interface ClusterOptions {
   readonly crashAfterVote?: number;
   /** The core's quiescence (0, the default: never). Monitors are simulated for it (see `SimServer`). */
   readonly quiesceAfterTicks?: number;
+  /** The core's `trailingEntries` (default here 0: every lagging follower is sent the snapshot). */
+  readonly trailingEntries?: number;
   /**
    * Group commit, as the real log writer confirms a batch: a completed append's `log.written` is
    * held for a delay drawn from this range, and appends completing meanwhile are confirmed by the
@@ -160,6 +162,7 @@ export class Cluster {
       checkSafety: true,
       crashAfterVote: 0,
       quiesceAfterTicks: 0,
+      trailingEntries: 0,
       ...options,
     };
     this.rng = new Prng(options.seed);
@@ -197,6 +200,7 @@ export class Cluster {
       maxAppendEntriesBatch: this.opts.maxAppendEntriesBatch,
       maxInFlight: this.opts.maxInFlight,
       quiesceAfterTicks: this.opts.quiesceAfterTicks,
+      trailingEntries: this.opts.trailingEntries,
     };
   }
 

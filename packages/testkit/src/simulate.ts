@@ -116,6 +116,9 @@ function simulate(options: SimulationOptions): SimulationResult {
     driver: options.driver ?? 'handle',
     crashAfterVote: faultsOn ? 0.3 : 0,
     quiesceAfterTicks: options.quiesceAfterTicks ?? 0,
+    // half the seeds keep a few entries below each snapshot (a follower lagging by fewer is sent
+    // entries), half none (every lagging follower is sent the snapshot)
+    trailingEntries: (options.seed >> 1) % 2 === 0 ? 0 : 1 + (options.seed % 5),
     ...(options.groupCommit === true ? { groupCommitMs: [0, 5] as const } : {}),
     // Slow disks some runs: widens the window between append and durability that crashes hit.
     writeDelayMs: [[0, 2] as const, [0, 10] as const, [2, 40] as const][options.seed % 3]!,

@@ -269,7 +269,12 @@ export function releaseCursor(ctx: Ctx, index: number, machineState: unknown): v
   const s = ctx.s;
   // `lastApplied` moves past an entry only after its apply returns, so a machine releasing the
   // entry it is applying asks for `lastApplied + 1`.
-  if (s.snapshotWriting !== null || index > s.lastApplied + 1 || index <= s.log.snapshotIndex) return;
+  if (
+    s.snapshotWriting !== null ||
+    index > s.lastApplied + 1 ||
+    index <= (s.snapshot?.index ?? s.log.snapshotIndex)
+  )
+    return;
   const term = termAt(s.log, index);
   if (term === undefined) return;
   let members = s.configs[0]!.members;

@@ -1,7 +1,7 @@
 import type { InstallSnapshotReply, InstallSnapshotRequest, SnapshotMeta } from '@otra/protocol';
 import type { ConfigAt } from '../types.ts';
 import { armElectionTimer, type Ctx, peerIndex, send, updatePeer } from './context.ts';
-import { compact, lastIndex } from './log.ts';
+import { compact, type LogView, lastIndex, termAt } from './log.ts';
 import { answerLocalQueries } from './queries.ts';
 import { replicate } from './replication.ts';
 import { requestsFrom, unwrapSnapshotState } from './requests.ts';
@@ -12,10 +12,22 @@ export function onSnapshotWritten(ctx: Ctx, meta: SnapshotMeta): void {
   const s = ctx.s;
   if (s.snapshotWriting === null || s.snapshotWriting.index !== meta.index) return;
   s.snapshotWriting = null;
-  if (meta.index <= s.log.snapshotIndex) return;
+  if (meta.index <= (s.snapshot?.index ?? s.log.snapshotIndex)) return;
   s.snapshot = meta;
-  s.log = compact(s.log, meta.index, meta.term);
+  s.log = compactBelow(s.log, meta, s.cfg.trailingEntries);
   ctx.fx.push({ type: 'log.truncate_prefix', upTo: meta.index });
+}
+
+/**
+ * The in-memory log after a snapshot at `meta`: entries up to `trailing` below it stay, for
+ * followers that lag a little (sent from memory; the durable log is truncated at the snapshot).
+ * A log that does not hold the snapshot's entry is replaced by an empty one after it.
+ */
+function compactBelow(log: LogView, meta: SnapshotMeta, trailing: number): LogView {
+  if (termAt(log, meta.index) !== meta.term) return compact(log, meta.index, meta.term);
+  const keepFrom = meta.index - trailing;
+  if (keepFrom <= log.snapshotIndex) return log;
+  return compact(log, keepFrom, termAt(log, keepFrom) as number);
 }
 
 function ack(

@@ -21,6 +21,7 @@ export interface SystemSettings {
   readonly quiesceAfterTicks: number;
   readonly maxAppendEntriesBatch?: number;
   readonly maxInFlight?: number;
+  readonly trailingEntries?: number;
   readonly snapshotChunkBytes: number;
 }
 

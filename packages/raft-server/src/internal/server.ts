@@ -444,6 +444,9 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
             ? {}
             : { maxAppendEntriesBatch: sys.settings.maxAppendEntriesBatch }),
           ...(sys.settings.maxInFlight === undefined ? {} : { maxInFlight: sys.settings.maxInFlight }),
+          ...(sys.settings.trailingEntries === undefined
+            ? {}
+            : { trailingEntries: sys.settings.trailingEntries }),
         },
         recovered,
       },

@@ -233,6 +233,9 @@ export async function startSystem(node: Node, options: SystemOptions): Promise<R
   const name = options.name ?? 'default';
   if (node.whereis(names.system(name)) !== undefined)
     throw new Error(`raft system ${name} already runs on ${node.name}`);
+  const trailing = options.trailingEntries;
+  if (trailing !== undefined && !(Number.isSafeInteger(trailing) && trailing >= 0))
+    throw new RangeError(`trailingEntries is a whole number of entries, 0 or more, not ${trailing}`);
   const storage: RaftStorage =
     options.storage ??
     (options.dataDir !== undefined ? await openRocksStorage(options.dataDir) : createMemoryStorage());
@@ -255,6 +258,7 @@ export async function startSystem(node: Node, options: SystemOptions): Promise<R
         ? {}
         : { maxAppendEntriesBatch: options.maxAppendEntriesBatch }),
       ...(options.maxInFlight === undefined ? {} : { maxInFlight: options.maxInFlight }),
+      ...(options.trailingEntries === undefined ? {} : { trailingEntries: options.trailingEntries }),
       snapshotChunkBytes: options.snapshotChunkBytes ?? 256 * 1024,
     },
     machines: resolveModules(options.machines),
