@@ -205,7 +205,9 @@ export interface InstallSnapshotReply {
   readonly term: number;
   /** The snapshot index once installed, or the chunk acknowledged while receiving. */
   readonly meta: SnapshotMeta;
+  /** The chunk acknowledged; -1 (with `done`) once the follower has installed the snapshot. */
   readonly chunk: number;
+  /** The follower holds the whole snapshot (installed, or had it already): the transfer is over. */
   readonly done: boolean;
 }
 

@@ -185,6 +185,92 @@ describe('snapshots', () => {
     expect(next.state.machineState).toBe(8);
   });
 
+  it('a transfer its own pre-vote interrupted resumes at the next chunk, and installs in pre_vote', () => {
+    const r0 = fresh(C);
+    const c: Srv = { role: r0.role, state: r0.state, effects: r0.effects };
+    const chunk = (n: number, last: boolean, data: string) =>
+      feed(c, { type: 'install_snapshot.request', from: A, term: 1, meta: meta(2), chunk: n, last, data });
+    expect(chunk(0, false, '{"x":').role).toBe('receive_snapshot');
+    // chunks slower than the election timeout: a pre-vote starts (same term)
+    const timedOut = feed(c, { type: 'election.timeout' });
+    expect(timedOut.role).toBe('pre_vote');
+    expect(timedOut.state.currentTerm).toBe(1);
+    // the leader's next chunk continues the transfer; chunk 0 is not needed again
+    const last = chunk(1, true, '1}');
+    expect(last.role).toBe('receive_snapshot');
+    expect(last.effects).toContainEqual({
+      type: 'snapshot.chunk.write',
+      meta: meta(2),
+      chunk: 1,
+      last: true,
+      data: '1}',
+    });
+    expect(last.effects).toContainEqual({ type: 'snapshot.install', meta: meta(2) });
+    // the timer fires again while the shell installs: the installed snapshot is still taken
+    expect(feed(c, { type: 'election.timeout' }).role).toBe('pre_vote');
+    const inst = feed(c, { type: 'snapshot.installed', meta: meta(2), machineState: 7 });
+    expect(inst.role).toBe('follower');
+    expect(inst.state).toMatchObject({ lastApplied: 2, machineState: 7, leaderId: A, receiving: null });
+    expect(sends(inst.effects, 'install_snapshot.reply')).toEqual([
+      { to: 'a', rpc: expect.objectContaining({ meta: meta(2), chunk: -1, done: true }) },
+    ]);
+  });
+
+  it('a leader retrying a stalled transfer from chunk 0 restarts it, where it was waiting for chunk 2', () => {
+    const r0 = fresh(C);
+    const c: Srv = { role: r0.role, state: r0.state, effects: r0.effects };
+    const chunk = (n: number, last: boolean) =>
+      feed(c, {
+        type: 'install_snapshot.request',
+        from: A,
+        term: 1,
+        meta: meta(2),
+        chunk: n,
+        last,
+        data: `${n}`,
+      });
+    chunk(0, false);
+    chunk(1, false);
+    expect(c.state.receiving).toMatchObject({ nextChunk: 2 });
+    // chunk 2 was lost; the leader's new sender begins again
+    const again = chunk(0, false);
+    expect(again.role).toBe('receive_snapshot');
+    expect(again.effects).toContainEqual(expect.objectContaining({ type: 'snapshot.chunk.write', chunk: 0 }));
+    chunk(1, false);
+    expect(types(chunk(2, true).effects)).toContain('snapshot.install');
+  });
+
+  it('a new term ends a transfer: a candidate drops it and takes only a chunk 0 again', () => {
+    const r0 = fresh(C);
+    const c: Srv = { role: r0.role, state: r0.state, effects: r0.effects };
+    feed(c, {
+      type: 'install_snapshot.request',
+      from: A,
+      term: 1,
+      meta: meta(2),
+      chunk: 0,
+      last: false,
+      data: 'x',
+    });
+    feed(c, { type: 'election.timeout' });
+    // granted pre-votes: c campaigns in term 2
+    const cand = feed(c, { type: 'pre_vote.reply', from: B, term: 2, granted: true });
+    expect(cand.role).toBe('candidate');
+    expect(cand.state.receiving).toBeNull();
+    // b wins term 2 and sends its own snapshot's second chunk: dropped, c waits for chunk 0
+    const late = feed(c, {
+      type: 'install_snapshot.request',
+      from: B,
+      term: 2,
+      meta: meta(2),
+      chunk: 1,
+      last: true,
+      data: 'y',
+    });
+    expect(late.role).toBe('follower');
+    expect(types(late.effects)).not.toContain('snapshot.chunk.write');
+  });
+
   it('recovers from a snapshot plus the entries after it', () => {
     const r = fresh(B, undefined, {
       currentTerm: 1,

@@ -10,6 +10,7 @@ import {
   restartServer,
   startCluster,
   stopServer,
+  transferLeadership,
 } from '../src/index.ts';
 import { eventually, type LocalCluster, localCluster } from './support.ts';
 
@@ -91,7 +92,12 @@ describe('faults', () => {
 
   it('a follower kept down long enough to need a snapshot catches up through the snapshot sender', async () => {
     // no trailing entries: any lag past a snapshot needs the snapshot
-    cluster = await localCluster(3, { snapshotChunkBytes: 512, trailingEntries: 0 });
+    const logs: string[] = [];
+    cluster = await localCluster(3, {
+      snapshotChunkBytes: 512,
+      trailingEntries: 0,
+      log: (_level, message) => logs.push(message),
+    });
     const s1 = cluster.systems[0]!;
     await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
     const leader = await awaitLeader(cluster.systems[0]!, cluster.ids, { timeoutMs: 10_000 });
@@ -114,6 +120,8 @@ describe('faults', () => {
     }, 10_000);
     expect(caught.snapshot?.index).toBeGreaterThanOrEqual(256);
     expect(caught.counters.snapshotsInstalled).toBeGreaterThanOrEqual(1);
+    // the follower's last answer ("installed", chunk -1) is valid: the leader takes it
+    expect(logs.filter((l) => /malformed/.test(l))).toEqual([]);
     const r = await localQuery(laggingSys, lagging, (st: Record<string, string>) => Object.keys(st).length);
     expect(r.result).toBe(300);
   });
@@ -194,13 +202,19 @@ describe('faults', () => {
     // the same incarnation (a restarted server starts its counters again) and no rollback
     expect(after.counters.snapshotsInstalled).toBeGreaterThanOrEqual(1);
     expect(after.snapshot?.index).toBe(128);
-    // and it takes its own snapshots again: the write in flight was settled
+    // and it writes its own snapshots again (the write in flight was settled): as the leader,
+    // which never installs one, it must
     gated = undefined;
-    for (let i = 140; i < 200; i++) await put(i);
+    await transferLeadership(leaderSys, leader, follower);
+    await awaitLeader(followerSys, [follower], { timeoutMs: 10_000 });
+    for (let i = 140; i < 200; i++) {
+      await processCommand(followerSys, follower, { op: 'put', key: `k${i}`, value: `${i}` });
+    }
     const later = await eventually(async () => {
       const v = await overview(followerSys, follower);
       return v.snapshot !== null && v.snapshot.index >= 192 ? v : undefined;
     });
+    expect(later.role).toBe('leader');
     expect(later.counters.snapshotsWritten).toBeGreaterThanOrEqual(1);
     expect(later.counters.snapshotsInstalled).toBeGreaterThanOrEqual(1);
   });

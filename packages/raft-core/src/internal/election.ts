@@ -50,7 +50,8 @@ export function onElectionTimeout(ctx: Ctx): void {
 export function startPreVote(ctx: Ctx): void {
   const s = ctx.s;
   s.leaderId = null;
-  s.receiving = null;
+  // a snapshot transfer in progress is kept: a pre-vote changes no term, so the leader's next
+  // chunk can resume it (`onInstallSnapshot`); a new term ends it
   s.votes = [s.cfg.idKey];
   enterRole(ctx, 'pre_vote');
   armElectionTimer(ctx);
@@ -74,6 +75,7 @@ export function startElection(ctx: Ctx, transfer: boolean): void {
   s.currentTerm += 1;
   s.votedFor = s.cfg.id;
   s.leaderId = null;
+  s.receiving = null;
   s.matchedIndex = 0;
   s.leaderRound = 0;
   s.votes = [s.cfg.idKey];

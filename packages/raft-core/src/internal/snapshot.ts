@@ -1,5 +1,10 @@
-import type { InstallSnapshotReply, InstallSnapshotRequest, SnapshotMeta } from '@otra/protocol';
-import type { ConfigAt } from '../types.ts';
+import {
+  type InstallSnapshotReply,
+  type InstallSnapshotRequest,
+  type SnapshotMeta,
+  serverIdEquals,
+} from '@otra/protocol';
+import type { ConfigAt, ServerState } from '../types.ts';
 import { armElectionTimer, type Ctx, peerIndex, send, updatePeer } from './context.ts';
 import { compact, type LogView, lastIndex, termAt } from './log.ts';
 import { answerLocalQueries } from './queries.ts';
@@ -48,7 +53,11 @@ function ack(
   send(ctx, to, r);
 }
 
-/** A chunk of the leader's snapshot. Chunks are taken strictly in order; others are dropped. */
+/**
+ * A chunk of the leader's snapshot. Chunks are taken strictly in order; others are dropped (the
+ * leader starts the transfer again, from chunk 0, when it stalls). A chunk 0 always starts a
+ * transfer afresh: it is either the first or such a retry.
+ */
 export function onInstallSnapshot(ctx: Ctx, m: InstallSnapshotRequest): void {
   const s = ctx.s;
   if (m.term < s.currentTerm) {
@@ -56,7 +65,12 @@ export function onInstallSnapshot(ctx: Ctx, m: InstallSnapshotRequest): void {
     return;
   }
   observeTerm(ctx, m.term, m.from);
-  if (ctx.role === 'candidate' || ctx.role === 'pre_vote') becomeFollower(ctx, m.from);
+  if (ctx.role === 'pre_vote' && m.chunk > 0 && continues(s.receiving, m)) {
+    // our pre-vote interrupted this transfer (its chunks came slower than our election timeout):
+    // same term, same leader, same snapshot, so it goes on where it stopped
+    s.votes = [];
+    enterRole(ctx, 'receive_snapshot');
+  } else if (ctx.role === 'candidate' || ctx.role === 'pre_vote') becomeFollower(ctx, m.from);
   s.leaderId = m.from;
   armElectionTimer(ctx);
   if (m.meta.index <= s.lastApplied) {
@@ -68,25 +82,44 @@ export function onInstallSnapshot(ctx: Ctx, m: InstallSnapshotRequest): void {
     ack(ctx, m.from, m.meta, m.chunk, true);
     return;
   }
-  if (ctx.role !== 'receive_snapshot' || s.receiving === null || s.receiving.meta.index !== m.meta.index) {
-    if (m.chunk !== 0) return;
+  if (m.chunk === 0) {
     s.receiving = { meta: m.meta, nextChunk: 0, leader: m.from };
-    enterRole(ctx, 'receive_snapshot');
-  }
-  if (m.chunk !== s.receiving!.nextChunk) return;
-  s.receiving = { ...s.receiving!, nextChunk: m.chunk + 1 };
+    if (ctx.role !== 'receive_snapshot') enterRole(ctx, 'receive_snapshot');
+  } else if (ctx.role !== 'receive_snapshot' || !continues(s.receiving, m)) return;
+  const receiving = s.receiving!;
+  if (m.chunk !== receiving.nextChunk) return;
+  s.receiving = { ...receiving, nextChunk: m.chunk + 1 };
   ctx.fx.push({ type: 'snapshot.chunk.write', meta: m.meta, chunk: m.chunk, last: m.last, data: m.data });
   if (m.last) ctx.fx.push({ type: 'snapshot.install', meta: m.meta });
   else ack(ctx, m.from, m.meta, m.chunk, false);
 }
 
-/** The received snapshot is durable and decoded: it replaces the machine state and log prefix. */
+/** Whether chunk `m` belongs to the transfer `receiving` (same snapshot, same leader). */
+function continues(receiving: ServerState['receiving'], m: InstallSnapshotRequest): boolean {
+  return (
+    receiving !== null &&
+    receiving.meta.index === m.meta.index &&
+    receiving.meta.term === m.meta.term &&
+    serverIdEquals(receiving.leader, m.from)
+  );
+}
+
+/**
+ * The received snapshot is durable and decoded: it replaces the machine state and log prefix. In
+ * `pre_vote` too, when our election timer fired while the shell installed it (the term is the same).
+ */
 export function onSnapshotInstalled(ctx: Ctx, meta: SnapshotMeta, stored: unknown): void {
   const s = ctx.s;
-  if (ctx.role !== 'receive_snapshot' || s.receiving === null || s.receiving.meta.index !== meta.index)
+  if (
+    (ctx.role !== 'receive_snapshot' && ctx.role !== 'pre_vote') ||
+    s.receiving === null ||
+    s.receiving.meta.index !== meta.index
+  )
     return;
   const leader = s.receiving.leader;
   s.receiving = null;
+  s.leaderId = leader;
+  s.votes = [];
   s.log = compact(s.log, meta.index, meta.term);
   s.snapshot = meta;
   const { machineState, requests } = unwrapSnapshotState(stored);

@@ -345,7 +345,12 @@ function isValidRpc(msg: { type: string }): msg is RaftRpc {
       );
     }
     case 'install_snapshot.reply':
-      return isSnapshotMeta(m.meta) && isIndex(m.chunk);
+      // chunk -1: "installed", the follower's last answer to a transfer (not a chunk's ack)
+      return (
+        isSnapshotMeta(m.meta) &&
+        typeof m.done === 'boolean' &&
+        (isIndex(m.chunk) || (m.chunk === -1 && m.done))
+      );
     case 'timeout_now':
       return true;
     default:
