@@ -12,6 +12,7 @@ import {
   assertNever,
   commandProblem,
   type From,
+  type InstallSnapshotReply,
   isIndex,
   isPid,
   isServerId,
@@ -166,6 +167,11 @@ interface ShellState {
   /** Quiescence: the monitors of the members a sleeping leader watches. */
   peerWatches: number[];
   senders: Map<string, Pid>;
+  /**
+   * A follower's latest snapshot-chunk acknowledgement that arrived before its sender's pid was
+   * known (the sender sends its first chunks while it starts): handed over once it is.
+   */
+  earlyAcks: Map<string, InstallSnapshotReply>;
   receiver: { receiver: SnapshotReceiver; meta: SnapshotMeta; checksum: number | undefined } | undefined;
   counters: Counters;
   /**
@@ -481,6 +487,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
       leaderWatch: undefined,
       peerWatches: [],
       senders: new Map(),
+      earlyAcks: new Map(),
       receiver: undefined,
       counters: emptyCounters(),
       failed: undefined,
@@ -649,8 +656,10 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
       state.counters.entriesReceived += rpc.entries.length;
     }
     if (rpc.type === 'install_snapshot.reply') {
-      const sender = state.senders.get(serverIdKey(rpc.from));
+      const peer = serverIdKey(rpc.from);
+      const sender = state.senders.get(peer);
       if (sender !== undefined) ctx.send(sender, rpc);
+      else state.earlyAcks.set(peer, rpc);
     }
     step(state, rpc, effects);
     return;
@@ -704,6 +713,11 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
       const ref = ctx.monitor(m.pid);
       state.monitorRefs.set(ref, { kind: 'sender', peer: m.peer });
       state.senders.set(m.peer, m.pid);
+      const early = state.earlyAcks.get(m.peer);
+      if (early !== undefined) {
+        state.earlyAcks.delete(m.peer);
+        ctx.send(m.pid, early);
+      }
       return;
     }
     case '@actors.down': {
@@ -1190,6 +1204,8 @@ function startSnapshotSender(
   meta: SnapshotMeta,
 ): void {
   const peer = serverIdKey(to);
+  // acknowledgements from before this transfer are not this sender's
+  state.earlyAcks.delete(peer);
   const old = state.senders.get(peer);
   if (old !== undefined) {
     state.senders.delete(peer);

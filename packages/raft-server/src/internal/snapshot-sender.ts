@@ -86,6 +86,8 @@ function senderBehaviour(sys: SystemRuntime): GenServer<SenderState, SenderArgs>
         ctx.stop('normal');
         return state;
       }
+      // an acknowledgement of a chunk this sender has not sent is another transfer's
+      if (reply.chunk > state.sent) return state;
       state.acked = Math.max(state.acked, reply.chunk);
       await fill(state, ctx);
       return state;
