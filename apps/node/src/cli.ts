@@ -17,7 +17,8 @@ const USAGE = `usage: otra <command> [options]
 
   otra node --name n1 --listen 127.0.0.1:7001 --peer n2=ws://127.0.0.1:7002 --peer n3=ws://127.0.0.1:7003
             --data ./data/n1 --http 127.0.0.1:8001 --cookie-file ./cookie
-            [--join] [--election-timeout 150,300] [--tick 50] [--quiesce-after-ticks 10] [--config node.json]
+            [--join] [--election-timeout 150,300] [--tick 50] [--quiesce-after-ticks 10]
+            [--trailing-entries 4096] [--config node.json]
       start one node of the replicated KV service (options also from OTRA_* env vars and --config)
   otra demo [--data DIR] [--nodes 3]
       a local cluster of child processes with a live status screen (Ctrl-C stops it)

@@ -37,6 +37,11 @@ export interface NodeConfig {
   readonly tickMs?: number;
   /** Idle ticks before a group sleeps (quiescence); 0 never. Default: the raft system's (10). */
   readonly quiesceAfterTicks?: number;
+  /**
+   * Log entries kept in memory below each snapshot, so a follower lagging by fewer is sent entries
+   * instead of the snapshot. Default: the raft system's (4096).
+   */
+  readonly trailingEntries?: number;
 }
 
 /** Raw option values, before validation (flags and env vars are strings; a config file is JSON). */
@@ -52,6 +57,7 @@ interface RawOptions {
   electionTimeoutMs?: unknown;
   tickMs?: unknown;
   quiesceAfterTicks?: unknown;
+  trailingEntries?: unknown;
 }
 
 const FILE_KEYS = new Set<keyof RawOptions>([
@@ -66,6 +72,7 @@ const FILE_KEYS = new Set<keyof RawOptions>([
   'electionTimeoutMs',
   'tickMs',
   'quiesceAfterTicks',
+  'trailingEntries',
 ]);
 
 /** Environment variables and the option each sets. */
@@ -81,6 +88,7 @@ export const ENV_VARS: Readonly<Record<string, keyof RawOptions>> = {
   OTRA_ELECTION_TIMEOUT: 'electionTimeoutMs',
   OTRA_TICK: 'tickMs',
   OTRA_QUIESCE_AFTER_TICKS: 'quiesceAfterTicks',
+  OTRA_TRAILING_ENTRIES: 'trailingEntries',
 };
 
 /** Command-line flags and the option each sets (`--peer` may repeat). */
@@ -96,6 +104,7 @@ const FLAGS: Readonly<Record<string, keyof RawOptions>> = {
   'election-timeout': 'electionTimeoutMs',
   tick: 'tickMs',
   'quiesce-after-ticks': 'quiesceAfterTicks',
+  'trailing-entries': 'trailingEntries',
 };
 
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -280,6 +289,9 @@ export function resolveNodeConfig(
     ...(raw.quiesceAfterTicks === undefined
       ? {}
       : { quiesceAfterTicks: parseCount(raw.quiesceAfterTicks, '--quiesce-after-ticks') }),
+    ...(raw.trailingEntries === undefined
+      ? {}
+      : { trailingEntries: parseCount(raw.trailingEntries, '--trailing-entries') }),
   };
   return config;
 }

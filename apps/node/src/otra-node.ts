@@ -81,6 +81,7 @@ export async function startOtraNode(options: OtraNodeOptions): Promise<OtraNode>
       ...(options.electionTimeoutMs === undefined ? {} : { electionTimeoutMs: options.electionTimeoutMs }),
       ...(options.tickMs === undefined ? {} : { tickMs: options.tickMs }),
       ...(options.quiesceAfterTicks === undefined ? {} : { quiesceAfterTicks: options.quiesceAfterTicks }),
+      ...(options.trailingEntries === undefined ? {} : { trailingEntries: options.trailingEntries }),
       log: (level, message) => {
         if (level !== 'info') log(level, message);
       },

@@ -27,6 +27,7 @@ export interface NodeProcessOptions {
   readonly electionTimeoutMs?: readonly [number, number];
   readonly tickMs?: number;
   readonly quiesceAfterTicks?: number;
+  readonly trailingEntries?: number;
   /** Extra environment (e.g. `UV_THREADPOOL_SIZE`). */
   readonly env?: Readonly<Record<string, string>>;
   /** V8 flags for the node process; default `NODE_V8_FLAGS` (`[]` runs with V8's defaults). */
@@ -79,6 +80,7 @@ export async function spawnNodeProcess(
   if (options.tickMs !== undefined) args.push('--tick', String(options.tickMs));
   if (options.quiesceAfterTicks !== undefined)
     args.push('--quiesce-after-ticks', String(options.quiesceAfterTicks));
+  if (options.trailingEntries !== undefined) args.push('--trailing-entries', String(options.trailingEntries));
   const child = spawn(process.execPath, args, {
     env: {
       ...process.env,
@@ -143,6 +145,7 @@ export interface ProcessClusterOptions {
   readonly electionTimeoutMs?: readonly [number, number];
   readonly tickMs?: number;
   readonly quiesceAfterTicks?: number;
+  readonly trailingEntries?: number;
   readonly env?: Readonly<Record<string, string>>;
   /** V8 flags of every node; default `NODE_V8_FLAGS`. */
   readonly v8Flags?: readonly string[];
@@ -199,6 +202,9 @@ export class ProcessCluster {
       ...(this.options.quiesceAfterTicks === undefined
         ? {}
         : { quiesceAfterTicks: this.options.quiesceAfterTicks }),
+      ...(this.options.trailingEntries === undefined
+        ? {}
+        : { trailingEntries: this.options.trailingEntries }),
       ...(this.options.env === undefined ? {} : { env: this.options.env }),
       ...(this.options.v8Flags === undefined ? {} : { v8Flags: this.options.v8Flags }),
     });

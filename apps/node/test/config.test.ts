@@ -69,6 +69,13 @@ describe('otra node configuration', () => {
       resolveNodeConfig(flags({ name: 'q', 'quiesce-after-ticks': '0' }), { OTRA_COOKIE: 'c' })
         .quiesceAfterTicks,
     ).toBe(0);
+    expect(
+      resolveNodeConfig(flags({ name: 't', 'trailing-entries': '0' }), { OTRA_COOKIE: 'c' }).trailingEntries,
+    ).toBe(0);
+    expect(
+      resolveNodeConfig(flags({ name: 't' }), { OTRA_COOKIE: 'c', OTRA_TRAILING_ENTRIES: '10000' })
+        .trailingEntries,
+    ).toBe(10_000);
   });
 
   it('refuses a missing cookie, an empty or unreadable cookie file, a missing name', () => {
@@ -104,6 +111,7 @@ describe('otra node configuration', () => {
     expect(bad({ 'election-timeout': '300,100' })).toThrow(/min,max/);
     expect(bad({ tick: '0' })).toThrow(/--tick/);
     expect(bad({ 'quiesce-after-ticks': '-1' })).toThrow(/--quiesce-after-ticks is a whole number/);
+    expect(bad({ 'trailing-entries': 'many' })).toThrow(/--trailing-entries is a whole number/);
     expect(bad({ prot: '1' })).toThrow(/unknown option --prot/);
   });
 
