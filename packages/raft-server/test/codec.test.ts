@@ -101,6 +101,22 @@ describe('the log entry codec', () => {
   });
 });
 
+/** Runs `work`, counting the event-loop turns (setImmediate callbacks) it lets through. */
+async function countingTurns<T>(work: () => Promise<T>): Promise<{ value: T; turns: number }> {
+  let turns = 0;
+  let ticking = true;
+  const tick = (): void => {
+    turns++;
+    if (ticking) setImmediate(tick);
+  };
+  setImmediate(tick);
+  try {
+    return { value: await work(), turns };
+  } finally {
+    ticking = false;
+  }
+}
+
 async function chunksOf(state: unknown): Promise<Uint8Array[]> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of encodeStateChunks(state)) chunks.push(Uint8Array.from(chunk));
@@ -146,19 +162,11 @@ describe('the snapshot state encoder', () => {
     const state = {
       data: Array.from({ length: 200_000 }, (_, i) => [`key-${i}`, 'v'.repeat(100)]),
     };
-    let turns = 0;
-    let ticking = true;
-    const tick = (): void => {
-      turns++;
-      if (ticking) setImmediate(tick);
-    };
-    setImmediate(tick);
-    const chunks: Uint8Array[] = [];
-    try {
-      for await (const chunk of encodeStateChunks(state)) chunks.push(Uint8Array.from(chunk));
-    } finally {
-      ticking = false;
-    }
+    const { value: chunks, turns } = await countingTurns(async () => {
+      const out: Uint8Array[] = [];
+      for await (const chunk of encodeStateChunks(state)) out.push(Uint8Array.from(chunk));
+      return out;
+    });
     expect(turns).toBeGreaterThanOrEqual(2);
     for (const chunk of chunks) expect(chunk.length).toBeLessThan(STATE_CHUNK_BYTES + 64 * 1024);
     expect(chunks.length).toBeGreaterThan(10);
@@ -290,19 +298,7 @@ describe('the snapshot state decoder', () => {
     // about 25 MB, the KV machine's form
     const state = { data: Array.from({ length: 200_000 }, (_, i) => [`key-${i}`, 'v'.repeat(100)]), n: 3 };
     const bytes = concatBytes(await chunksOf(state));
-    let turns = 0;
-    let ticking = true;
-    const tick = (): void => {
-      turns++;
-      if (ticking) setImmediate(tick);
-    };
-    setImmediate(tick);
-    let decoded: unknown;
-    try {
-      decoded = await decodeState(bytes);
-    } finally {
-      ticking = false;
-    }
+    const { value: decoded, turns } = await countingTurns(() => decodeState(bytes));
     expect(turns).toBeGreaterThanOrEqual(2);
     expect(decoded).toEqual(state);
   });

@@ -12,7 +12,7 @@ import {
   stopServer,
   transferLeadership,
 } from '../src/index.ts';
-import { eventually, type LocalCluster, localCluster } from './support.ts';
+import { eventually, type LocalCluster, localCluster, systemOf } from './support.ts';
 
 let cluster: LocalCluster | undefined;
 afterEach(async () => {
@@ -34,7 +34,7 @@ describe('faults', () => {
     for (const other of cluster.nodes)
       if (other.name !== old.node) cluster.net.partition(old.node, other.name);
     const other = cluster.ids.find((id) => id.node !== old.node)!;
-    const otherSys = cluster.systems[Number(other.node.slice(1)) - 1]!;
+    const otherSys = systemOf(cluster, other);
     // asked from a node on the majority side: the old leader's node is cut off
     const fresh = await awaitLeader(
       otherSys,
@@ -47,11 +47,11 @@ describe('faults', () => {
     expect(q.result).toBe('19');
     // the old leader steps down (check-quorum) and, healed, catches up
     await eventually(async () => {
-      const v = await overview(cluster!.systems[Number(old.node.slice(1)) - 1]!, old);
+      const v = await overview(systemOf(cluster!, old), old);
       return v.role !== 'leader' ? true : undefined;
     });
     for (const n of cluster.nodes) if (n.name !== old.node) cluster.net.heal(old.node, n.name);
-    const oldSys = cluster.systems[Number(old.node.slice(1)) - 1]!;
+    const oldSys = systemOf(cluster, old);
     await eventually(async () => {
       const r = await localQuery(oldSys, old, (st: Record<string, string>) => st.after).catch(
         () => undefined,
@@ -98,27 +98,7 @@ describe('faults', () => {
       trailingEntries: 0,
       log: (_level, message) => logs.push(message),
     });
-    const s1 = cluster.systems[0]!;
-    await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
-    const leader = await awaitLeader(cluster.systems[0]!, cluster.ids, { timeoutMs: 10_000 });
-    const lagging = cluster.ids.find((id) => id.node !== leader.node)!;
-    const leaderSys = cluster.systems[Number(leader.node.slice(1)) - 1]!;
-    await stopServer(leaderSys, lagging);
-    for (let i = 0; i < 300; i++) {
-      await processCommand(leaderSys, leader, { op: 'put', key: `k${i}`, value: 'x'.repeat(20) });
-    }
-    const view = await eventually(async () => {
-      const v = await overview(leaderSys, leader);
-      return v.snapshot !== null && v.snapshot.index >= 256 ? v : undefined;
-    });
-    expect(view.snapshot?.index).toBeGreaterThanOrEqual(256);
-    const sentBefore = (await overview(leaderSys, leader)).counters.snapshotsSent;
-    await restartServer(leaderSys, lagging);
-    const laggingSys = cluster.systems[Number(lagging.node.slice(1)) - 1]!;
-    const caught = await eventually(async () => {
-      const v = await overview(laggingSys, lagging);
-      return v.lastApplied >= 300 ? v : undefined;
-    }, 10_000);
+    const { leader, leaderSys, lagging, laggingSys, sentBefore, caught } = await lagPastSnapshot(cluster);
     expect(caught.snapshot?.index).toBeGreaterThanOrEqual(256);
     expect(caught.counters.snapshotsInstalled).toBeGreaterThanOrEqual(1);
     // the follower's last answer ("installed", chunk -1) is valid: the leader takes it
@@ -131,27 +111,9 @@ describe('faults', () => {
   });
 
   it('a follower that missed fewer than trailingEntries catches up from the log, past a snapshot', async () => {
-    cluster = await localCluster(3, { trailingEntries: 1000 });
-    const s1 = cluster.systems[0]!;
-    await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
-    const leader = await awaitLeader(s1, cluster.ids, { timeoutMs: 10_000 });
-    const lagging = cluster.ids.find((id) => id.node !== leader.node)!;
-    const leaderSys = cluster.systems[Number(leader.node.slice(1)) - 1]!;
-    await stopServer(leaderSys, lagging);
-    for (let i = 0; i < 300; i++) {
-      await processCommand(leaderSys, leader, { op: 'put', key: `k${i}`, value: 'x'.repeat(20) });
-    }
     // the leader's durable log starts after its snapshot; the entries before it are in memory
-    await eventually(async () => {
-      const v = await overview(leaderSys, leader);
-      return v.snapshot !== null && v.snapshot.index >= 256 ? v : undefined;
-    });
-    await restartServer(leaderSys, lagging);
-    const laggingSys = cluster.systems[Number(lagging.node.slice(1)) - 1]!;
-    const caught = await eventually(async () => {
-      const v = await overview(laggingSys, lagging);
-      return v.lastApplied >= 300 ? v : undefined;
-    }, 10_000);
+    cluster = await localCluster(3, { trailingEntries: 1000 });
+    const { lagging, laggingSys, caught } = await lagPastSnapshot(cluster);
     expect(caught.counters.snapshotsInstalled).toBe(0);
     const r = await localQuery(laggingSys, lagging, (st: Record<string, string>) => Object.keys(st).length);
     expect(r.result).toBe(300);
@@ -159,6 +121,7 @@ describe('faults', () => {
 
   it('a follower whose own snapshot write is overtaken by an installed newer one goes on', async () => {
     // the follower's own snapshot writes wait for `open` while `gated` is set
+    const logs: string[] = [];
     let gated: string | undefined;
     let open: () => void = () => undefined;
     const opened = new Promise<void>((resolve) => {
@@ -171,14 +134,14 @@ describe('faults', () => {
         if (gated === node) await opened;
         return write(uid, meta, data);
       };
-      return { storage, trailingEntries: 0 };
+      return { storage, trailingEntries: 0, log: (_level, message) => logs.push(`${node} ${message}`) };
     });
     const s1 = cluster.systems[0]!;
     await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
     const leader = await awaitLeader(s1, cluster.ids, { timeoutMs: 10_000 });
-    const leaderSys = cluster.systems[Number(leader.node.slice(1)) - 1]!;
+    const leaderSys = systemOf(cluster, leader);
     const follower = cluster.ids.find((id) => id.node !== leader.node)!;
-    const followerSys = cluster.systems[Number(follower.node.slice(1)) - 1]!;
+    const followerSys = systemOf(cluster, follower);
     gated = follower.node;
     const put = (i: number) => processCommand(leaderSys, leader, { op: 'put', key: `k${i}`, value: `${i}` });
     // index 64 releases the cursor (the first entry is the leader's noop): the follower's write waits
@@ -201,7 +164,13 @@ describe('faults', () => {
     expect(installed.snapshot?.index).toBe(128);
     // now the write of 64 finishes, behind the installed 128: the store refuses it as stale
     open();
-    await new Promise((r) => setTimeout(r, 200));
+    await eventually(() =>
+      logs.some(
+        (l) => l.startsWith(`${follower.node} `) && /at 64 is older than the current one at 128/.test(l),
+      )
+        ? true
+        : undefined,
+    );
     const after = await overview(followerSys, follower);
     // the same incarnation (a restarted server starts its counters again) and no rollback
     expect(after.counters.snapshotsInstalled).toBeGreaterThanOrEqual(1);
@@ -235,3 +204,30 @@ describe('faults', () => {
     }
   });
 });
+
+/**
+ * Starts the KV cluster, stops a follower, commits 300 puts (the leader snapshots at 64, 128, 192
+ * and 256), restarts the follower and waits until it has applied all 300.
+ */
+async function lagPastSnapshot(c: LocalCluster) {
+  await startCluster(c.systems[0]!, 'kv', { module: 'kv' }, c.ids);
+  const leader = await awaitLeader(c.systems[0]!, c.ids, { timeoutMs: 10_000 });
+  const lagging = c.ids.find((id) => id.node !== leader.node)!;
+  const leaderSys = systemOf(c, leader);
+  const laggingSys = systemOf(c, lagging);
+  await stopServer(leaderSys, lagging);
+  for (let i = 0; i < 300; i++) {
+    await processCommand(leaderSys, leader, { op: 'put', key: `k${i}`, value: 'x'.repeat(20) });
+  }
+  await eventually(async () => {
+    const v = await overview(leaderSys, leader);
+    return v.snapshot !== null && v.snapshot.index >= 256 ? v : undefined;
+  });
+  const sentBefore = (await overview(leaderSys, leader)).counters.snapshotsSent;
+  await restartServer(leaderSys, lagging);
+  const caught = await eventually(async () => {
+    const v = await overview(laggingSys, lagging);
+    return v.lastApplied >= 300 ? v : undefined;
+  }, 10_000);
+  return { leader, leaderSys, lagging, laggingSys, sentBefore, caught };
+}

@@ -6,15 +6,13 @@
 import type { ServerId } from '@otra/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { awaitLeader, consistentQuery, overview, processCommand, startCluster } from '../src/index.ts';
-import { eventually, type LocalCluster, localCluster } from './support.ts';
+import { eventually, type LocalCluster, localCluster, systemOf } from './support.ts';
 
 let cluster: LocalCluster | undefined;
 afterEach(async () => {
   await cluster?.stop();
   cluster = undefined;
 });
-
-const systemOf = (c: LocalCluster, id: ServerId) => c.systems[Number(id.node.slice(1)) - 1]!;
 
 async function allQuiesced(c: LocalCluster, ids: readonly ServerId[]): Promise<true | undefined> {
   const views = await Promise.all(ids.map((id) => overview(systemOf(c, id), id)));

@@ -373,11 +373,12 @@ function* readContainer(
     // a run of members read whole, ended by one to walk (or ARRAY_RUN members, or the last)
     const runStart = pos;
     let count = 0;
-    let walk = false;
+    // where the value of the member that ends the run starts, when it is one to walk
+    let walkAt = -1;
     while (done + count < n && count < ARRAY_RUN) {
       const valueAt = perMember === 1 ? pos : itemEnd(bytes, pos);
       if (walkedKind(bytes, valueAt, depth + 1, head) !== undefined) {
-        walk = true;
+        walkAt = valueAt;
         break;
       }
       pos = itemEnd(bytes, valueAt);
@@ -387,13 +388,10 @@ function* readContainer(
       for (const v of codec.decodeSequence(bytes.subarray(runStart, pos))) members.push(v);
       done += count;
     }
-    if (walk) {
-      if (perMember === 2) {
-        const keyEnd = itemEnd(bytes, pos);
-        members.push(codec.decode(bytes.subarray(pos, keyEnd)));
-        pos = keyEnd;
-      }
-      const member = yield* readContainer(bytes, pos, depth + 1, clock);
+    if (walkAt >= 0) {
+      // a map member's key is the item before its value
+      if (perMember === 2) members.push(codec.decode(bytes.subarray(pos, walkAt)));
+      const member = yield* readContainer(bytes, walkAt, depth + 1, clock);
       members.push(member.value);
       pos = member.end;
       done++;
