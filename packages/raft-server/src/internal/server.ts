@@ -545,6 +545,20 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
 
 function afterBatch(state: ShellState, ctx: ActorContext): ShellState {
   state.received = undefined;
+  if (state.receiver !== undefined && core(state).receiving === null) {
+    // the core gave this receive up (installed the same snapshot from an earlier transfer, or a
+    // new term or leader): its temporary file would wait for the next chunk 0 or the server's end
+    const { receiver } = state.receiver;
+    state.receiver = undefined;
+    receiver
+      .abort()
+      .catch((err: unknown) =>
+        state.sys.log(
+          'warn',
+          `${serverIdKey(state.id)}: could not drop a snapshot receive: ${asError(err).message}`,
+        ),
+      );
+  }
   if (state.ending === 1) {
     // The manager stops this server (and its helpers), then deletes its record and data.
     state.ending = -1;
