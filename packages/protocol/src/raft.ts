@@ -205,7 +205,10 @@ export interface InstallSnapshotReply {
   readonly term: number;
   /** The snapshot index once installed, or the chunk acknowledged while receiving. */
   readonly meta: SnapshotMeta;
-  /** The chunk acknowledged; -1 (with `done`) once the follower has installed the snapshot. */
+  /**
+   * The last chunk the follower holds, in order, of this transfer: the one acknowledged, or (for a
+   * chunk it could not take) where it is, -1 holding none. -1 with `done` once it has installed it.
+   */
   readonly chunk: number;
   /** The follower holds the whole snapshot (installed, or had it already): the transfer is over. */
   readonly done: boolean;

@@ -112,6 +112,18 @@ export interface Peer {
   readonly replied: boolean;
   /** Ticks left before a snapshot transfer in progress is considered lost (0: none). */
   readonly snapshotTicks: number;
+  /** Where the follower is in receiving our current snapshot (null: no transfer of it). */
+  readonly snapshotProgress: SnapshotProgress | null;
+}
+
+/** A snapshot transfer to one follower, as far as the leader knows. */
+export interface SnapshotProgress {
+  /** The snapshot's index. */
+  readonly index: number;
+  /** The chunk the transfer in progress started at. */
+  readonly from: number;
+  /** The first chunk the follower has not acknowledged: where a retry resumes. */
+  readonly next: number;
 }
 
 export interface PendingQuery {
@@ -353,13 +365,15 @@ export type Effect =
   | { readonly type: 'snapshot.write'; readonly meta: SnapshotMeta; readonly machineState: unknown }
   /**
    * Send the current snapshot to a follower as `install_snapshot.request` chunks (numbered from 0,
-   * the last flagged) with this server's id and the given term; the follower answers the leader.
+   * the last flagged), starting at chunk `fromChunk` (0, or where a retried transfer resumes), with
+   * this server's id and the given term; the follower answers the leader.
    */
   | {
       readonly type: 'snapshot.send';
       readonly to: ServerId;
       readonly term: number;
       readonly meta: SnapshotMeta;
+      readonly fromChunk: number;
     }
   /** Follower: store one received chunk. */
   | {

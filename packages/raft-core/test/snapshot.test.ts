@@ -1,6 +1,13 @@
 import type { SnapshotMeta } from '@otra/protocol';
 import { describe, expect, it } from 'vitest';
-import { defineMachine, initServer, type Machine, type MachineModule, startServer } from '../src/index.ts';
+import {
+  defineMachine,
+  type Effect,
+  initServer,
+  type Machine,
+  type MachineModule,
+  startServer,
+} from '../src/index.ts';
 import { A, ackAll, ae, B, C, config, entry, feed, fresh, from, type Srv, sends, types } from './helpers.ts';
 
 /** Releases the cursor at every applied command: snapshots as often as possible. */
@@ -25,6 +32,42 @@ function leaderWith(machine: MachineModule<number, number, number>, trailingEntr
   feed(a, { type: 'pre_vote.reply', from: B, term: 1, granted: true });
   feed(a, { type: 'vote.reply', from: B, term: 1, granted: true });
   return a;
+}
+
+/**
+ * `leaderWith(releasing)` whose follower c has nothing while the log starts after a snapshot at 2:
+ * c is being sent the snapshot. `ackChunk` feeds c's acknowledgement of a chunk; `tickUntilSent`
+ * ticks (b answering each) until the leader starts a transfer, at most 100 ticks, and returns it.
+ */
+function transferringToC() {
+  const a = leaderWith(releasing);
+  ackAll(a, [B]);
+  feed(a, { type: 'command', command: 5, reply: { mode: 'noreply' } });
+  ackAll(a, [B]);
+  feed(a, { type: 'snapshot.written', meta: meta(2) });
+  const first = feed(a, {
+    type: 'append_entries.reply',
+    from: C,
+    term: 1,
+    success: false,
+    matchIndex: 0,
+    lastIndex: 0,
+    lastTerm: 0,
+    round: 0,
+  });
+  const sendsOf = (fx: readonly Effect[]) => fx.filter((e) => e.type === 'snapshot.send');
+  expect(sendsOf(first.effects)).toEqual([expect.objectContaining({ fromChunk: 0 })]);
+  const ackChunk = (chunk: number) =>
+    feed(a, { type: 'install_snapshot.reply', from: C, term: 1, meta: meta(2), chunk, done: false });
+  const tickUntilSent = (nowMs: number) => {
+    for (let t = 0; t < 100; t++) {
+      const sent = sendsOf(feed(a, { type: 'tick', nowMs: nowMs + t }).effects);
+      ackAll(a, [B]);
+      if (sent.length > 0) return sent;
+    }
+    return [];
+  };
+  return { a, ackChunk, tickUntilSent, sendsOf };
 }
 
 const meta = (index: number, term = 1): SnapshotMeta => ({
@@ -65,7 +108,7 @@ describe('snapshots', () => {
       lastTerm: 0,
       round: 0,
     });
-    expect(r.effects).toContainEqual({ type: 'snapshot.send', to: C, term: 1, meta: meta(2) });
+    expect(r.effects).toContainEqual({ type: 'snapshot.send', to: C, term: 1, meta: meta(2), fromChunk: 0 });
     // While the transfer runs, no AppendEntries go to c.
     const t = feed(a, { type: 'tick', nowMs: 1 });
     expect(types(t.effects)).not.toContain('send_rpc:append_entries.request>c');
@@ -159,8 +202,10 @@ describe('snapshots', () => {
         rpc: { type: 'install_snapshot.reply', from: C, term: 1, meta: meta(2), chunk: 0, done: false },
       },
     ]);
-    // Out of order: dropped.
-    expect(types(chunk(2, true, '?').effects)).toEqual(['timer.set']);
+    // Out of order: not taken; the leader learns the last chunk c has
+    const gap = chunk(2, true, '?');
+    expect(types(gap.effects)).toEqual(['timer.set', 'send_rpc:install_snapshot.reply>a']);
+    expect(sends(gap.effects)[0]!.rpc).toMatchObject({ chunk: 0, done: false });
     const last = chunk(1, true, '1}');
     expect(types(last.effects)).toEqual(['timer.set', 'snapshot.chunk.write', 'snapshot.install']);
     const inst = feed(c, { type: 'snapshot.installed', meta: meta(2), machineState: 7 });
@@ -269,6 +314,82 @@ describe('snapshots', () => {
     });
     expect(late.role).toBe('follower');
     expect(types(late.effects)).not.toContain('snapshot.chunk.write');
+    // and tells b it holds none of it, so b's transfer starts again from chunk 0
+    expect(sends(late.effects, 'install_snapshot.reply')).toEqual([
+      { to: 'b', rpc: expect.objectContaining({ meta: meta(2), chunk: -1, done: false }) },
+    ]);
+  });
+
+  it('a retried transfer resumes after the last chunk the follower acknowledged', () => {
+    const { a, ackChunk, tickUntilSent, sendsOf } = transferringToC();
+    ackChunk(0);
+    ackChunk(1);
+    ackChunk(0); // a late duplicate does not move it back
+    expect(a.state.leader!.peers.find((p) => p.key === 'c@c')!.snapshotProgress).toEqual({
+      index: 2,
+      from: 0,
+      next: 2,
+    });
+    // then silence: after two election timeouts of ticks the transfer is presumed lost and retried
+    expect(tickUntilSent(10)).toEqual([
+      { type: 'snapshot.send', to: C, term: 1, meta: meta(2), fromChunk: 2 },
+    ]);
+    // c has lost what it had (say it restarted): it answers the resumed chunks with chunk -1, and
+    // the leader starts over from chunk 0 at once, not after another stall
+    const lost = ackChunk(-1);
+    expect(sendsOf(lost.effects)).toEqual([
+      { type: 'snapshot.send', to: C, term: 1, meta: meta(2), fromChunk: 0 },
+    ]);
+    // the second chunk of the resumed window says the same: nothing more to do
+    expect(sendsOf(ackChunk(-1).effects)).toEqual([]);
+    // a newer snapshot is sent from its chunk 0, whatever the follower had of the older one
+    ackChunk(0);
+    feed(a, { type: 'command', command: 1, reply: { mode: 'noreply' } });
+    ackAll(a, [B]);
+    feed(a, { type: 'snapshot.written', meta: meta(3) });
+    expect(tickUntilSent(200)).toEqual([
+      { type: 'snapshot.send', to: C, term: 1, meta: meta(3), fromChunk: 0 },
+    ]);
+  });
+
+  it('a resumed transfer that moves nothing (no answer at all) is retried from chunk 0', () => {
+    const { ackChunk, tickUntilSent } = transferringToC();
+    ackChunk(0);
+    ackChunk(1);
+    expect(tickUntilSent(10)).toEqual([expect.objectContaining({ fromChunk: 2 })]);
+    // a follower that drops what it cannot take without a word (an older version): not resumed again
+    expect(tickUntilSent(200)).toEqual([expect.objectContaining({ fromChunk: 0 })]);
+    // while a resumed transfer that moved on resumes again
+    ackChunk(0);
+    ackChunk(1);
+    ackChunk(2);
+    expect(tickUntilSent(400)).toEqual([expect.objectContaining({ fromChunk: 3 })]);
+    ackChunk(3);
+    expect(tickUntilSent(600)).toEqual([expect.objectContaining({ fromChunk: 4 })]);
+  });
+
+  it('a follower takes a resumed transfer at its next chunk', () => {
+    const r0 = fresh(C);
+    const c: Srv = { role: r0.role, state: r0.state, effects: r0.effects };
+    const chunk = (n: number, last: boolean) =>
+      feed(c, {
+        type: 'install_snapshot.request',
+        from: A,
+        term: 1,
+        meta: meta(2),
+        chunk: n,
+        last,
+        data: `${n}`,
+      });
+    chunk(0, false);
+    chunk(1, false);
+    // chunk 2 was lost and the transfer stalled; the leader's retry resumes at chunk 2
+    const resumed = chunk(2, false);
+    expect(resumed.effects).toContainEqual(
+      expect.objectContaining({ type: 'snapshot.chunk.write', chunk: 2 }),
+    );
+    expect(sends(resumed.effects, 'install_snapshot.reply')[0]!.rpc).toMatchObject({ chunk: 2, done: false });
+    expect(types(chunk(3, true).effects)).toContain('snapshot.install');
   });
 
   it('recovers from a snapshot plus the entries after it', () => {

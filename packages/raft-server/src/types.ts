@@ -189,7 +189,10 @@ export interface Counters {
   droppedSends: number;
   snapshotsWritten: number;
   snapshotsInstalled: number;
+  /** Snapshot transfers this server started as leader, resumed ones included. */
   snapshotsSent: number;
+  /** Of those, transfers that resumed a stalled one after the follower's last acknowledged chunk. */
+  snapshotsResumed: number;
   hookErrors: number;
   /** Entries this server sent in AppendEntries (a resent entry counts again). */
   entriesSent: number;

@@ -110,6 +110,37 @@ describe('faults', () => {
     expect(r.result).toBe(300);
   });
 
+  it("a transfer cut off by a partition resumes at the follower's next chunk once healed", async () => {
+    const cut = cutDuringTransfer();
+    cluster = await cut.ready;
+    const { leader, leaderSys, lagging, laggingSys, sentBefore, caught } = await lagPastSnapshot(cluster);
+    expect(cut.node()).toBe(lagging.node);
+    expect(caught.counters.snapshotsInstalled).toBe(1);
+    const counters = (await overview(leaderSys, leader)).counters;
+    // the retry resumed the transfer: the follower's one receive took every chunk, none twice
+    expect(counters.snapshotsSent - sentBefore).toBe(2);
+    expect(counters.snapshotsResumed).toBe(1);
+    expect(cut.begun(lagging.node)).toBe(1);
+    const r = await localQuery(laggingSys, lagging, (st: Record<string, string>) => Object.keys(st).length);
+    expect(r.result).toBe(300);
+  });
+
+  it('a resumed transfer the follower holds none of (it restarted) starts again from chunk 0', async () => {
+    // the follower's RaftServer crashes as it is cut off: its restart has lost the receive
+    const cut = cutDuringTransfer((c, node) => {
+      const n = c.nodes.find((x) => x.name === node)!;
+      n.exit(n.whereis('kv')!, 'crash');
+    });
+    cluster = await cut.ready;
+    const { leader, leaderSys, lagging, caught } = await lagPastSnapshot(cluster);
+    expect(cut.node()).toBe(lagging.node);
+    expect(caught.counters.snapshotsInstalled).toBe(1);
+    const counters = (await overview(leaderSys, leader)).counters;
+    // resumed, answered with "none of it" (chunk -1), and sent again from the start at once
+    expect(counters.snapshotsResumed).toBe(1);
+    expect(cut.begun(lagging.node)).toBe(2);
+  });
+
   it('a follower that missed fewer than trailingEntries catches up from the log, past a snapshot', async () => {
     // the leader's durable log starts after its snapshot; the entries before it are in memory
     cluster = await localCluster(3, { trailingEntries: 1000 });
@@ -204,6 +235,54 @@ describe('faults', () => {
     }
   });
 });
+
+/**
+ * A three-node cluster (512-byte snapshot chunks, no trailing entries) in which the first node to
+ * write the third chunk of a snapshot receive is cut off from the others for 200 ms; `onCut` runs
+ * then. `begun(node)` counts the snapshot receives each node began.
+ */
+function cutDuringTransfer(onCut?: (c: LocalCluster, node: string) => void) {
+  const begun = new Map<string, number>();
+  let cutNode: string | undefined;
+  let c: LocalCluster | undefined;
+  const storageOf = (node: string) => {
+    const storage = createMemoryStorage();
+    const begin = storage.snapshots.beginReceive.bind(storage.snapshots);
+    storage.snapshots.beginReceive = async (uid, meta) => {
+      const receiver = await begin(uid, meta);
+      begun.set(node, (begun.get(node) ?? 0) + 1);
+      let written = 0;
+      return {
+        ...receiver,
+        writeChunk: async (bytes) => {
+          await receiver.writeChunk(bytes);
+          if (++written !== 3 || cutNode !== undefined || c === undefined) return;
+          cutNode = node;
+          const others = c.nodes.filter((n) => n.name !== node);
+          for (const n of others) c.net.partition(node, n.name);
+          onCut?.(c, node);
+          setTimeout(() => {
+            for (const n of others) c?.net.heal(node, n.name);
+          }, 200);
+        },
+      };
+    };
+    return storage;
+  };
+  const ready = localCluster(3, (node) => ({
+    storage: storageOf(node),
+    snapshotChunkBytes: 512,
+    trailingEntries: 0,
+  }));
+  return {
+    ready: ready.then((x) => {
+      c = x;
+      return x;
+    }),
+    node: () => cutNode,
+    begun: (node: string) => begun.get(node) ?? 0,
+  };
+}
 
 /**
  * Starts the KV cluster, stops a follower, commits 300 puts (the leader snapshots at 64, 128, 192

@@ -567,7 +567,7 @@ export class Cluster {
           this.enqueueWrite(s, { op: 'snapshot', meta: e.meta, machineState: e.machineState });
           break;
         case 'snapshot.send':
-          this.sendSnapshot(s, e.to.name, e.term);
+          this.sendSnapshot(s, e.to.name, e.term, e.fromChunk);
           break;
         case 'snapshot.chunk.write':
           if (e.chunk === 0) s.chunks = [];
@@ -585,15 +585,15 @@ export class Cluster {
     }
   }
 
-  /** The snapshot sender: chunks of the stored snapshot, delivered in order (or lost). */
-  private sendSnapshot(s: SimServer, to: string, term: number): void {
+  /** The snapshot sender: chunks of the stored snapshot from `fromChunk`, delivered in order (or lost). */
+  private sendSnapshot(s: SimServer, to: string, term: number, fromChunk: number): void {
     const snap = s.storage.snapshot;
     if (snap === null) return;
     const data = JSON.stringify(snap.machineState);
     const size = this.opts.snapshotChunkChars;
     const n = Math.max(1, Math.ceil(data.length / size));
     let at = this.now;
-    for (let c = 0; c < n; c++) {
+    for (let c = fromChunk < n ? fromChunk : 0; c < n; c++) {
       const msg: Message = {
         type: 'install_snapshot.request',
         from: s.id,

@@ -205,5 +205,6 @@ export function newPeer(id: Peer['id'], key: string, nextIndex: number): Peer {
     active: false,
     replied: true,
     snapshotTicks: 0,
+    snapshotProgress: null,
   };
 }

@@ -33,8 +33,21 @@ export function replicate(ctx: Ctx, i: number): boolean {
   if (peer.nextIndex <= s.log.snapshotIndex) {
     if (s.snapshot === null) return false;
     wake(ctx);
-    updatePeer(ctx, i, { snapshotTicks: 2 * s.cfg.electionTimeoutTicks, inFlight: 0 });
-    ctx.fx.push({ type: 'snapshot.send', to: peer.id, term: s.currentTerm, meta: s.snapshot });
+    // a retried transfer of the same snapshot resumes where the follower's acknowledgements stopped
+    const was = peer.snapshotProgress;
+    const from = was !== null && was.index === s.snapshot.index ? was.next : 0;
+    updatePeer(ctx, i, {
+      snapshotTicks: 2 * s.cfg.electionTimeoutTicks,
+      inFlight: 0,
+      snapshotProgress: { index: s.snapshot.index, from, next: from },
+    });
+    ctx.fx.push({
+      type: 'snapshot.send',
+      to: peer.id,
+      term: s.currentTerm,
+      meta: s.snapshot,
+      fromChunk: from,
+    });
     return true;
   }
   const last = lastIndex(s.log);
@@ -89,13 +102,20 @@ export function leaderTick(ctx: Ctx): void {
   for (let i = 0; i < n; i++) {
     const peer = s.leader!.peers[i]!;
     if (peer.snapshotTicks > 0) {
-      // A snapshot transfer that stays silent this long is presumed lost: start over.
+      // A snapshot transfer that stays silent this long is presumed lost: retry it, resuming
+      // after the follower's last acknowledged chunk, unless this was a resumed transfer that
+      // moved nothing (a follower that neither took nor answered its chunks): then from chunk 0.
       const left = peer.snapshotTicks - 1;
-      updatePeer(
-        ctx,
-        i,
-        left === 0 ? { snapshotTicks: 0, nextIndex: peer.matchIndex + 1 } : { snapshotTicks: left },
-      );
+      if (left > 0) updatePeer(ctx, i, { snapshotTicks: left });
+      else {
+        const p = peer.snapshotProgress;
+        const stuck = p !== null && p.from > 0 && p.next === p.from;
+        updatePeer(ctx, i, {
+          snapshotTicks: 0,
+          nextIndex: peer.matchIndex + 1,
+          ...(stuck ? { snapshotProgress: { ...p, next: 0 } } : {}),
+        });
+      }
       continue;
     }
     // Entries sent but not acknowledged through a whole tick were lost (a partition drops them

@@ -54,9 +54,9 @@ function ack(
 }
 
 /**
- * A chunk of the leader's snapshot. Chunks are taken strictly in order; others are dropped (the
- * leader starts the transfer again, from chunk 0, when it stalls). A chunk 0 always starts a
- * transfer afresh: it is either the first or such a retry.
+ * A chunk of the leader's snapshot. Chunks are taken strictly in order; any other is answered
+ * with the last chunk we have, and the leader's retry of a stalled transfer resumes after it. A
+ * chunk 0 always starts a transfer afresh: it is either the first or a retry from the start.
  */
 export function onInstallSnapshot(ctx: Ctx, m: InstallSnapshotRequest): void {
   const s = ctx.s;
@@ -85,9 +85,18 @@ export function onInstallSnapshot(ctx: Ctx, m: InstallSnapshotRequest): void {
   if (m.chunk === 0) {
     s.receiving = { meta: m.meta, nextChunk: 0, leader: m.from };
     if (ctx.role !== 'receive_snapshot') enterRole(ctx, 'receive_snapshot');
-  } else if (ctx.role !== 'receive_snapshot' || !continues(s.receiving, m)) return;
+  } else if (ctx.role !== 'receive_snapshot' || !continues(s.receiving, m)) {
+    // a resumed transfer we hold none of (a new term or a restart ended ours): say so, and the
+    // leader starts it again from chunk 0
+    ack(ctx, m.from, m.meta, -1, false);
+    return;
+  }
   const receiving = s.receiving!;
-  if (m.chunk !== receiving.nextChunk) return;
+  if (m.chunk !== receiving.nextChunk) {
+    // a gap (chunks lost) or a repeat: tell the leader the last chunk we have
+    ack(ctx, m.from, m.meta, receiving.nextChunk - 1, false);
+    return;
+  }
   s.receiving = { ...receiving, nextChunk: m.chunk + 1 };
   ctx.fx.push({ type: 'snapshot.chunk.write', meta: m.meta, chunk: m.chunk, last: m.last, data: m.data });
   if (m.last) ctx.fx.push({ type: 'snapshot.install', meta: m.meta });
@@ -163,8 +172,24 @@ export function onInstallSnapshotReply(ctx: Ctx, m: InstallSnapshotReply): void 
   if (i < 0) return;
   const peer = s.leader!.peers[i]!;
   if (!m.done) {
-    if (peer.snapshotTicks > 0)
-      updatePeer(ctx, i, { snapshotTicks: 2 * s.cfg.electionTimeoutTicks, active: true });
+    const progress = peer.snapshotProgress;
+    if (peer.snapshotTicks === 0 || progress === null || progress.index !== m.meta.index) return;
+    if (m.chunk + 1 < progress.from) {
+      // the follower holds less than this transfer resumed after (it lost the earlier chunks):
+      // start again from what it has
+      updatePeer(ctx, i, {
+        snapshotTicks: 0,
+        active: true,
+        snapshotProgress: { ...progress, next: m.chunk + 1 },
+      });
+      replicate(ctx, i);
+      return;
+    }
+    updatePeer(ctx, i, {
+      snapshotTicks: 2 * s.cfg.electionTimeoutTicks,
+      active: true,
+      snapshotProgress: m.chunk + 1 > progress.next ? { ...progress, next: m.chunk + 1 } : progress,
+    });
     return;
   }
   const matchIndex = Math.max(peer.matchIndex, m.meta.index);
@@ -173,6 +198,7 @@ export function onInstallSnapshotReply(ctx: Ctx, m: InstallSnapshotReply): void 
     nextIndex: matchIndex + 1,
     inFlight: 0,
     snapshotTicks: 0,
+    snapshotProgress: null,
     active: true,
     replied: true,
   });

@@ -351,12 +351,8 @@ function isValidRpc(msg: { type: string }): msg is RaftRpc {
       );
     }
     case 'install_snapshot.reply':
-      // chunk -1: "installed", the follower's last answer to a transfer (not a chunk's ack)
-      return (
-        isSnapshotMeta(m.meta) &&
-        typeof m.done === 'boolean' &&
-        (isIndex(m.chunk) || (m.chunk === -1 && m.done))
-      );
+      // chunk -1: "installed" (done), the follower's last answer to a transfer, or "none of it"
+      return isSnapshotMeta(m.meta) && typeof m.done === 'boolean' && (isIndex(m.chunk) || m.chunk === -1);
     case 'timeout_now':
       return true;
     default:
@@ -375,6 +371,7 @@ function emptyCounters(): Counters {
     snapshotsWritten: 0,
     snapshotsInstalled: 0,
     snapshotsSent: 0,
+    snapshotsResumed: 0,
     hookErrors: 0,
     entriesSent: 0,
     appendsSent: 0,
@@ -1072,7 +1069,7 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
       return undefined;
     }
     case 'snapshot.send':
-      startSnapshotSender(state, ctx, effect.to, effect.term, effect.meta);
+      startSnapshotSender(state, ctx, effect);
       return undefined;
     case 'snapshot.chunk.write':
       return writeChunk(state, effect.meta, effect.chunk, effect.last, effect.data);
@@ -1213,9 +1210,7 @@ function auxView(state: ShellState): AuxView {
 function startSnapshotSender(
   state: ShellState,
   ctx: ActorContext,
-  to: ServerId,
-  term: number,
-  meta: SnapshotMeta,
+  { to, term, meta, fromChunk }: Extract<Effect, { type: 'snapshot.send' }>,
 ): void {
   const peer = serverIdKey(to);
   // acknowledgements from before this transfer are not this sender's
@@ -1226,12 +1221,14 @@ function startSnapshotSender(
     ctx.exit(old, 'shutdown');
   }
   state.counters.snapshotsSent++;
+  if (fromChunk > 0) state.counters.snapshotsResumed++;
   const spec = snapshotSenderSpec(state.sys, {
     uid: state.record.uid,
     leader: state.id,
     to,
     term,
     meta,
+    fromChunk,
     chunkBytes: state.sys.settings.snapshotChunkBytes,
   });
   startChild(state.sys.node, state.supervisor, spec).then(

@@ -10,6 +10,8 @@ export interface SenderArgs {
   readonly to: ServerId;
   readonly term: number;
   readonly meta: SnapshotMeta;
+  /** The first chunk to send: 0, or where a retried transfer resumes. */
+  readonly fromChunk: number;
   readonly chunkBytes: number;
 }
 
@@ -27,7 +29,7 @@ const WINDOW = 2;
 
 /**
  * Streams the leader's current snapshot to one lagging follower as `install_snapshot.request`
- * chunks, at most `WINDOW` unacknowledged at a time. The RaftServer forwards the follower's
+ * chunks from `fromChunk` on, at most `WINDOW` unacknowledged at a time. The RaftServer forwards the follower's
  * `install_snapshot.reply` messages here. It stops (`normal`) when the follower has the last chunk;
  * if the follower goes silent the core gives up on the transfer and the server starts a new sender.
  */
@@ -70,7 +72,9 @@ function senderBehaviour(sys: SystemRuntime): GenServer<SenderState, SenderArgs>
         throw new Error(`snapshot ${args.meta.index} is no longer current`);
       }
       const chunks = Math.max(1, Math.ceil(reader.info.size / args.chunkBytes));
-      const state: SenderState = { args, reader, chunks, sent: -1, acked: -1 };
+      // chunks before `fromChunk` the follower has (a resumed transfer of this same snapshot file)
+      const first = args.fromChunk < chunks ? args.fromChunk : 0;
+      const state: SenderState = { args, reader, chunks, sent: first - 1, acked: first - 1 };
       await fill(state, ctx);
       return state;
     },
