@@ -10,7 +10,7 @@ import { connectClient } from './client.ts';
 import { ConfigError, parsePeers, readCookieFile, resolveNodeConfig } from './config.ts';
 import { runDemo } from './demo.ts';
 import type { NodeStatus } from './http-api.ts';
-import { apiCall, cliValue, formatStatus, formatTree } from './http-client.ts';
+import { apiCall, cliValue, formatStatus, formatTree, showTransfer } from './http-client.ts';
 import { KV_CLUSTER, startOtraNode } from './otra-node.ts';
 
 const USAGE = `usage: otra <command> [options]
@@ -172,13 +172,21 @@ async function runMembers(args: Args): Promise<void> {
       only(args, ['http', 'json']);
       const r = await apiCall<{
         leader: string | null;
-        members: { node: string; membership: string; matchIndex: number | null }[];
+        members: {
+          node: string;
+          membership: string;
+          matchIndex: number | null;
+          snapshotTransfer: { index: number; nextChunk: number } | null;
+        }[];
       }>(base, 'GET', '/members');
       if (flag(args, 'json') === 'true') return print(r);
       return print(
         [
           `leader: ${r.leader ?? '-'}`,
-          ...r.members.map((m) => `${m.node}  ${m.membership}  match=${m.matchIndex ?? '-'}`),
+          ...r.members.map(
+            (m) =>
+              `${m.node}  ${m.membership}  match=${m.matchIndex ?? '-'}${m.snapshotTransfer === null ? '' : `  ${showTransfer(m.snapshotTransfer)}`}`,
+          ),
         ].join('\n'),
       );
     }

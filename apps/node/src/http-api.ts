@@ -17,6 +17,7 @@ import {
   leaderQuery,
   localQuery,
   MachineError,
+  type MemberInfo,
   members,
   NotLeaderError,
   NotUpToDateError,
@@ -294,6 +295,8 @@ export interface MemberStatus {
   readonly node: string;
   readonly membership: string;
   readonly matchIndex: number | null;
+  /** The leader's snapshot transfer to this member, while one runs (else null). */
+  readonly snapshotTransfer: { readonly index: number; readonly nextChunk: number } | null;
   readonly reachable: boolean;
   readonly role?: string;
   readonly term?: number;
@@ -429,12 +432,18 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     }
   }
 
-  async function memberStatus(
-    id: ServerId,
-    membership: string,
-    matchIndex: number | undefined,
-  ): Promise<MemberStatus> {
-    const base = { node: id.node, membership, matchIndex: matchIndex ?? null };
+  async function memberStatus({
+    id,
+    membership,
+    matchIndex,
+    snapshotTransfer,
+  }: MemberInfo): Promise<MemberStatus> {
+    const base = {
+      node: id.node,
+      membership,
+      matchIndex: matchIndex ?? null,
+      snapshotTransfer: snapshotTransfer ?? null,
+    };
     const [view, http] = await Promise.all([
       overview(system, id, { timeoutMs: 1000 }).catch(() => undefined),
       id.node === node.name ? api.url : options.httpUrlOf(id.node).catch(() => undefined),
@@ -472,7 +481,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       members: view.members,
       leader: view.leader,
     }));
-    const rows = await Promise.all(known.members.map((m) => memberStatus(m.id, m.membership, m.matchIndex)));
+    const rows = await Promise.all(known.members.map(memberStatus));
     return {
       node: node.name,
       cluster,
@@ -660,6 +669,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
           node: m.id.node,
           membership: m.membership,
           matchIndex: m.matchIndex ?? null,
+          snapshotTransfer: m.snapshotTransfer ?? null,
         })),
       });
     } catch (err) {

@@ -80,6 +80,10 @@ function table(rows: readonly (readonly string[])[]): string {
     .join('\n');
 }
 
+/** A snapshot transfer in progress, as the status table and `otra members` print it. */
+export const showTransfer = (t: { readonly index: number; readonly nextChunk: number }): string =>
+  `(sending snapshot ${t.index}, at chunk ${t.nextChunk})`;
+
 const show = (v: number | string | null | undefined): string =>
   v === null || v === undefined ? '-' : String(v);
 
@@ -97,7 +101,9 @@ export function formatStatus(status: NodeStatus): string {
     show(m.commitIndex),
     show(m.lastApplied),
     show(m.lastIndex),
-    show(m.matchIndex),
+    m.snapshotTransfer === null
+      ? show(m.matchIndex)
+      : `${show(m.matchIndex)} ${showTransfer(m.snapshotTransfer)}`,
   ]);
   const lines = [
     `cluster ${status.cluster} seen from ${status.node}: leader ${show(status.leader)}, term ${show(status.term)}, ${show(status.keys)} keys`,

@@ -6,6 +6,8 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MemberStatus } from '../src/http-api.ts';
+import { formatStatus } from '../src/http-client.ts';
 import { freePorts } from '../src/kv-cluster.ts';
 import { type OtraNode, startOtraNode } from '../src/otra-node.ts';
 
@@ -282,6 +284,34 @@ describe('the KV HTTP API', () => {
     );
   });
 
+  it('prints a snapshot transfer in progress beside the match index', () => {
+    const row = (node: string, snapshotTransfer: MemberStatus['snapshotTransfer']): MemberStatus => ({
+      node,
+      membership: 'voter',
+      matchIndex: 12,
+      snapshotTransfer,
+      reachable: true,
+    });
+    const text = formatStatus({
+      node: 'a1',
+      cluster: 'kv',
+      member: true,
+      role: 'leader',
+      term: 3,
+      leader: 'a1',
+      commitIndex: 90,
+      lastApplied: 90,
+      lastIndex: 90,
+      snapshotIndex: 64,
+      keys: 5,
+      quiesced: false,
+      members: [row('a1', null), row('a2', { index: 64, nextChunk: 7 })],
+    });
+    const lines = text.split('\n');
+    expect(lines.find((l) => l.startsWith('a2'))).toMatch(/12 \(sending snapshot 64, at chunk 7\)$/);
+    expect(lines.find((l) => l.startsWith('a1'))).toMatch(/ 12$/);
+  });
+
   it('serves /status, /inspect and /metrics', async () => {
     const status = (await call(follower, 'GET', '/status')).body;
     expect(status).toMatchObject({
@@ -291,8 +321,10 @@ describe('the KV HTTP API', () => {
       role: 'follower',
       leader: leader.node.name,
     });
-    const members = status.members as { node: string; role: string; matchIndex: number; http: string }[];
+    const members = status.members as MemberStatus[];
     expect(members.map((m) => m.node)).toEqual(['a1', 'a2', 'a3']);
+    // no member is being sent a snapshot
+    for (const m of members) expect(m.snapshotTransfer).toBeNull();
     expect(members.find((m) => m.node === leader.node.name)?.role).toBe('leader');
     for (const m of members) expect(m.http).toBe(nodes.find((n) => n.node.name === m.node)!.http!.url);
 

@@ -154,6 +154,11 @@ export interface MemberInfo {
   readonly membership: Membership;
   /** Leader's view of the member's replicated index (leader only). */
   readonly matchIndex?: number;
+  /**
+   * Leader only, while the member is being sent a snapshot: its index, and the first chunk the
+   * member has not acknowledged yet (where a retry would resume).
+   */
+  readonly snapshotTransfer?: { readonly index: number; readonly nextChunk: number };
 }
 
 /** `overview(serverId)`. */

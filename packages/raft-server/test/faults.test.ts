@@ -5,6 +5,7 @@ import {
   consistentQuery,
   deleteCluster,
   localQuery,
+  type MemberInfo,
   overview,
   processCommand,
   restartServer,
@@ -111,10 +112,31 @@ describe('faults', () => {
   });
 
   it("a transfer cut off by a partition resumes at the follower's next chunk once healed", async () => {
-    const cut = cutDuringTransfer();
+    // 100 ms into the partition, every member's view of the members (the leader's shows the transfer)
+    let seen: Promise<(MemberInfo[] | undefined)[]> | undefined;
+    const cut = cutDuringTransfer((c) => {
+      seen = new Promise((resolve) => setTimeout(resolve, 100)).then(() =>
+        Promise.all(
+          c.systems.map((sys, i) =>
+            overview(sys, c.ids[i]!).then(
+              (v) => [...v.members],
+              () => undefined,
+            ),
+          ),
+        ),
+      );
+    });
     cluster = await cut.ready;
     const { leader, leaderSys, lagging, laggingSys, sentBefore, caught } = await lagPastSnapshot(cluster);
     expect(cut.node()).toBe(lagging.node);
+    const during = (await seen!)[cluster.ids.findIndex((id) => id.node === leader.node)]!;
+    const transfer = during.find((m) => m.id.node === lagging.node)!.snapshotTransfer!;
+    expect(transfer.index).toBe(caught.snapshot!.index);
+    expect(transfer.nextChunk).toBeGreaterThanOrEqual(1);
+    expect(transfer.nextChunk).toBeLessThanOrEqual(3);
+    // and once it is over, no transfer is shown
+    const afterwards = (await overview(leaderSys, leader)).members;
+    expect(afterwards.find((m) => m.id.node === lagging.node)!.snapshotTransfer).toBeUndefined();
     expect(caught.counters.snapshotsInstalled).toBe(1);
     const counters = (await overview(leaderSys, leader)).counters;
     // the retry resumed the transfer: the follower's one receive took every chunk, none twice

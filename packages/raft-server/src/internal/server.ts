@@ -1307,9 +1307,14 @@ function members(state: ShellState): MemberInfo[] {
     const peer = s.leader?.peers.find((p) => serverIdEquals(p.id, m.id));
     const matchIndex =
       serverIdEquals(m.id, state.id) && s.leader !== null ? s.lastWritten.index : peer?.matchIndex;
-    return matchIndex === undefined
-      ? { id: m.id, membership: m.membership }
-      : { id: m.id, membership: m.membership, matchIndex };
+    const info: MemberInfo =
+      matchIndex === undefined
+        ? { id: m.id, membership: m.membership }
+        : { id: m.id, membership: m.membership, matchIndex };
+    const transfer = peer?.snapshotProgress;
+    return peer !== undefined && peer.snapshotTicks > 0 && transfer != null
+      ? { ...info, snapshotTransfer: { index: transfer.index, nextChunk: transfer.next } }
+      : info;
   });
 }
 
