@@ -29,9 +29,10 @@ const WINDOW = 2;
 
 /**
  * Streams the leader's current snapshot to one lagging follower as `install_snapshot.request`
- * chunks from `fromChunk` on, at most `WINDOW` unacknowledged at a time. The RaftServer forwards the follower's
- * `install_snapshot.reply` messages here. It stops (`normal`) when the follower has the last chunk;
- * if the follower goes silent the core gives up on the transfer and the server starts a new sender.
+ * chunks from `fromChunk` on, at most `WINDOW` unacknowledged at a time. The RaftServer forwards
+ * the follower's `install_snapshot.reply` messages here. It stops (`normal`) when the follower has
+ * the last chunk; if the follower goes silent the core gives up on the transfer and the server
+ * starts a new sender, which resumes after the follower's last acknowledged chunk.
  */
 function senderBehaviour(sys: SystemRuntime): GenServer<SenderState, SenderArgs> {
   const sendChunk = async (
