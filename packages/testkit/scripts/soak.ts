@@ -1,12 +1,13 @@
 /**
  * Long soak of the seeded cluster simulation: `pnpm soak [count] [--from n] [--servers 3|5]
  * [--seed n] [--transcript] [--request-ids] [--group-commit] [--quiesce ticks]
- * [--driver handle|statechart|roles]`
+ * [--driver handle|statechart|roles] [--chunk-chars n]`
  * (`--request-ids`: puts carry request ids and some are sent twice, see
  * `SimulationOptions.requestIds`; `--group-commit`: one log confirmation for appends that complete
  * together, see `SimulationOptions.groupCommit`; `--quiesce`: idle groups sleep after this many
  * ticks and clients pause now and then, see `SimulationOptions.quiesceAfterTicks`; `--driver`: how each server's core runs, see
- * `ClusterOptions.driver`, `roles` being the RaftServer shell's way). Without `--servers`, odd
+ * `ClusterOptions.driver`, `roles` being the RaftServer shell's way; `--chunk-chars`: characters
+ * per snapshot chunk, small for long transfers that stall and resume). Without `--servers`, odd
  * seeds run 3 servers and even seeds 5; every
  * third seed snapshots often. A failing seed is printed and the exit code is 1; replay one seed with
  * `pnpm soak --seed <n> --transcript` to see one line per message.
@@ -33,6 +34,11 @@ if (quiesce !== undefined && !(Number(quiesce) > 0)) {
   console.error(`--quiesce is a number of ticks above 0, not ${quiesce}`);
   process.exit(2);
 }
+const chunkChars = flag('chunk-chars');
+if (chunkChars !== undefined && !(Number.isInteger(Number(chunkChars)) && Number(chunkChars) > 0)) {
+  console.error(`--chunk-chars is a whole number above 0, not ${chunkChars}`);
+  process.exit(2);
+}
 const driver = flag('driver');
 const DRIVERS: readonly Driver[] = ['handle', 'statechart', 'roles'];
 if (driver !== undefined && !DRIVERS.includes(driver as Driver)) {
@@ -54,6 +60,7 @@ for (let seed = from; seed < from + count; seed++) {
       ...(requestIds ? { requestIds } : {}),
       ...(groupCommit ? { groupCommit } : {}),
       ...(quiesce !== undefined ? { quiesceAfterTicks: Number(quiesce) } : {}),
+      ...(chunkChars !== undefined ? { snapshotChunkChars: Number(chunkChars) } : {}),
       ...(driver !== undefined ? { driver: driver as Driver } : {}),
       ...(transcript ? { transcript: (line: string) => console.log(line) } : {}),
     });

@@ -147,6 +147,8 @@ export class Cluster {
   writesCoalesced = 0;
   /** Effects seen, by type (for tests and transcripts). */
   readonly effectCounts = new Map<string, number>();
+  /** Snapshot transfers that resumed a stalled one (`snapshot.send` from a chunk above 0). */
+  transfersResumed = 0;
 
   constructor(options: ClusterOptions) {
     this.opts = {
@@ -567,6 +569,7 @@ export class Cluster {
           this.enqueueWrite(s, { op: 'snapshot', meta: e.meta, machineState: e.machineState });
           break;
         case 'snapshot.send':
+          if (e.fromChunk > 0) this.transfersResumed++;
           this.sendSnapshot(s, e.to.name, e.term, e.fromChunk);
           break;
         case 'snapshot.chunk.write':

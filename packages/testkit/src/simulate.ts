@@ -16,6 +16,11 @@ export interface SimulationOptions {
   readonly keys?: number;
   /** Release a snapshot every this many applied commands (0: never). */
   readonly snapshotEvery?: number;
+  /**
+   * Characters per snapshot chunk (the cluster's default, 64, otherwise). Small chunks make
+   * transfers long, so more of them stall under faults and are resumed.
+   */
+  readonly snapshotChunkChars?: number;
   readonly driver?: Driver;
   readonly transcript?: (line: string) => void;
   /** Turn random faults off (drop, duplicate, partitions, crashes). */
@@ -59,6 +64,8 @@ export interface SimulationResult {
   readonly writesCoalesced: number;
   /** Effects executed, by type (e.g. how many snapshots were installed). */
   readonly effects: Readonly<Record<string, number>>;
+  /** Snapshot transfers that resumed after the follower's last acknowledged chunk. */
+  readonly transfersResumed: number;
 }
 
 export class SimulationFailure extends Error {
@@ -120,6 +127,7 @@ function simulate(options: SimulationOptions): SimulationResult {
     // entries), half none (every lagging follower is sent the snapshot)
     trailingEntries: (options.seed >> 1) % 2 === 0 ? 0 : 1 + (options.seed % 5),
     ...(options.groupCommit === true ? { groupCommitMs: [0, 5] as const } : {}),
+    ...(options.snapshotChunkChars === undefined ? {} : { snapshotChunkChars: options.snapshotChunkChars }),
     // Slow disks some runs: widens the window between append and durability that crashes hit.
     writeDelayMs: [[0, 2] as const, [0, 10] as const, [2, 40] as const][options.seed % 3]!,
     metaDelayMs: [[0, 1] as const, [0, 5] as const, [1, 20] as const][(options.seed >> 2) % 3]!,
@@ -376,6 +384,7 @@ function simulate(options: SimulationOptions): SimulationResult {
     faults,
     writesCoalesced: c.writesCoalesced,
     effects: Object.fromEntries(c.effectCounts),
+    transfersResumed: c.transfersResumed,
   };
 }
 

@@ -110,6 +110,26 @@ describe('seeded simulation', () => {
     expect(ok).toBeGreaterThan(40 * 5);
   });
 
+  it('200 seeds with 4-character snapshot chunks: long transfers stall under faults and resume', () => {
+    let ok = 0;
+    let resumed = 0;
+    let installs = 0;
+    for (let seed = 50_001; seed <= 50_200; seed++) {
+      const r = runSimulation({
+        seed,
+        servers: seed % 2 === 0 ? 3 : 5,
+        snapshotEvery: 7,
+        snapshotChunkChars: 4,
+      });
+      ok += r.ops.ok;
+      resumed += r.transfersResumed;
+      installs += r.effects['snapshot.install'] ?? 0;
+    }
+    expect(ok).toBeGreaterThan(200 * 10);
+    expect(resumed).toBeGreaterThan(15);
+    expect(installs).toBeGreaterThan(100);
+  });
+
   it('counts a put still unanswered at the check as an unknown outcome (seed 806035)', () => {
     // Its client got not_leader, retried, and the retry was still in flight when the run ended,
     // while an earlier copy had been applied and read: left out of the history, the read of its
