@@ -265,6 +265,9 @@ function simulate(options: SimulationOptions): SimulationResult {
         break;
       case 'error':
         // Not appended (not_leader) or not answered (leadership_lost): safe to retry elsewhere.
+        // Once: a copy of this reply (the network duplicates) must not send a second retry, which
+        // would put the command in the log twice for one write in the history.
+        p.ref = -1;
         retried++;
         p.retries++;
         cl.target = r.leader?.name ?? rng.pick(names);
