@@ -36,7 +36,7 @@ function leaderWith(machine: MachineModule<number, number, number>, trailingEntr
 
 /**
  * `leaderWith(releasing)` whose follower c has nothing while the log starts after a snapshot at 2:
- * c is being sent the snapshot. `ackChunk` feeds c's acknowledgement of a chunk; `tickUntilSent`
+ * c rejects an AppendEntries (`first`, the leader's result) and is being sent the snapshot. `ackChunk` feeds c's acknowledgement of a chunk; `tickUntilSent`
  * ticks (b answering each) until the leader starts a transfer, at most 100 ticks, and returns it.
  */
 function transferringToC() {
@@ -67,7 +67,19 @@ function transferringToC() {
     }
     return [];
   };
-  return { a, ackChunk, tickUntilSent, sendsOf };
+  return { a, first, ackChunk, tickUntilSent, sendsOf };
+}
+
+/**
+ * A fresh follower c, and `chunk` feeding it chunk `n` of a's snapshot at 2 in term 1 (its data
+ * the chunk number unless given).
+ */
+function receivingC() {
+  const r0 = fresh(C);
+  const c: Srv = { role: r0.role, state: r0.state, effects: r0.effects };
+  const chunk = (n: number, last: boolean, data = `${n}`) =>
+    feed(c, { type: 'install_snapshot.request', from: A, term: 1, meta: meta(2), chunk: n, last, data });
+  return { c, chunk };
 }
 
 const meta = (index: number, term = 1): SnapshotMeta => ({
@@ -92,22 +104,8 @@ describe('snapshots', () => {
   });
 
   it('a follower behind the snapshot is sent the snapshot, then resumes from it', () => {
-    const a = leaderWith(releasing);
-    ackAll(a, [B]);
-    feed(a, { type: 'command', command: 5, reply: { mode: 'noreply' } });
-    ackAll(a, [B]);
-    feed(a, { type: 'snapshot.written', meta: meta(2) });
     // c rejects: it has nothing. The entries it needs are gone: send the snapshot.
-    const r = feed(a, {
-      type: 'append_entries.reply',
-      from: C,
-      term: 1,
-      success: false,
-      matchIndex: 0,
-      lastIndex: 0,
-      lastTerm: 0,
-      round: 0,
-    });
+    const { a, first: r } = transferringToC();
     expect(r.effects).toContainEqual({ type: 'snapshot.send', to: C, term: 1, meta: meta(2), fromChunk: 0 });
     // While the transfer runs, no AppendEntries go to c.
     const t = feed(a, { type: 'tick', nowMs: 1 });
@@ -188,10 +186,7 @@ describe('snapshots', () => {
   });
 
   it('a follower takes chunks in order, installs, and acknowledges once installed', () => {
-    const r0 = fresh(C);
-    const c: Srv = { role: r0.role, state: r0.state, effects: r0.effects };
-    const chunk = (n: number, last: boolean, data: string) =>
-      feed(c, { type: 'install_snapshot.request', from: A, term: 1, meta: meta(2), chunk: n, last, data });
+    const { c, chunk } = receivingC();
     const first = chunk(0, false, '{"x":');
     expect(first.role).toBe('receive_snapshot');
     expect(first.effects.filter((e) => e.type !== 'meta.persist' && e.type !== 'timer.set')).toEqual([
@@ -231,10 +226,7 @@ describe('snapshots', () => {
   });
 
   it('a transfer its own pre-vote interrupted resumes at the next chunk, and installs in pre_vote', () => {
-    const r0 = fresh(C);
-    const c: Srv = { role: r0.role, state: r0.state, effects: r0.effects };
-    const chunk = (n: number, last: boolean, data: string) =>
-      feed(c, { type: 'install_snapshot.request', from: A, term: 1, meta: meta(2), chunk: n, last, data });
+    const { c, chunk } = receivingC();
     expect(chunk(0, false, '{"x":').role).toBe('receive_snapshot');
     // chunks slower than the election timeout: a pre-vote starts (same term)
     const timedOut = feed(c, { type: 'election.timeout' });
@@ -262,18 +254,7 @@ describe('snapshots', () => {
   });
 
   it('a leader retrying a stalled transfer from chunk 0 restarts it, where it was waiting for chunk 2', () => {
-    const r0 = fresh(C);
-    const c: Srv = { role: r0.role, state: r0.state, effects: r0.effects };
-    const chunk = (n: number, last: boolean) =>
-      feed(c, {
-        type: 'install_snapshot.request',
-        from: A,
-        term: 1,
-        meta: meta(2),
-        chunk: n,
-        last,
-        data: `${n}`,
-      });
+    const { c, chunk } = receivingC();
     chunk(0, false);
     chunk(1, false);
     expect(c.state.receiving).toMatchObject({ nextChunk: 2 });
@@ -286,17 +267,8 @@ describe('snapshots', () => {
   });
 
   it('a new term ends a transfer: a candidate drops it and takes only a chunk 0 again', () => {
-    const r0 = fresh(C);
-    const c: Srv = { role: r0.role, state: r0.state, effects: r0.effects };
-    feed(c, {
-      type: 'install_snapshot.request',
-      from: A,
-      term: 1,
-      meta: meta(2),
-      chunk: 0,
-      last: false,
-      data: 'x',
-    });
+    const { c, chunk } = receivingC();
+    chunk(0, false, 'x');
     feed(c, { type: 'election.timeout' });
     // granted pre-votes: c campaigns in term 2
     const cand = feed(c, { type: 'pre_vote.reply', from: B, term: 2, granted: true });
@@ -369,18 +341,7 @@ describe('snapshots', () => {
   });
 
   it('a follower takes a resumed transfer at its next chunk', () => {
-    const r0 = fresh(C);
-    const c: Srv = { role: r0.role, state: r0.state, effects: r0.effects };
-    const chunk = (n: number, last: boolean) =>
-      feed(c, {
-        type: 'install_snapshot.request',
-        from: A,
-        term: 1,
-        meta: meta(2),
-        chunk: n,
-        last,
-        data: `${n}`,
-      });
+    const { chunk } = receivingC();
     chunk(0, false);
     chunk(1, false);
     // chunk 2 was lost and the transfer stalled; the leader's retry resumes at chunk 2

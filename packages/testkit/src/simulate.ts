@@ -168,6 +168,12 @@ function simulate(options: SimulationOptions): SimulationResult {
   });
   const byNode = new Map(clients.map((cl) => [cl.name, cl]));
   const clientTimeoutMs = 1500;
+  /** A put whose outcome the client never learns: in the history as a write that may never end. */
+  const unknownWrite = (p: NonNullable<Client['pending']>): boolean => {
+    if (p.op.kind !== 'put') return false;
+    history.get(p.op.key)!.push({ kind: 'write', value: p.op.value, invoke: p.invoke, response: Infinity });
+    return true;
+  };
 
   const issue = (cl: Client) => {
     const p = cl.pending!;
@@ -209,11 +215,7 @@ function simulate(options: SimulationOptions): SimulationResult {
     c.at(c.now + clientTimeoutMs, () => {
       if (cl.pending === null || cl.pending.ref !== ref) return;
       // Unknown outcome: a put may take effect any time from its invocation, or never.
-      if (cl.pending.op.kind === 'put') {
-        history
-          .get(cl.pending.op.key)!
-          .push({ kind: 'write', value: cl.pending.op.value, invoke: cl.pending.invoke, response: Infinity });
-      }
+      unknownWrite(cl.pending);
       unknownOps++;
       cl.pending = null;
       cl.target = rng.pick(names);
@@ -361,13 +363,7 @@ function simulate(options: SimulationOptions): SimulationResult {
   // A put still unanswered now (its retry chain outlived the run) may have been applied, or not:
   // it is an unknown outcome, as a timed-out one is.
   let pendingAtEnd = 0;
-  for (const cl of clients) {
-    const p = cl.pending;
-    if (p !== null && p.op.kind === 'put') {
-      pendingAtEnd++;
-      history.get(p.op.key)!.push({ kind: 'write', value: p.op.value, invoke: p.invoke, response: Infinity });
-    }
-  }
+  for (const cl of clients) if (cl.pending !== null && unknownWrite(cl.pending)) pendingAtEnd++;
   const lin = checkKv(history);
   if (!lin.ok) {
     // the key's operations in invocation order, to read next to the transcript

@@ -2,7 +2,7 @@ import type { CommandEntry, ConfigEntry, LogEntry, SystemEntry } from '@otra/pro
 import { serverIdKey } from '@otra/protocol';
 import { type ApplyMeta, DEFAULT_REQUEST_WINDOW, type MachineEffect } from '../machine.ts';
 import { appendCommands } from './client.ts';
-import { type Ctx, isMember, reply } from './context.ts';
+import { type Ctx, isMember, reply, snapshotPoint } from './context.ts';
 import { entryAt, termAt } from './log.ts';
 import { answerConsistentQueries, answerLocalQueries } from './queries.ts';
 import { findRequest, type RequestRecord, recordRequest, requestsAt, wrapSnapshotState } from './requests.ts';
@@ -146,7 +146,7 @@ function malformed(callback: string, shape: string, got: unknown): string {
 /** Records an applied request id, dropping what no snapshot still to be taken can need. */
 function remember(ctx: Ctx, record: RequestRecord): void {
   const s = ctx.s;
-  const keepAfter = (s.snapshot?.index ?? s.log.snapshotIndex) - requestWindow(ctx);
+  const keepAfter = snapshotPoint(s) - requestWindow(ctx);
   s.requests = recordRequest(s.requests, record, keepAfter);
 }
 
@@ -269,12 +269,7 @@ export function releaseCursor(ctx: Ctx, index: number, machineState: unknown): v
   const s = ctx.s;
   // `lastApplied` moves past an entry only after its apply returns, so a machine releasing the
   // entry it is applying asks for `lastApplied + 1`.
-  if (
-    s.snapshotWriting !== null ||
-    index > s.lastApplied + 1 ||
-    index <= (s.snapshot?.index ?? s.log.snapshotIndex)
-  )
-    return;
+  if (s.snapshotWriting !== null || index > s.lastApplied + 1 || index <= snapshotPoint(s)) return;
   const term = termAt(s.log, index);
   if (term === undefined) return;
   let members = s.configs[0]!.members;

@@ -21,6 +21,14 @@ export interface Ctx {
   > | null;
 }
 
+/**
+ * The index the latest snapshot covers. The in-memory log may start below it (`trailingEntries`);
+ * without a snapshot it is where the log starts.
+ */
+export function snapshotPoint(s: ServerState): number {
+  return s.snapshot?.index ?? s.log.snapshotIndex;
+}
+
 export function cluster(s: ServerState): ClusterConfig {
   return s.configs[s.configs.length - 1]!.members;
 }

@@ -5,7 +5,7 @@ import {
   serverIdEquals,
 } from '@otra/protocol';
 import type { ConfigAt, ServerState } from '../types.ts';
-import { armElectionTimer, type Ctx, peerIndex, send, updatePeer } from './context.ts';
+import { armElectionTimer, type Ctx, peerIndex, send, snapshotPoint, updatePeer } from './context.ts';
 import { compact, type LogView, lastIndex, termAt } from './log.ts';
 import { answerLocalQueries } from './queries.ts';
 import { replicate } from './replication.ts';
@@ -17,7 +17,7 @@ export function onSnapshotWritten(ctx: Ctx, meta: SnapshotMeta): void {
   const s = ctx.s;
   if (s.snapshotWriting === null || s.snapshotWriting.index !== meta.index) return;
   s.snapshotWriting = null;
-  if (meta.index <= (s.snapshot?.index ?? s.log.snapshotIndex)) return;
+  if (meta.index <= snapshotPoint(s)) return;
   s.snapshot = meta;
   s.log = compactBelow(s.log, meta, s.cfg.trailingEntries);
   ctx.fx.push({ type: 'log.truncate_prefix', upTo: meta.index });

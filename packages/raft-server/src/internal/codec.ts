@@ -1,3 +1,4 @@
+import { flushMicrotasks } from '@otra/actors';
 import { type CommandEntry, createCodec, isLogEntry, type LogEntry, writeCborHead } from '@otra/protocol';
 import type { StoredEntry } from '@otra/raft-log';
 
@@ -207,6 +208,17 @@ function* statePieces(value: unknown, depth: number): Generator<Uint8Array> {
   }
 }
 
+/** The encoder's and decoder's clock: whether the current slice has run `STATE_SLICE_MS`. */
+class SliceClock {
+  private start = performance.now();
+  late(): boolean {
+    return performance.now() - this.start >= STATE_SLICE_MS;
+  }
+  restart(): void {
+    this.start = performance.now();
+  }
+}
+
 /**
  * A snapshot's bytes, the CBOR of `{ state }`, in chunks, with a turn of the event loop after
  * every `STATE_SLICE_MS` of encoding: a large machine state is encoded without stalling the node
@@ -220,18 +232,18 @@ export async function* encodeStateChunks(state: unknown): AsyncGenerator<Uint8Ar
   const head = concatBytes([cborHead(5, 1), codec.encode('state')]);
   let parts: Uint8Array[] = [head];
   let size = head.length;
-  let sliceStart = performance.now();
+  const clock = new SliceClock();
   for (const piece of statePieces(state, 0)) {
     parts.push(piece);
     size += piece.length;
-    const late = performance.now() - sliceStart >= STATE_SLICE_MS;
+    const late = clock.late();
     if (late || size >= STATE_CHUNK_BYTES) {
       yield concatBytes(parts);
       parts = [];
       size = 0;
       if (late) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        sliceStart = performance.now();
+        await flushMicrotasks();
+        clock.restart();
       }
     }
   }
@@ -307,17 +319,6 @@ function itemEnd(bytes: Uint8Array, at: number): number {
   } else if (major === 6) pos = itemEnd(bytes, pos);
   if (pos > bytes.length) throw new Error('snapshot state ends inside a CBOR item');
   return pos;
-}
-
-/** The decoder's clock: whether the current slice has run `STATE_SLICE_MS`. */
-class SliceClock {
-  private start = performance.now();
-  late(): boolean {
-    return performance.now() - this.start >= STATE_SLICE_MS;
-  }
-  restart(): void {
-    this.start = performance.now();
-  }
 }
 
 /** What `readContainer` makes: an array, a plain object or a Map, and where its CBOR ends. */
@@ -431,7 +432,7 @@ export async function decodeState(bytes: Uint8Array): Promise<unknown> {
       if (step.value.end !== bytes.length) throw new Error('snapshot has bytes after its state');
       return stateOf(step.value.value);
     }
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await flushMicrotasks();
     clock.restart();
   }
 }

@@ -1311,10 +1311,11 @@ function members(state: ShellState): MemberInfo[] {
       matchIndex === undefined
         ? { id: m.id, membership: m.membership }
         : { id: m.id, membership: m.membership, matchIndex };
-    const transfer = peer?.snapshotProgress;
-    return peer !== undefined && peer.snapshotTicks > 0 && transfer != null
-      ? { ...info, snapshotTransfer: { index: transfer.index, nextChunk: transfer.next } }
-      : info;
+    // the progress outlives a stalled transfer (for its retry): shown while one runs
+    const transfer = peer !== undefined && peer.snapshotTicks > 0 ? peer.snapshotProgress : null;
+    return transfer === null
+      ? info
+      : { ...info, snapshotTransfer: { index: transfer.index, nextChunk: transfer.next } };
   });
 }
 
