@@ -10,7 +10,7 @@ import { benchV8Flags } from './support.ts';
 
 const flags = benchV8Flags();
 
-const benches = ['actors', 'core', 'log', 'links', 'shell', 'cluster', 'http-kv'];
+const benches = ['actors', 'core', 'log', 'links', 'shell', 'skeleton', 'cluster', 'http-kv'];
 const wanted = process.argv.slice(2);
 for (const name of wanted.length > 0 ? wanted : benches) {
   const file = fileURLToPath(new URL(`./${name}.ts`, import.meta.url));
