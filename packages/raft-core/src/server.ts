@@ -22,6 +22,7 @@ import {
   onAppendEntries,
   onAppendEntriesReply,
   onLogWritten,
+  retryTransferTo,
 } from './internal/replication.ts';
 import { emptyRequests, requestsFrom, unwrapSnapshotState } from './internal/requests.ts';
 import {
@@ -151,6 +152,7 @@ function dispatch(ctx: Ctx, msg: Message): void {
     case 'vote.request':
       wakeToAnswer(ctx);
       onVoteRequest(ctx, msg);
+      retryTransferTo(ctx, serverIdKey(msg.from));
       return;
     case 'vote.reply':
       onVoteReply(ctx, msg);
@@ -158,6 +160,7 @@ function dispatch(ctx: Ctx, msg: Message): void {
     case 'pre_vote.request':
       wakeToAnswer(ctx);
       onPreVoteRequest(ctx, msg);
+      retryTransferTo(ctx, serverIdKey(msg.from));
       return;
     case 'pre_vote.reply':
       onPreVoteReply(ctx, msg);

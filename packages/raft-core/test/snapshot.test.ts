@@ -324,6 +324,40 @@ describe('snapshots', () => {
     ]);
   });
 
+  it('a member asking for a (pre-)vote mid-transfer gets the transfer again at once, resumed', () => {
+    const { a, ackChunk, sendsOf } = transferringToC();
+    ackChunk(0);
+    ackChunk(1);
+    // c's server restarted (or lost the leader) and campaigns: no need to wait for the stall timeout
+    const preVote = feed(a, {
+      type: 'pre_vote.request',
+      from: C,
+      term: 2,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+    });
+    expect(preVote.role).toBe('leader');
+    expect(sendsOf(preVote.effects)).toEqual([
+      { type: 'snapshot.send', to: C, term: 1, meta: meta(2), fromChunk: 2 },
+    ]);
+    // it lost what it held: the leader starts over from chunk 0 at once
+    expect(sendsOf(ackChunk(-1).effects)).toEqual([expect.objectContaining({ fromChunk: 0 })]);
+    // a vote request of a higher term inside the leader's lease does the same, and the leader stays
+    const vote = feed(a, {
+      type: 'vote.request',
+      from: C,
+      term: 2,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      transfer: false,
+    });
+    expect(vote.role).toBe('leader');
+    expect(sendsOf(vote.effects)).toEqual([expect.objectContaining({ fromChunk: 0 })]);
+    // a member with no transfer under way that asks gets no snapshot
+    const fromB = feed(a, { type: 'pre_vote.request', from: B, term: 2, lastLogIndex: 3, lastLogTerm: 1 });
+    expect(sendsOf(fromB.effects)).toEqual([]);
+  });
+
   it('a resumed transfer that moves nothing (no answer at all) is retried from chunk 0', () => {
     const { ackChunk, tickUntilSent } = transferringToC();
     ackChunk(0);

@@ -95,6 +95,23 @@ export function heartbeat(ctx: Ctx, i: number): void {
   send(ctx, peer.id, heartbeatRequest(ctx.s, peer));
 }
 
+/**
+ * A member the leader is sending a snapshot to asked for a (pre-)vote: it has lost track of the
+ * leader (its server restarted, or its link was down), so the transfer has stalled. Retry it now,
+ * resuming after the member's last acknowledged chunk, instead of when the transfer's silence
+ * times out (up to two election timeouts later). Chunks a restarted member cannot take it answers
+ * with what it holds, and the leader starts over from there.
+ */
+export function retryTransferTo(ctx: Ctx, key: string): void {
+  if (ctx.role !== 'leader') return;
+  const i = peerIndex(ctx.s.leader!, key);
+  if (i < 0) return;
+  const peer = ctx.s.leader!.peers[i]!;
+  if (peer.snapshotTicks === 0) return;
+  updatePeer(ctx, i, { snapshotTicks: 0, nextIndex: peer.matchIndex + 1 });
+  replicate(ctx, i);
+}
+
 /** Leader's periodic work: resend lost batches, heartbeat idle followers, check quorum. */
 export function leaderTick(ctx: Ctx): void {
   const s = ctx.s;
