@@ -103,6 +103,7 @@ export function initServer(config: ServerConfig, recovered: Recovered): ServerSt
     configs: [{ index: snapIndex, members: snap?.meta.cluster ?? initial }],
     snapshot: snap?.meta ?? null,
     snapshotWriting: null,
+    snapshotPending: null,
     votes: [],
     leader: null,
     localQueries: [],

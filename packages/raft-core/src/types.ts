@@ -190,6 +190,11 @@ export interface ServerState {
   readonly snapshot: SnapshotMeta | null;
   /** A `snapshot.write` issued and not yet confirmed. */
   readonly snapshotWriting: SnapshotMeta | null;
+  /**
+   * The newest `release_cursor` that came while `snapshotWriting` was being written: written as
+   * soon as that one is confirmed (the state as released, wrapped with its request records).
+   */
+  readonly snapshotPending: { readonly meta: SnapshotMeta; readonly machineState: unknown } | null;
   /** Pre-vote or vote grants collected (server keys), including our own. */
   readonly votes: readonly string[];
   readonly leader: LeaderState | null;

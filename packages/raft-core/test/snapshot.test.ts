@@ -8,7 +8,22 @@ import {
   type MachineModule,
   startServer,
 } from '../src/index.ts';
-import { A, ackAll, ae, B, C, config, entry, feed, fresh, from, type Srv, sends, types } from './helpers.ts';
+import {
+  A,
+  ackAll,
+  ae,
+  B,
+  C,
+  config,
+  empty,
+  entry,
+  feed,
+  fresh,
+  from,
+  type Srv,
+  sends,
+  types,
+} from './helpers.ts';
 
 /** Releases the cursor at every applied command: snapshots as often as possible. */
 const releasing = defineMachine<number, number, number>({
@@ -129,14 +144,27 @@ describe('snapshots', () => {
     ackAll(a, [B]);
     for (let i = 0; i < 4; i++) feed(a, { type: 'command', command: 1, reply: { mode: 'noreply' } });
     ackAll(a, [B]);
-    // the first release (at 2) is being written; the releases at 3-5 are skipped meanwhile
+    // the first release (at 2) is being written; of the releases at 3-5 made meanwhile, the
+    // newest is written once it is durable
     expect(a.state.snapshotWriting).toEqual(meta(2));
-    feed(a, { type: 'snapshot.written', meta: meta(2) });
+    expect(a.state.snapshotPending).toMatchObject({ meta: meta(5), machineState: 4 });
+    const first = feed(a, { type: 'snapshot.written', meta: meta(2) });
+    expect(first.effects).toEqual([
+      { type: 'log.truncate_prefix', upTo: 2 },
+      { type: 'snapshot.write', meta: meta(5), machineState: 4 },
+    ]);
     // nothing below 2 to drop yet: 2 - 2 trailing entries is the log's start
     expect(a.state.log).toMatchObject({ snapshotIndex: 0, length: 5 });
+    // the release at 6 comes while 5 is written: it waits for 5, and replaces nothing older
     feed(a, { type: 'command', command: 1, reply: { mode: 'noreply' } });
-    const w = ackAll(a, [B]).find((e) => e.type === 'snapshot.write');
-    expect(w).toMatchObject({ meta: meta(6) });
+    expect(ackAll(a, [B]).filter((e) => e.type === 'snapshot.write')).toEqual([]);
+    expect(a.state.snapshotPending).toMatchObject({ meta: meta(6), machineState: 5 });
+    const second = feed(a, { type: 'snapshot.written', meta: meta(5) });
+    expect(second.effects).toEqual([
+      { type: 'log.truncate_prefix', upTo: 5 },
+      { type: 'snapshot.write', meta: meta(6), machineState: 5 },
+    ]);
+    expect(a.state.snapshotPending).toBeNull();
     const done = feed(a, { type: 'snapshot.written', meta: meta(6) });
     // the durable log goes up to the snapshot; the memory keeps 4 and 5 behind it
     expect(done.effects).toEqual([{ type: 'log.truncate_prefix', upTo: 6 }]);
@@ -163,6 +191,31 @@ describe('snapshots', () => {
         entries: [expect.objectContaining({ index: 5 }), expect.objectContaining({ index: 6 })],
       }),
     });
+  });
+
+  it('a follower drops a release deferred behind its own write once it installs a newer snapshot', () => {
+    const r0 = fresh(C, undefined, empty, { machine: releasing as Machine<unknown, unknown, unknown> });
+    const c: Srv = { role: r0.role, state: r0.state, effects: r0.effects };
+    feed(c, ae({ entries: [entry(1, 1), entry(2, 1), entry(3, 1)], leaderCommit: 3 }));
+    feed(c, { type: 'log.written', upTo: 3, term: 1 });
+    expect(c.state.snapshotWriting).toEqual(meta(1));
+    expect(c.state.snapshotPending).toMatchObject({ meta: meta(3), machineState: 3 });
+    // the leader's snapshot at 5 comes and is installed while c's own write at 1 goes on
+    feed(c, {
+      type: 'install_snapshot.request',
+      from: A,
+      term: 1,
+      meta: meta(5),
+      chunk: 0,
+      last: true,
+      data: '9',
+    });
+    feed(c, { type: 'snapshot.installed', meta: meta(5), machineState: 9 });
+    // its own write settles (the store refuses it as stale): the release at 3 is behind 5, dropped
+    const settled = feed(c, { type: 'snapshot.written', meta: meta(1) });
+    expect(types(settled.effects)).not.toContain('snapshot.write');
+    expect(settled.state.snapshotPending).toBeNull();
+    expect(settled.state.snapshot).toEqual(meta(5));
   });
 
   it('still sends the snapshot to a follower lagging by more than trailingEntries', () => {

@@ -1,4 +1,4 @@
-import type { CommandEntry, ConfigEntry, LogEntry, SystemEntry } from '@otra/protocol';
+import type { CommandEntry, ConfigEntry, LogEntry, SnapshotMeta, SystemEntry } from '@otra/protocol';
 import { serverIdKey } from '@otra/protocol';
 import { type ApplyMeta, DEFAULT_REQUEST_WINDOW, type MachineEffect } from '../machine.ts';
 import { appendCommands } from './client.ts';
@@ -264,21 +264,35 @@ export function machineEffects(
   return out;
 }
 
-/** The machine no longer needs entries up to `index`: snapshot its state there (one at a time). */
+/**
+ * The machine no longer needs entries up to `index`: snapshot its state there. One snapshot is
+ * written at a time; the newest release made meanwhile is written once that one is confirmed.
+ */
 export function releaseCursor(ctx: Ctx, index: number, machineState: unknown): void {
   const s = ctx.s;
   // `lastApplied` moves past an entry only after its apply returns, so a machine releasing the
   // entry it is applying asks for `lastApplied + 1`.
-  if (s.snapshotWriting !== null || index > s.lastApplied + 1 || index <= snapshotPoint(s)) return;
+  if (index > s.lastApplied + 1 || index <= snapshotPoint(s)) return;
+  const writing = s.snapshotWriting;
+  if (writing !== null && (index <= writing.index || index <= (s.snapshotPending?.meta.index ?? 0))) return;
   const term = termAt(s.log, index);
   if (term === undefined) return;
+  // Everything the snapshot needs is taken now: by the time a deferred one is written, the
+  // configurations below the commit index and the request records have been pruned.
   let members = s.configs[0]!.members;
   for (const c of s.configs) if (c.index <= index) members = c.members;
   const meta = { index, term, cluster: members, machineVersion: s.machineVersion };
-  s.snapshotWriting = meta;
   // the request ids a member restarting from this snapshot needs to decide as the others do
   const requests = requestsAt(s.requests, index, requestWindow(ctx));
-  ctx.fx.push({ type: 'snapshot.write', meta, machineState: wrapSnapshotState(machineState, requests) });
+  const state = wrapSnapshotState(machineState, requests);
+  if (writing !== null) s.snapshotPending = { meta, machineState: state };
+  else writeSnapshot(ctx, meta, state);
+}
+
+/** Issues `snapshot.write` for `meta`; `onSnapshotWritten` takes its confirmation. */
+export function writeSnapshot(ctx: Ctx, meta: SnapshotMeta, machineState: unknown): void {
+  ctx.s.snapshotWriting = meta;
+  ctx.fx.push({ type: 'snapshot.write', meta, machineState });
 }
 
 /** Configurations at or below the commit index are settled: keep only the newest as the base. */

@@ -5,6 +5,7 @@ import {
   serverIdEquals,
 } from '@otra/protocol';
 import type { ConfigAt, ServerState } from '../types.ts';
+import { writeSnapshot } from './apply.ts';
 import { armElectionTimer, type Ctx, peerIndex, send, snapshotPoint, updatePeer } from './context.ts';
 import { compact, type LogView, lastIndex, termAt } from './log.ts';
 import { answerLocalQueries } from './queries.ts';
@@ -17,10 +18,16 @@ export function onSnapshotWritten(ctx: Ctx, meta: SnapshotMeta): void {
   const s = ctx.s;
   if (s.snapshotWriting === null || s.snapshotWriting.index !== meta.index) return;
   s.snapshotWriting = null;
-  if (meta.index <= snapshotPoint(s)) return;
-  s.snapshot = meta;
-  s.log = compactBelow(s.log, meta, s.cfg.trailingEntries);
-  ctx.fx.push({ type: 'log.truncate_prefix', upTo: meta.index });
+  if (meta.index > snapshotPoint(s)) {
+    s.snapshot = meta;
+    s.log = compactBelow(s.log, meta, s.cfg.trailingEntries);
+    ctx.fx.push({ type: 'log.truncate_prefix', upTo: meta.index });
+  }
+  // a release the machine made meanwhile, unless a snapshot installed from the leader covers it
+  const pending = s.snapshotPending;
+  s.snapshotPending = null;
+  if (pending !== null && pending.meta.index > snapshotPoint(s))
+    writeSnapshot(ctx, pending.meta, pending.machineState);
 }
 
 /**
