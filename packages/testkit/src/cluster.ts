@@ -596,7 +596,8 @@ export class Cluster {
     const size = this.opts.snapshotChunkChars;
     const n = Math.max(1, Math.ceil(data.length / size));
     let at = this.now;
-    for (let c = fromChunk < n ? fromChunk : 0; c < n; c++) {
+    // as the snapshot sender: a follower that acknowledged every chunk is asked with the last one
+    for (let c = Math.min(fromChunk, n - 1); c < n; c++) {
       const msg: Message = {
         type: 'install_snapshot.request',
         from: s.id,

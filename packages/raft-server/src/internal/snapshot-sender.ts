@@ -73,8 +73,10 @@ function senderBehaviour(sys: SystemRuntime): GenServer<SenderState, SenderArgs>
         throw new Error(`snapshot ${args.meta.index} is no longer current`);
       }
       const chunks = Math.max(1, Math.ceil(reader.info.size / args.chunkBytes));
-      // chunks before `fromChunk` the follower has (a resumed transfer of this same snapshot file)
-      const first = args.fromChunk < chunks ? args.fromChunk : 0;
+      // Chunks before `fromChunk` the follower has (a resumed transfer of this same snapshot file).
+      // A follower that acknowledged them all is installing it, or has lost it: the last chunk
+      // alone asks which (it answers it as a repeat, as `done`, or with chunk -1).
+      const first = Math.min(args.fromChunk, chunks - 1);
       const state: SenderState = { args, reader, chunks, sent: first - 1, acked: first - 1 };
       await fill(state, ctx);
       return state;
