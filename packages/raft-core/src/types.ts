@@ -124,6 +124,11 @@ export interface SnapshotProgress {
   readonly from: number;
   /** The first chunk the follower has not acknowledged: where a retry resumes. */
   readonly next: number;
+  /**
+   * Whether the follower answered this transfer with a chunk at or after `from - 1`: it is alive
+   * even if it moved nothing (it holds every chunk and is installing the snapshot).
+   */
+  readonly answered: boolean;
 }
 
 export interface PendingQuery {

@@ -354,6 +354,7 @@ describe('snapshots', () => {
       index: 2,
       from: 0,
       next: 2,
+      answered: true,
     });
     // then silence: after two election timeouts of ticks the transfer is presumed lost and retried
     expect(tickUntilSent(10)).toEqual([
@@ -425,6 +426,18 @@ describe('snapshots', () => {
     expect(tickUntilSent(400)).toEqual([expect.objectContaining({ fromChunk: 3 })]);
     ackChunk(3);
     expect(tickUntilSent(600)).toEqual([expect.objectContaining({ fromChunk: 4 })]);
+  });
+
+  it('a resumed transfer the follower answers without moving on (it is installing) is resumed again', () => {
+    const { ackChunk, tickUntilSent } = transferringToC();
+    ackChunk(0);
+    ackChunk(1);
+    expect(tickUntilSent(10)).toEqual([expect.objectContaining({ fromChunk: 2 })]);
+    // c answers the resumed chunk with the chunk before it: it holds everything up to there (as a
+    // follower holding every chunk of the snapshot answers a repeat of the last while installing)
+    ackChunk(1);
+    // then silence: it is alive, so the retry asks again from the same place, not from chunk 0
+    expect(tickUntilSent(200)).toEqual([expect.objectContaining({ fromChunk: 2 })]);
   });
 
   it('a follower takes a resumed transfer at its next chunk', () => {

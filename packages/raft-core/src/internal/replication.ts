@@ -39,7 +39,7 @@ export function replicate(ctx: Ctx, i: number): boolean {
     updatePeer(ctx, i, {
       snapshotTicks: 2 * s.cfg.electionTimeoutTicks,
       inFlight: 0,
-      snapshotProgress: { index: s.snapshot.index, from, next: from },
+      snapshotProgress: { index: s.snapshot.index, from, next: from, answered: false },
     });
     ctx.fx.push({
       type: 'snapshot.send',
@@ -121,12 +121,13 @@ export function leaderTick(ctx: Ctx): void {
     if (peer.snapshotTicks > 0) {
       // A snapshot transfer that stays silent this long is presumed lost: retry it, resuming
       // after the follower's last acknowledged chunk, unless this was a resumed transfer that
-      // moved nothing (a follower that neither took nor answered its chunks): then from chunk 0.
+      // moved nothing and got no answer (a follower that drops what it cannot take without a
+      // word): then from chunk 0. A follower installing the snapshot answers, and is asked again.
       const left = peer.snapshotTicks - 1;
       if (left > 0) updatePeer(ctx, i, { snapshotTicks: left });
       else {
         const p = peer.snapshotProgress;
-        const stuck = p !== null && p.from > 0 && p.next === p.from;
+        const stuck = p !== null && p.from > 0 && p.next === p.from && !p.answered;
         updatePeer(ctx, i, {
           snapshotTicks: 0,
           nextIndex: peer.matchIndex + 1,

@@ -195,7 +195,11 @@ export function onInstallSnapshotReply(ctx: Ctx, m: InstallSnapshotReply): void 
     updatePeer(ctx, i, {
       snapshotTicks: 2 * s.cfg.electionTimeoutTicks,
       active: true,
-      snapshotProgress: m.chunk + 1 > progress.next ? { ...progress, next: m.chunk + 1 } : progress,
+      snapshotProgress: {
+        ...progress,
+        next: Math.max(progress.next, m.chunk + 1),
+        answered: true,
+      },
     });
     return;
   }
