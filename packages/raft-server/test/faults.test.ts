@@ -245,6 +245,42 @@ describe('faults', () => {
     expect(later.counters.snapshotsInstalled).toBeGreaterThanOrEqual(1);
   });
 
+  it('a release made while a snapshot is being written is written once that one is durable', async () => {
+    // every member's write of the snapshot at 64 waits for `open`
+    let open: () => void = () => undefined;
+    const opened = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    cluster = await localCluster(3, () => {
+      const storage = createMemoryStorage();
+      const write = storage.snapshots.write.bind(storage.snapshots);
+      storage.snapshots.write = async (uid, meta, data) => {
+        if (meta.index === 64) await opened;
+        return write(uid, meta, data);
+      };
+      return { storage, trailingEntries: 0 };
+    });
+    const s1 = cluster.systems[0]!;
+    await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
+    const leader = await awaitLeader(s1, cluster.ids, { timeoutMs: 10_000 });
+    const leaderSys = systemOf(cluster, leader);
+    // the machine releases at 64 (the first entry is the leader's noop), then at 128 and 192 while
+    // the write of 64 waits
+    for (let i = 0; i < 200; i++) {
+      await processCommand(leaderSys, leader, { op: 'put', key: `k${i}`, value: `${i}` });
+    }
+    expect((await overview(leaderSys, leader)).snapshot).toBeNull();
+    open();
+    // the newest of them is written next, with no command after it; 128 was superseded
+    const after = await eventually(async () => {
+      const v = await overview(leaderSys, leader);
+      return v.snapshot?.index === 192 ? v : undefined;
+    });
+    expect(after.counters.snapshotsWritten).toBe(2);
+    const r = await localQuery(leaderSys, leader, (st: Record<string, string>) => Object.keys(st).length);
+    expect(r.result).toBe(200);
+  });
+
   it('deleteCluster commits end of life and every member deletes itself', async () => {
     cluster = await localCluster(3);
     const s1 = cluster.systems[0]!;
