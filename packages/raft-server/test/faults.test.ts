@@ -163,6 +163,57 @@ describe('faults', () => {
     expect(cut.begun(lagging.node)).toBe(2);
   });
 
+  it('an install slower than the stall timeout completes, and no retry sends the snapshot again', async () => {
+    // every receive's install (complete) takes 1.5 s, longer than the leader waits on a silent
+    // transfer (two election timeouts): the follower's server answers nothing meanwhile, so the
+    // leader retries. Counted per node: chunks written, those written after its first install
+    // began, and receives still open.
+    const installing = new Set<string>();
+    const written = new Map<string, number>();
+    const writtenAfter = new Map<string, number>();
+    let open = 0;
+    const bump = (m: Map<string, number>, node: string) => m.set(node, (m.get(node) ?? 0) + 1);
+    cluster = await localCluster(3, (node) => {
+      const storage = createMemoryStorage();
+      const begin = storage.snapshots.beginReceive.bind(storage.snapshots);
+      storage.snapshots.beginReceive = async (uid, meta) => {
+        const receiver = await begin(uid, meta);
+        open++;
+        let settled = false;
+        const settle = () => {
+          if (!settled) open--;
+          settled = true;
+        };
+        return {
+          ...receiver,
+          writeChunk: async (bytes) => {
+            await receiver.writeChunk(bytes);
+            bump(written, node);
+            if (installing.has(node)) bump(writtenAfter, node);
+          },
+          complete: async (checksum) => {
+            installing.add(node);
+            await new Promise((resolve) => setTimeout(resolve, 1500));
+            return receiver.complete(checksum).finally(settle);
+          },
+          abort: () => receiver.abort().finally(settle),
+        };
+      };
+      return { storage, snapshotChunkBytes: 512, trailingEntries: 0 };
+    });
+    const { leader, leaderSys, lagging, sentBefore, caught } = await lagPastSnapshot(cluster);
+    expect(caught.counters.snapshotsInstalled).toBe(1);
+    expect(installing.has(lagging.node)).toBe(true);
+    // the leader retried during the install (the scenario happened) ...
+    expect((await overview(leaderSys, leader)).counters.snapshotsSent - sentBefore).toBeGreaterThanOrEqual(2);
+    // ... and what the retries got written is a chunk or two, not the snapshot again
+    const total = written.get(lagging.node) ?? 0;
+    const after = writtenAfter.get(lagging.node) ?? 0;
+    expect(after).toBeLessThan(total - after);
+    // and no receive is left open
+    await eventually(() => (open === 0 ? true : undefined));
+  });
+
   it('a follower that missed fewer than trailingEntries catches up from the log, past a snapshot', async () => {
     // the leader's durable log starts after its snapshot; the entries before it are in memory
     cluster = await localCluster(3, { trailingEntries: 1000 });
