@@ -214,6 +214,38 @@ describe('faults', () => {
     await eventually(() => (open === 0 ? true : undefined));
   });
 
+  it('starts no snapshot sender towards a node it has no link to, and sends once the link is back', async () => {
+    cluster = await localCluster(3, { snapshotChunkBytes: 512, trailingEntries: 0 });
+    const c = cluster;
+    const s1 = c.systems[0]!;
+    await startCluster(s1, 'kv', { module: 'kv' }, c.ids);
+    const leader = await awaitLeader(s1, c.ids, { timeoutMs: 10_000 });
+    const leaderSys = systemOf(c, leader);
+    const lagging = c.ids.find((id) => id.node !== leader.node)!;
+    const laggingSys = systemOf(c, lagging);
+    const others = c.nodes.filter((n) => n.name !== lagging.node);
+    for (const n of others) c.net.partition(lagging.node, n.name);
+    // cut off, it misses the log up to past the snapshots at 64 ... 256
+    for (let i = 0; i < 300; i++) {
+      await processCommand(leaderSys, leader, { op: 'put', key: `k${i}`, value: 'x'.repeat(20) });
+    }
+    await eventually(async () => {
+      const v = await overview(leaderSys, leader);
+      return v.snapshot !== null && v.snapshot.index >= 256 ? v : undefined;
+    });
+    // the leader's retries over more than two stall timeouts start no sender
+    const sentBefore = (await overview(leaderSys, leader)).counters.snapshotsSent;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect((await overview(leaderSys, leader)).counters.snapshotsSent).toBe(sentBefore);
+    for (const n of others) c.net.heal(lagging.node, n.name);
+    const caught = await eventually(async () => {
+      const v = await overview(laggingSys, lagging);
+      return v.lastApplied >= 301 ? v : undefined;
+    }, 10_000);
+    expect(caught.counters.snapshotsInstalled).toBe(1);
+    expect((await overview(leaderSys, leader)).counters.snapshotsSent).toBeGreaterThan(sentBefore);
+  });
+
   it('a follower that missed fewer than trailingEntries catches up from the log, past a snapshot', async () => {
     // the leader's durable log starts after its snapshot; the entries before it are in memory
     cluster = await localCluster(3, { trailingEntries: 1000 });

@@ -1220,6 +1220,9 @@ function startSnapshotSender(
     state.senders.delete(peer);
     ctx.exit(old, 'shutdown');
   }
+  // With no link to its node every chunk would be dropped: start nothing. The core retries the
+  // transfer when it has been silent long enough, or when the member asks for a vote once back.
+  if (!state.sys.node.isConnected(to.node)) return;
   state.counters.snapshotsSent++;
   if (fromChunk > 0) state.counters.snapshotsResumed++;
   const spec = snapshotSenderSpec(state.sys, {
