@@ -1,3 +1,4 @@
+import type { ServerId } from '@otra/protocol';
 import { createMemoryStorage } from '@otra/raft-log';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -8,12 +9,13 @@ import {
   type MemberInfo,
   overview,
   processCommand,
+  type RaftSystem,
   restartServer,
   startCluster,
   stopServer,
   transferLeadership,
 } from '../src/index.ts';
-import { eventually, type LocalCluster, localCluster, systemOf } from './support.ts';
+import { eventually, type LocalCluster, localCluster, systemOf, watchReceives } from './support.ts';
 
 let cluster: LocalCluster | undefined;
 afterEach(async () => {
@@ -171,34 +173,22 @@ describe('faults', () => {
     const installing = new Set<string>();
     const written = new Map<string, number>();
     const writtenAfter = new Map<string, number>();
-    let open = 0;
+    const receives: { open(): number }[] = [];
     const bump = (m: Map<string, number>, node: string) => m.set(node, (m.get(node) ?? 0) + 1);
     cluster = await localCluster(3, (node) => {
       const storage = createMemoryStorage();
-      const begin = storage.snapshots.beginReceive.bind(storage.snapshots);
-      storage.snapshots.beginReceive = async (uid, meta) => {
-        const receiver = await begin(uid, meta);
-        open++;
-        let settled = false;
-        const settle = () => {
-          if (!settled) open--;
-          settled = true;
-        };
-        return {
-          ...receiver,
-          writeChunk: async (bytes) => {
-            await receiver.writeChunk(bytes);
+      receives.push(
+        watchReceives(storage, {
+          written: () => {
             bump(written, node);
             if (installing.has(node)) bump(writtenAfter, node);
           },
-          complete: async (checksum) => {
+          beforeComplete: async () => {
             installing.add(node);
             await new Promise((resolve) => setTimeout(resolve, 1500));
-            return receiver.complete(checksum).finally(settle);
           },
-          abort: () => receiver.abort().finally(settle),
-        };
-      };
+        }),
+      );
       return { storage, snapshotChunkBytes: 512, trailingEntries: 0 };
     });
     const { leader, leaderSys, lagging, sentBefore, caught } = await lagPastSnapshot(cluster);
@@ -211,28 +201,17 @@ describe('faults', () => {
     const after = writtenAfter.get(lagging.node) ?? 0;
     expect(after).toBeLessThan(total - after);
     // and no receive is left open
-    await eventually(() => (open === 0 ? true : undefined));
+    await eventually(() => (receives.every((r) => r.open() === 0) ? true : undefined));
   });
 
   it('starts no snapshot sender towards a node it has no link to, and sends once the link is back', async () => {
     cluster = await localCluster(3, { snapshotChunkBytes: 512, trailingEntries: 0 });
     const c = cluster;
-    const s1 = c.systems[0]!;
-    await startCluster(s1, 'kv', { module: 'kv' }, c.ids);
-    const leader = await awaitLeader(s1, c.ids, { timeoutMs: 10_000 });
-    const leaderSys = systemOf(c, leader);
-    const lagging = c.ids.find((id) => id.node !== leader.node)!;
-    const laggingSys = systemOf(c, lagging);
+    const { leader, leaderSys, lagging, laggingSys } = await startKv(c);
     const others = c.nodes.filter((n) => n.name !== lagging.node);
     for (const n of others) c.net.partition(lagging.node, n.name);
-    // cut off, it misses the log up to past the snapshots at 64 ... 256
-    for (let i = 0; i < 300; i++) {
-      await processCommand(leaderSys, leader, { op: 'put', key: `k${i}`, value: 'x'.repeat(20) });
-    }
-    await eventually(async () => {
-      const v = await overview(leaderSys, leader);
-      return v.snapshot !== null && v.snapshot.index >= 256 ? v : undefined;
-    });
+    // cut off, it misses the log up to past the snapshots
+    await commitPastSnapshots(leaderSys, leader);
     // the leader's retries over more than two stall timeouts start no sender
     const sentBefore = (await overview(leaderSys, leader)).counters.snapshotsSent;
     await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -272,12 +251,7 @@ describe('faults', () => {
       };
       return { storage, trailingEntries: 0, log: (_level, message) => logs.push(`${node} ${message}`) };
     });
-    const s1 = cluster.systems[0]!;
-    await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
-    const leader = await awaitLeader(s1, cluster.ids, { timeoutMs: 10_000 });
-    const leaderSys = systemOf(cluster, leader);
-    const follower = cluster.ids.find((id) => id.node !== leader.node)!;
-    const followerSys = systemOf(cluster, follower);
+    const { leader, leaderSys, lagging: follower, laggingSys: followerSys } = await startKv(cluster);
     gated = follower.node;
     const put = (i: number) => processCommand(leaderSys, leader, { op: 'put', key: `k${i}`, value: `${i}` });
     // index 64 releases the cursor (the first entry is the leader's noop): the follower's write waits
@@ -343,10 +317,7 @@ describe('faults', () => {
       };
       return { storage, trailingEntries: 0 };
     });
-    const s1 = cluster.systems[0]!;
-    await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
-    const leader = await awaitLeader(s1, cluster.ids, { timeoutMs: 10_000 });
-    const leaderSys = systemOf(cluster, leader);
+    const { leader, leaderSys } = await startKv(cluster);
     // the machine releases at 64 (the first entry is the leader's noop), then at 128 and 192 while
     // the write of 64 waits
     for (let i = 0; i < 200; i++) {
@@ -388,26 +359,19 @@ function cutDuringTransfer(onCut?: (c: LocalCluster, node: string) => void) {
   let c: LocalCluster | undefined;
   const storageOf = (node: string) => {
     const storage = createMemoryStorage();
-    const begin = storage.snapshots.beginReceive.bind(storage.snapshots);
-    storage.snapshots.beginReceive = async (uid, meta) => {
-      const receiver = await begin(uid, meta);
-      begun.set(node, (begun.get(node) ?? 0) + 1);
-      let written = 0;
-      return {
-        ...receiver,
-        writeChunk: async (bytes) => {
-          await receiver.writeChunk(bytes);
-          if (++written !== 3 || cutNode !== undefined || c === undefined) return;
-          cutNode = node;
-          const others = c.nodes.filter((n) => n.name !== node);
-          for (const n of others) c.net.partition(node, n.name);
-          onCut?.(c, node);
-          setTimeout(() => {
-            for (const n of others) c?.net.heal(node, n.name);
-          }, 200);
-        },
-      };
-    };
+    watchReceives(storage, {
+      begun: () => begun.set(node, (begun.get(node) ?? 0) + 1),
+      written: (chunk) => {
+        if (chunk !== 3 || cutNode !== undefined || c === undefined) return;
+        cutNode = node;
+        const others = c.nodes.filter((n) => n.name !== node);
+        for (const n of others) c.net.partition(node, n.name);
+        onCut?.(c, node);
+        setTimeout(() => {
+          for (const n of others) c?.net.heal(node, n.name);
+        }, 200);
+      },
+    });
     return storage;
   };
   const ready = localCluster(3, (node) => ({
@@ -425,17 +389,16 @@ function cutDuringTransfer(onCut?: (c: LocalCluster, node: string) => void) {
   };
 }
 
-/**
- * Starts the KV cluster, stops a follower, commits 300 puts (the leader snapshots at 64, 128, 192
- * and 256), restarts the follower and waits until it has applied all 300.
- */
-async function lagPastSnapshot(c: LocalCluster) {
+/** Starts the KV cluster on `c` and waits for a leader; `lagging` is one of its followers. */
+async function startKv(c: LocalCluster) {
   await startCluster(c.systems[0]!, 'kv', { module: 'kv' }, c.ids);
   const leader = await awaitLeader(c.systems[0]!, c.ids, { timeoutMs: 10_000 });
   const lagging = c.ids.find((id) => id.node !== leader.node)!;
-  const leaderSys = systemOf(c, leader);
-  const laggingSys = systemOf(c, lagging);
-  await stopServer(leaderSys, lagging);
+  return { leader, leaderSys: systemOf(c, leader), lagging, laggingSys: systemOf(c, lagging) };
+}
+
+/** Commits 300 puts on the leader (its KV machine snapshots at 64, 128, 192 and 256). */
+async function commitPastSnapshots(leaderSys: RaftSystem, leader: ServerId): Promise<void> {
   for (let i = 0; i < 300; i++) {
     await processCommand(leaderSys, leader, { op: 'put', key: `k${i}`, value: 'x'.repeat(20) });
   }
@@ -443,6 +406,16 @@ async function lagPastSnapshot(c: LocalCluster) {
     const v = await overview(leaderSys, leader);
     return v.snapshot !== null && v.snapshot.index >= 256 ? v : undefined;
   });
+}
+
+/**
+ * Starts the KV cluster, stops a follower, commits 300 puts past the leader's snapshots, restarts
+ * the follower and waits until it has applied all 300.
+ */
+async function lagPastSnapshot(c: LocalCluster) {
+  const { leader, leaderSys, lagging, laggingSys } = await startKv(c);
+  await stopServer(leaderSys, lagging);
+  await commitPastSnapshots(leaderSys, leader);
   const sentBefore = (await overview(leaderSys, leader)).counters.snapshotsSent;
   await restartServer(leaderSys, lagging);
   const caught = await eventually(async () => {

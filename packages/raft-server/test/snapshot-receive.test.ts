@@ -2,7 +2,7 @@ import { crc32c, createMemoryStorage } from '@otra/raft-log';
 import { afterEach, describe, expect, it } from 'vitest';
 import { localQuery, overview, startCluster, stopServer } from '../src/index.ts';
 import { encodeStateChunks } from '../src/internal/codec.ts';
-import { eventually, type LocalCluster, localCluster } from './support.ts';
+import { eventually, type LocalCluster, localCluster, watchReceives } from './support.ts';
 
 let cluster: LocalCluster | undefined;
 afterEach(async () => {
@@ -13,23 +13,8 @@ afterEach(async () => {
 describe('snapshot receive', () => {
   it("drops the receive a retry's chunk 0 began when the earlier transfer's install wins", async () => {
     // n1's snapshot store counts the receives it has open (begun, neither completed nor aborted)
-    let open = 0;
     const storage = createMemoryStorage();
-    const begin = storage.snapshots.beginReceive.bind(storage.snapshots);
-    storage.snapshots.beginReceive = async (uid, meta) => {
-      const receiver = await begin(uid, meta);
-      open++;
-      let settled = false;
-      const settle = () => {
-        if (!settled) open--;
-        settled = true;
-      };
-      return {
-        ...receiver,
-        complete: (checksum) => receiver.complete(checksum).finally(settle),
-        abort: () => receiver.abort().finally(settle),
-      };
-    };
+    const receives = watchReceives(storage);
     cluster = await localCluster(2, (node) => (node === 'n1' ? { storage } : {}));
     const [n1, n2] = cluster.ids as [{ name: string; node: string }, { name: string; node: string }];
     await startCluster(cluster.systems[0]!, 'kv', { module: 'kv' }, [n1, n2]);
@@ -75,7 +60,7 @@ describe('snapshot receive', () => {
     expect(after.counters.snapshotsInstalled).toBe(1);
     expect((await localQuery(sys, n1, (st: Record<string, string>) => st.b)).result).toBe('2');
     // the retry's receive is given up with the transfer it belonged to, not left open
-    await eventually(() => (open === 0 ? true : undefined), 2000);
-    expect(open).toBe(0);
+    await eventually(() => (receives.open() === 0 ? true : undefined), 2000);
+    expect(receives.open()).toBe(0);
   });
 });

@@ -1,6 +1,7 @@
 import { LoopbackNetwork, Node } from '@otra/actors';
 import type { ServerId } from '@otra/protocol';
 import type { MachineModule } from '@otra/raft-core';
+import type { SnapshotStore } from '@otra/raft-log';
 import { awaitLeader, type RaftSystem, type SystemOptions, startCluster, startSystem } from '../src/index.ts';
 
 export type KvCommand =
@@ -142,6 +143,50 @@ export async function cutOffAfterCommit(): Promise<{
     for (const n of cluster.nodes) if (n.name !== leader.node) cluster.net.partition(leader.node, n.name);
   };
   return { cluster, leader, follower, followerSys: systemOf(cluster, follower), rest };
+}
+
+/** What `watchReceives` calls as a receive goes along; `chunk` counts from 1 per receive. */
+export interface ReceiveHooks {
+  begun?(): void;
+  written?(chunk: number): void;
+  /** Awaited before the receive completes (an install that takes this long). */
+  beforeComplete?(): Promise<void>;
+}
+
+/**
+ * Wraps `storage`'s snapshot receives: calls `hooks`, and counts the receives open (begun,
+ * neither completed nor aborted) in `open()`.
+ */
+export function watchReceives(
+  storage: { snapshots: SnapshotStore },
+  hooks: ReceiveHooks = {},
+): { open(): number } {
+  let open = 0;
+  const begin = storage.snapshots.beginReceive.bind(storage.snapshots);
+  storage.snapshots.beginReceive = async (uid, meta) => {
+    const receiver = await begin(uid, meta);
+    open++;
+    hooks.begun?.();
+    let settled = false;
+    const settle = () => {
+      if (!settled) open--;
+      settled = true;
+    };
+    let written = 0;
+    return {
+      ...receiver,
+      writeChunk: async (bytes) => {
+        await receiver.writeChunk(bytes);
+        hooks.written?.(++written);
+      },
+      complete: async (checksum) => {
+        await hooks.beforeComplete?.();
+        return receiver.complete(checksum).finally(settle);
+      },
+      abort: () => receiver.abort().finally(settle),
+    };
+  };
+  return { open: () => open };
 }
 
 /** The raft system of the node `id` is on (nodes are n1, n2, ...). */
