@@ -44,7 +44,7 @@ export type {
   StateOf,
 } from './machine.ts';
 export { DEFAULT_REQUEST_WINDOW, defineMachine, toModule } from './machine.ts';
-export { defaults, handle, initServer, resolveConfig, startServer } from './server.ts';
+export { defaults, handle, initServer, resolveConfig, startServer, swapAppliedEntries } from './server.ts';
 export type { RaftContext, RaftInput, RaftMachine, RoleChangeEvent } from './statechart.ts';
 export { chartTakes, raftMachine, roleChange } from './statechart.ts';
 export type {

@@ -1,4 +1,4 @@
-import type { ClusterMember } from '@otra/protocol';
+import type { ClusterMember, LogEntry } from '@otra/protocol';
 import { assertNever, serverIdKey } from '@otra/protocol';
 import { applyCommitted, machineEffects } from './internal/apply.ts';
 import { appendCommands, flushLowPriority, onCommands, onSystemEvent } from './internal/client.ts';
@@ -11,7 +11,7 @@ import {
   onVoteReply,
   onVoteRequest,
 } from './internal/election.ts';
-import { lastIndex, lastTerm, logFromEntries } from './internal/log.ts';
+import { lastIndex, lastTerm, logFromEntries, swapEntries } from './internal/log.ts';
 import { onJoin, onLeave, onTransfer } from './internal/membership.ts';
 import { onQuery } from './internal/queries.ts';
 import { maybeQuiesce, wake } from './internal/quiesce.ts';
@@ -132,6 +132,23 @@ export function startServer(state: ServerState): HandleResult {
  * The core: one message in, the next role, state and effects out. Never mutates `state` (nested
  * values are replaced, the log array is shared append-only, see `LogView`).
  */
+/**
+ * Lets the host keep applied entries in a cheaper form: each entry from index `from` up to the
+ * last applied one becomes `swap(entry)`, which must be the same entry (same type, index and term,
+ * every field reading the same; otherwise this throws). The core reads an applied entry again only
+ * to send it to a follower that lags, for a machine's `log` effect, or after a role change; a
+ * server keeps its log in memory from its last snapshot on, so the objects of a command it applied
+ * long ago cost the host's garbage collector for nothing. The RaftServer shell keeps each applied
+ * command as the bytes it stored.
+ */
+export function swapAppliedEntries(
+  state: ServerState,
+  from: number,
+  swap: (entry: LogEntry) => LogEntry,
+): void {
+  if (from <= state.lastApplied) swapEntries(state.log, from, state.lastApplied, swap);
+}
+
 export function handle(role: Role, state: ServerState, msg: Message): HandleResult {
   if (role === 'stop') return { role, state, effects: [] };
   const ctx: Ctx = { s: { ...state }, role, fx: [], notify: null };

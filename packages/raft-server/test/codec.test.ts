@@ -7,6 +7,7 @@ import {
   decodeState,
   encodeStateChunks,
   STATE_CHUNK_BYTES,
+  StoredCommand,
   storedEntry,
 } from '../src/internal/codec.ts';
 
@@ -98,6 +99,33 @@ describe('the log entry codec', () => {
     expect(() => decodePacked(new Uint8Array([0xff, 0x00]))).toThrow(/does not decode/);
     const good = storedEntry(command({ mode: 'noreply' }));
     expect(() => decodeEntry({ ...good, index: 1 })).toThrow(/does not decode to itself/);
+  });
+
+  it('keeps an applied command as its bytes: every field reads as the entry, decoded when read', () => {
+    const entries = [
+      command({ mode: 'notify', to: pid, correlation: 'c-1' }),
+      { ...command({ mode: 'await_consensus', from: { pid, ref: 8 } }), requestId: 'req-1' },
+    ];
+    const kept = entries.map((e) => {
+      const s = storedEntry(e);
+      return new StoredCommand(s.index, s.term, s.data).asEntry();
+    });
+    // read alternately, so the one-entry cache of decoded fields is replaced each time
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i]!;
+        const k = kept[i]!;
+        expect([k.type, k.index, k.term, k.systemTime]).toEqual([e.type, e.index, e.term, e.systemTime]);
+        expect(k.command).toEqual(e.command);
+        expect(k.reply).toEqual(e.reply);
+        expect(k.requestId).toBe(e.requestId);
+      }
+    }
+    // bytes of another entry are refused when read, not taken for this one
+    const other = storedEntry(command({ mode: 'noreply' }));
+    expect(() => new StoredCommand(other.index + 1, other.term, other.data).asEntry().command).toThrow(
+      /the bytes of command entry 123457 hold another entry/,
+    );
   });
 });
 

@@ -1,11 +1,20 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ServerId } from '@otra/protocol';
+import type { MachineModule } from '@otra/raft-core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   awaitLeader,
+  localQuery,
   overview,
   pipelineCommand,
   type RaftNotification,
+  type RaftSystem,
+  restartServer,
   startCluster,
   startPipelineClient,
+  stopServer,
 } from '../src/index.ts';
 import * as codec from '../src/internal/codec.ts';
 import { eventually, type LocalCluster, localCluster } from './support.ts';
@@ -18,10 +27,30 @@ vi.mock('../src/internal/codec.ts', async (importOriginal) => {
 });
 
 let cluster: LocalCluster | undefined;
+let dir: string | undefined;
 afterEach(async () => {
   await cluster?.stop();
   cluster = undefined;
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  dir = undefined;
 });
+
+/** Adds up its commands and never releases its cursor: the whole log stays (no snapshot to send). */
+const sumMachine: MachineModule<number, number, number> = {
+  init: () => 0,
+  apply: (_meta, n, total) => [total + n, total + n],
+};
+
+/** Pipelines `n` commands of 1 to `leader` and resolves once all are applied. */
+async function pipelineOnes(sys: RaftSystem, leader: ServerId, n: number): Promise<void> {
+  let applied = 0;
+  const client = startPipelineClient(sys, (msg: RaftNotification) => {
+    if (msg.type === 'raft.applied') applied += msg.applied.length;
+  });
+  for (let i = 0; i < n; i++) pipelineCommand(sys, leader, 1, i, client);
+  await eventually(() => (applied === n ? true : undefined), 20_000);
+  sys.node.stop(client);
+}
 
 describe('entry bytes', () => {
   it('each entry is encoded once, by the leader: sends reuse the stored bytes, followers store what they got', async () => {
@@ -48,6 +77,36 @@ describe('entry bytes', () => {
     });
     // one encoding per new entry, on the leader; none to send them, none on the followers
     expect(stored).toHaveBeenCalledTimes(N);
+    expect(encoded).not.toHaveBeenCalled();
+  });
+
+  it("a follower that fell behind the log store's tail is sent the stored bytes of applied commands", async () => {
+    // RocksDB keeps only the last 1,024-1,536 entries in memory: older sends used to encode again
+    dir = mkdtempSync(join(tmpdir(), 'otra-encode-once-'));
+    const base = dir;
+    cluster = await localCluster(3, (node) => ({
+      dataDir: join(base, node),
+      machines: { sum: { machine: sumMachine, queries: { total: (state: unknown) => state } } },
+    }));
+    const sys = cluster.systems[0]!;
+    await startCluster(sys, 'kv', { module: 'sum' }, cluster.ids);
+    const leader = await awaitLeader(sys, cluster.ids);
+    const lagging = cluster.ids.find((id) => id.node !== leader.node)!;
+    await stopServer(sys, lagging);
+    const N = 3000;
+    await pipelineOnes(sys, leader, N);
+    const target = (await overview(sys, leader)).commitIndex;
+    const encoded = vi.mocked(codec.encodeEntry);
+    encoded.mockClear();
+    await restartServer(sys, lagging);
+    const caught = await eventually(async () => {
+      const v = await overview(sys, lagging);
+      return v.lastApplied >= target ? v : undefined;
+    }, 20_000);
+    expect(caught.snapshot).toBeNull();
+    expect((await localQuery(sys, lagging, { name: 'total', args: [] })).result).toBe(N);
+    expect((await overview(sys, leader)).counters.snapshotsSent).toBe(0);
+    // every entry it was sent came from bytes stored at the leader
     expect(encoded).not.toHaveBeenCalled();
   });
 });

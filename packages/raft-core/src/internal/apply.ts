@@ -65,6 +65,17 @@ export function applyCommitted(ctx: Ctx): void {
   }
 }
 
+/**
+ * A command entry as a plain object: the host may keep an applied command in another form whose
+ * fields are getters (see `swapAppliedEntries`), which a machine's `log` function could not spread.
+ */
+function plainCommand(e: CommandEntry): CommandEntry {
+  const { type, index, term, command, reply, systemTime, requestId } = e;
+  return requestId === undefined
+    ? { type, index, term, command, reply, systemTime }
+    : { type, index, term, command, reply, systemTime, requestId };
+}
+
 function isMemberOf(entry: ConfigEntry, key: string): boolean {
   return entry.cluster.some((m) => serverIdKey(m.id) === key);
 }
@@ -252,7 +263,7 @@ export function machineEffects(
           const entries: LogEntry[] = [];
           for (const i of effect.indexes) {
             const e = entryAt(ctx.s.log, i);
-            if (e !== undefined) entries.push(e);
+            if (e !== undefined) entries.push(e.type === 'command' ? plainCommand(e) : e);
           }
           out = machineEffects(ctx, effect.fn(entries), isLeader, out);
         }

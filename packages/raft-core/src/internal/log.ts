@@ -87,6 +87,32 @@ export function appendOne(log: LogView, entry: LogEntry): LogView {
   };
 }
 
+/**
+ * Replaces each entry in `[from, to]` (clamped to what is in memory) by `swap(entry)`, in place:
+ * for a holder that keeps a cheaper form of entries it no longer reads often (the shell keeps an
+ * applied command as its encoded bytes). The replacement must be the same entry: same type, index
+ * and term, every field reading the same; a different type, index or term throws. Every version
+ * sharing the array sees the swap, which is why it must be the same entry.
+ */
+export function swapEntries(
+  log: LogView,
+  from: number,
+  to: number,
+  swap: (entry: LogEntry) => LogEntry,
+): void {
+  const lo = Math.max(from, log.snapshotIndex + 1) - log.snapshotIndex - 1;
+  const hi = Math.min(to, log.snapshotIndex + log.length) - log.snapshotIndex;
+  const entries = log.entries;
+  for (let k = lo; k < hi; k++) {
+    const entry = entries[k] as LogEntry;
+    const next = swap(entry);
+    if (next === entry) continue;
+    if (next.type !== entry.type || next.index !== entry.index || next.term !== entry.term)
+      throw new Error(`entry ${entry.index} was swapped for a different entry`);
+    entries[k] = next;
+  }
+}
+
 /** Drops entries from `index` on. Shares the array: the next append onto this branch copies. */
 export function truncateFrom(log: LogView, index: number): LogView {
   const length = Math.max(0, Math.min(log.length, index - log.snapshotIndex - 1));

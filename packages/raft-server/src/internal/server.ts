@@ -42,6 +42,7 @@ import {
   raftMachine,
   roleChange,
   type ServerState,
+  swapAppliedEntries,
 } from '@otra/raft-core';
 import {
   type LogListener,
@@ -58,6 +59,7 @@ import {
   decodeState,
   encodeEntry,
   encodeStateChunks,
+  StoredCommand,
   storedEntry,
 } from './codec.ts';
 import { type ApplyTap, END_OF_LIFE, wrapMachine } from './machine-wrapper.ts';
@@ -140,6 +142,12 @@ interface ShellState {
   snap: RaftSnapshot;
   /** Entries received in this batch's AppendEntries, with their bytes (for their log write). */
   received: Map<LogEntry, Uint8Array> | undefined;
+  /**
+   * What this server stored and has not applied yet, in index order from `unapplied[unappliedHead]`
+   * (recovered, appended as leader or received): where `keepAppliedAsStored` finds the bytes.
+   */
+  unapplied: StoredEntry[];
+  unappliedHead: number;
   /**
    * The core's live state (the chart's context is as of the last result it took; its role is
    * always the live one, since every role change goes through it).
@@ -272,6 +280,10 @@ function packedEntries(state: ShellState, entries: readonly LogEntry[]): Uint8Ar
   const out = new Array<Uint8Array>(entries.length);
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i] as LogEntry;
+    if ((entry as unknown) instanceof StoredCommand) {
+      out[i] = (entry as unknown as StoredCommand).data;
+      continue;
+    }
     const s = stored?.[i];
     out[i] =
       s !== undefined && s.index === entry.index && s.term === entry.term ? s.data : encodeEntry(entry);
@@ -303,6 +315,10 @@ function fromWire(state: ShellState, rpc: RaftRpc | PackedAppendEntries): RaftRp
 
 /** The stored form of an entry the core appends: the bytes it arrived as, or encoded now. */
 function toStored(state: ShellState, entry: LogEntry): StoredEntry {
+  if ((entry as unknown) instanceof StoredCommand) {
+    const { index, term, data } = entry as unknown as StoredCommand;
+    return { index, term, data };
+  }
   const data = state.received?.get(entry);
   return data === undefined ? storedEntry(entry) : { index: entry.index, term: entry.term, data };
 }
@@ -381,7 +397,10 @@ function emptyCounters(): Counters {
 }
 
 /** Reads what storage holds for `uid`: snapshot, then the log after it, then meta. */
-async function recover(sys: SystemRuntime, uid: string): Promise<Recovered> {
+async function recover(
+  sys: SystemRuntime,
+  uid: string,
+): Promise<{ recovered: Recovered; stored: StoredEntry[] }> {
   const found = sys.storage.recover(uid);
   let snapshot: Recovered['snapshot'] = null;
   if (found.snapshot !== null) {
@@ -402,10 +421,13 @@ async function recover(sys: SystemRuntime, uid: string): Promise<Recovered> {
   const from = snapshot === null ? found.firstIndex : Math.max(found.firstIndex, snapshot.meta.index + 1);
   const stored = found.last.index >= from ? await sys.storage.log.read(uid, from, found.last.index) : [];
   return {
-    currentTerm: found.meta.currentTerm,
-    votedFor: found.meta.votedFor,
-    snapshot,
-    entries: stored.map(decodeEntry),
+    recovered: {
+      currentTerm: found.meta.currentTerm,
+      votedFor: found.meta.votedFor,
+      snapshot,
+      entries: stored.map(decodeEntry),
+    },
+    stored,
   };
 }
 
@@ -437,7 +459,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
       record: spec.hooks?.onCommandCommitted !== undefined,
       endOfLife: null,
     };
-    const recovered = await recover(sys, record.uid);
+    const { recovered, stored } = await recover(sys, record.uid);
     const chart = createActor(raftMachine, {
       input: {
         config: {
@@ -476,6 +498,8 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
       snap,
       server: snap.context.server,
       received: undefined,
+      unapplied: stored,
+      unappliedHead: 0,
       electionDeadline: Number.POSITIVE_INFINITY,
       electionTimer: undefined,
       machineTimers: new Map(),
@@ -505,6 +529,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
 
   handleBatch(items, state, ctx) {
     const effects: Effect[] = [];
+    const applied = core(state).lastApplied;
     // runs of consecutive commands become one core event each (no closure per batch: under tsx,
     // esbuild's keepNames turns each named closure into a defineProperty call)
     let commands: CommandMsg[] = [];
@@ -524,8 +549,8 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
     if (commands.length > 0) stepCommands(state, commands, effects);
     if (state.failed !== undefined) throw state.failed;
     const done = execute(state, ctx, effects);
-    if (done instanceof Promise) return done.then(() => afterBatch(state, ctx));
-    afterBatch(state, ctx);
+    if (done instanceof Promise) return done.then(() => afterBatch(state, ctx, applied));
+    afterBatch(state, ctx, applied);
     return state;
   },
 
@@ -540,7 +565,8 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
   describe: (state) => state.snap.value,
 };
 
-function afterBatch(state: ShellState, ctx: ActorContext): ShellState {
+function afterBatch(state: ShellState, ctx: ActorContext, applied: number): ShellState {
+  keepAppliedAsStored(state, applied + 1);
   state.received = undefined;
   if (state.receiver !== undefined && core(state).receiving === null) {
     // the core gave this receive up (installed the same snapshot from an earlier transfer, or a
@@ -582,6 +608,55 @@ function afterBatch(state: ShellState, ctx: ActorContext): ShellState {
     ctx.send(ctx.self, own({ type: 'raft.tick' }));
   }
   return state;
+}
+
+/**
+ * Records stored entries as not applied yet: after those before `truncateFrom` (if any), or in place
+ * of everything when they do not follow on (a snapshot was installed in between).
+ */
+function noteUnapplied(state: ShellState, entries: readonly StoredEntry[], truncateFrom?: number): void {
+  if (entries.length === 0) return;
+  const list = state.unapplied;
+  const head = state.unappliedHead;
+  const first = list[head]?.index;
+  if (first !== undefined && truncateFrom !== undefined && truncateFrom < first + list.length - head)
+    list.length = Math.max(head, head + truncateFrom - first);
+  const next = list.length > head ? (list[list.length - 1] as StoredEntry).index + 1 : undefined;
+  if (next !== (entries[0] as StoredEntry).index) {
+    state.unapplied = entries.slice();
+    state.unappliedHead = 0;
+    return;
+  }
+  for (const e of entries) list.push(e);
+}
+
+/**
+ * The command entries this batch applied (from index `from` on) stay in the core's log as the
+ * bytes they were stored as, until the next snapshot (`StoredCommand`), and leave `unapplied`.
+ */
+function keepAppliedAsStored(state: ShellState, from: number): void {
+  const applied = core(state).lastApplied;
+  const list = state.unapplied;
+  let head = state.unappliedHead;
+  const first = list[head]?.index;
+  if (first === undefined) return;
+  if (from <= applied) {
+    swapAppliedEntries(core(state), from, (entry) => {
+      if (entry.type !== 'command') return entry;
+      const stored = list[head + entry.index - first];
+      if (stored === undefined || stored.index !== entry.index || stored.term !== entry.term) return entry;
+      return new StoredCommand(stored.index, stored.term, stored.data).asEntry();
+    });
+  }
+  while (head < list.length && (list[head] as StoredEntry).index <= applied) head++;
+  if (head === list.length) {
+    state.unapplied = [];
+    head = 0;
+  } else if (head >= 1024 && head * 2 >= list.length) {
+    state.unapplied = list.slice(head);
+    head = 0;
+  }
+  state.unappliedHead = head;
 }
 
 function stepCommands(state: ShellState, commands: CommandMsg[], effects: Effect[]): void {
@@ -975,6 +1050,7 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
     case 'log.append': {
       const entries = effect.entries.map((e) => toStored(state, e));
       const options = effect.truncateFrom === undefined ? undefined : { truncateFrom: effect.truncateFrom };
+      noteUnapplied(state, entries, effect.truncateFrom);
       // one listener per server, called by the writer as each batch completes: no promise per append
       state.logListener ??= {
         logWritten: (_uid, upTo, term) => ctx.send(ctx.self, own({ type: 'log.written', upTo, term })),
