@@ -5,8 +5,9 @@
  *
  *   pnpm exec tsx bench/cluster.ts [latency] [throughput] [failover] [scale]
  *
- * Knobs (env): MEASURE_S (10), WARMUP_S (2), TRIALS (30), CLUSTERS (1000), SCALE_TICK_MS (250;
- * election timeouts are 4-8 ticks), V8_DEFAULTS=1 (run the nodes without `NODE_V8_FLAGS`).
+ * Knobs (env): MEASURE_S (10), WARMUP_S (2), TRIALS (30), CLUSTERS (1000), SCALE_COMMANDS (20 per
+ * cluster before the scale figures' idle phase), SCALE_TICK_MS (250; election timeouts are 4-8
+ * ticks), V8_DEFAULTS=1 (run the nodes without `NODE_V8_FLAGS`).
  */
 import type { ServerId } from '@otra/protocol';
 import {
@@ -26,6 +27,7 @@ const MEASURE_S = Number(process.env.MEASURE_S ?? 10);
 const WARMUP_S = Number(process.env.WARMUP_S ?? 2);
 const TRIALS = Number(process.env.TRIALS ?? 30);
 const CLUSTERS = Number(process.env.CLUSTERS ?? 1000);
+const SCALE_COMMANDS = Number(process.env.SCALE_COMMANDS ?? 20);
 const VALUE = 'v'.repeat(100);
 
 function key(): string {
@@ -270,12 +272,14 @@ async function scale(): Promise<void> {
           .map((name) => startCluster(raft, name, { module: 'kv' }, idsOf(name), { timeoutMs: 30_000 })),
       );
     }
+    // a fixed amount of data per group, so that the memory per idle server compares across runs
+    // (with a time-bound load it grew with the box's speed: each command stays in a member's log)
     const t0 = performance.now();
     let commits = 0;
-    const deadline = Date.now() + MEASURE_S * 1000;
+    const total = SCALE_COMMANDS * names.length;
     await Promise.all(
       Array.from({ length: 64 }, async (_, w) => {
-        for (let i = w; Date.now() < deadline; i += 64) {
+        for (let i = w; i < total; i += 64) {
           const name = names[i % names.length] as string;
           await processCommand(
             raft,
@@ -312,6 +316,7 @@ async function scale(): Promise<void> {
       clusters: CLUSTERS,
       commits: `${Math.round((commits * 1000) / loadMs)}/s`,
       in_flight: 64,
+      commands_per_cluster: SCALE_COMMANDS,
     });
   } finally {
     await cluster.stop();

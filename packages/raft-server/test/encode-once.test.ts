@@ -19,11 +19,25 @@ import {
 import * as codec from '../src/internal/codec.ts';
 import { eventually, type LocalCluster, localCluster } from './support.ts';
 
+/** The bytes of every applied command kept as `StoredCommand`, on any node of the test. */
+const kept: Uint8Array[] = [];
+
 // Counts the shell's entry encodings: every node of the cluster runs in this process, so the
 // counts cover the leader and both followers.
 vi.mock('../src/internal/codec.ts', async (importOriginal) => {
   const actual = await importOriginal<typeof codec>();
-  return { ...actual, storedEntry: vi.fn(actual.storedEntry), encodeEntry: vi.fn(actual.encodeEntry) };
+  class WatchedStoredCommand extends actual.StoredCommand {
+    constructor(index: number, term: number, data: Uint8Array) {
+      super(index, term, data);
+      kept.push(data);
+    }
+  }
+  return {
+    ...actual,
+    StoredCommand: WatchedStoredCommand,
+    storedEntry: vi.fn(actual.storedEntry),
+    encodeEntry: vi.fn(actual.encodeEntry),
+  };
 });
 
 let cluster: LocalCluster | undefined;
@@ -78,6 +92,33 @@ describe('entry bytes', () => {
     // one encoding per new entry, on the leader; none to send them, none on the followers
     expect(stored).toHaveBeenCalledTimes(N);
     expect(encoded).not.toHaveBeenCalled();
+  });
+
+  it("keeps an applied command as the log store's copy of its bytes while the store's tail has it", async () => {
+    // not the bytes the entry was appended with: a received entry's are a view of its whole frame
+    dir = mkdtempSync(join(tmpdir(), 'otra-encode-once-'));
+    const base = dir;
+    cluster = await localCluster(3, (node) => ({
+      dataDir: join(base, node),
+      machines: { sum: { machine: sumMachine } },
+    }));
+    const sys = cluster.systems[0]!;
+    await startCluster(sys, 'kv', { module: 'sum' }, cluster.ids);
+    const leader = await awaitLeader(sys, cluster.ids);
+    const stored = vi.mocked(codec.storedEntry);
+    stored.mockClear();
+    kept.length = 0;
+    const N = 300;
+    await pipelineOnes(sys, leader, N);
+    const target = (await overview(sys, leader)).commitIndex;
+    await eventually(async () => {
+      const views = await Promise.all(cluster!.ids.map((id) => overview(sys, id)));
+      return views.every((v) => v.lastApplied >= target) ? true : undefined;
+    });
+    // every member kept each command once
+    expect(kept.length).toBe(3 * N);
+    const appended = new Set(stored.mock.results.map((r) => (r.value as { data: Uint8Array }).data.buffer));
+    expect(kept.filter((data) => appended.has(data.buffer))).toEqual([]);
   });
 
   it("a follower that fell behind the log store's tail is sent the stored bytes of applied commands", async () => {

@@ -633,17 +633,26 @@ function noteUnapplied(state: ShellState, entries: readonly StoredEntry[], trunc
 /**
  * The command entries this batch applied (from index `from` on) stay in the core's log as the
  * bytes they were stored as, until the next snapshot (`StoredCommand`), and leave `unapplied`.
+ * The bytes are the log store's copy while its tail holds them (packed with the rest of the
+ * store's recent entries), else the ones `unapplied` kept: a received entry's bytes are a view of
+ * its whole frame, which would otherwise stay in memory with it.
  */
 function keepAppliedAsStored(state: ShellState, from: number): void {
-  const applied = core(state).lastApplied;
+  const s = core(state);
+  const applied = s.lastApplied;
   const list = state.unapplied;
   let head = state.unappliedHead;
   const first = list[head]?.index;
   if (first === undefined) return;
   if (from <= applied) {
-    swapAppliedEntries(core(state), from, (entry) => {
+    const log = state.sys.storage.log;
+    const tailFirst = Math.max(from, s.log.snapshotIndex + 1, log.tailFrom(state.record.uid));
+    const tail = tailFirst > applied ? undefined : log.tryRead(state.record.uid, tailFirst, applied);
+    swapAppliedEntries(s, from, (entry) => {
       if (entry.type !== 'command') return entry;
-      const stored = list[head + entry.index - first];
+      let stored = tail?.[entry.index - tailFirst];
+      if (stored === undefined || stored.index !== entry.index || stored.term !== entry.term)
+        stored = list[head + entry.index - first];
       if (stored === undefined || stored.index !== entry.index || stored.term !== entry.term) return entry;
       return new StoredCommand(stored.index, stored.term, stored.data).asEntry();
     });
