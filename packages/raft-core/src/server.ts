@@ -129,17 +129,13 @@ export function startServer(state: ServerState): HandleResult {
 }
 
 /**
- * The core: one message in, the next role, state and effects out. Never mutates `state` (nested
- * values are replaced, the log array is shared append-only, see `LogView`).
- */
-/**
  * Lets the host keep applied entries in a cheaper form: each entry from index `from` up to the
  * last applied one becomes `swap(entry)`, which must be the same entry (same type, index and term,
- * every field reading the same; otherwise this throws). The core reads an applied entry again only
- * to send it to a follower that lags, for a machine's `log` effect, or after a role change; a
- * server keeps its log in memory from its last snapshot on, so the objects of a command it applied
- * long ago cost the host's garbage collector for nothing. The RaftServer shell keeps each applied
- * command as the bytes it stored.
+ * every field reading the same; otherwise this throws). The core reads an applied entry's fields
+ * again only to send it to a follower that lags and for a machine's `log` effect (its index and
+ * term whenever it matches logs); a server keeps its log in memory from its last snapshot on, so
+ * the objects of a command it applied long ago cost the host memory for nothing. The RaftServer
+ * shell keeps each applied command as the bytes it stored.
  */
 export function swapAppliedEntries(
   state: ServerState,
@@ -149,6 +145,10 @@ export function swapAppliedEntries(
   if (from <= state.lastApplied) swapEntries(state.log, from, state.lastApplied, swap);
 }
 
+/**
+ * The core: one message in, the next role, state and effects out. Never mutates `state` (nested
+ * values are replaced, the log array is shared append-only, see `LogView`).
+ */
 export function handle(role: Role, state: ServerState, msg: Message): HandleResult {
   if (role === 'stop') return { role, state, effects: [] };
   const ctx: Ctx = { s: { ...state }, role, fx: [], notify: null };
