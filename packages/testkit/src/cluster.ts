@@ -1,4 +1,4 @@
-import type { From, Pid, ServerId, SnapshotMeta } from '@otra/protocol';
+import type { CommandEntry, From, LogEntry, Pid, ServerId, SnapshotMeta } from '@otra/protocol';
 import { assertNever } from '@otra/protocol';
 import {
   chartTakes,
@@ -16,6 +16,7 @@ import {
   type ServerConfig,
   type ServerState,
   startServer,
+  swapAppliedEntries,
 } from '@otra/raft-core';
 import { initialTransition, type SnapshotFrom, transition } from 'xstate';
 import { SafetyChecker } from './invariants.ts';
@@ -290,7 +291,7 @@ export class Cluster {
       r = startServer(initServer(cfg, recovered));
     }
     this.log(`${name} start term=${recovered.currentTerm} entries=${recovered.entries.length}`);
-    this.applyResult(s, r);
+    this.applyResult(s, r, r.state.lastApplied + 1);
     this.queue.push(this.now + this.rng.int(1, this.opts.tickMs), { kind: 'tick', to: name, inc: s.inc });
   }
 
@@ -434,13 +435,16 @@ export class Cluster {
       }
     }
     this.steps++;
-    this.applyResult(s, r);
+    this.applyResult(s, r, s.state.lastApplied + 1);
   }
 
-  private applyResult(s: SimServer, r: HandleResult): void {
+  /** Takes a step's result; what it applied from index `appliedFrom` on is kept as `KeptCommand`s. */
+  private applyResult(s: SimServer, r: HandleResult, appliedFrom: number): void {
     if (r.role !== s.role && this.opts.transcript !== undefined) {
       this.log(`${s.name} ${s.role} -> ${r.role} (term ${r.state.currentTerm})`);
     }
+    // as the RaftServer shell does, keep what this step applied in another form (fields as getters)
+    swapAppliedEntries(r.state, appliedFrom, keptForm);
     s.role = r.role;
     s.state = r.state;
     if (this.opts.checkSafety) this.checker.observe(s.name, r.role, r.state);
@@ -632,4 +636,40 @@ export class Cluster {
 
 function fromChart(ctx: RaftContext): HandleResult {
   return { role: ctx.role, state: ctx.server, effects: ctx.effects as Effect[] };
+}
+
+/**
+ * An applied command entry whose fields are getters on a prototype, not its own: the kind of form
+ * the RaftServer shell keeps applied commands in (`StoredCommand`, decoded from bytes when read).
+ * The simulator swaps every applied command for one, so the core is run as the shell runs it.
+ */
+class KeptCommand {
+  readonly type = 'command';
+
+  constructor(
+    readonly index: number,
+    readonly term: number,
+    private readonly held: CommandEntry,
+  ) {}
+
+  get command(): unknown {
+    return this.held.command;
+  }
+
+  get reply(): CommandEntry['reply'] {
+    return this.held.reply;
+  }
+
+  get systemTime(): number {
+    return this.held.systemTime;
+  }
+
+  get requestId(): string | undefined {
+    return this.held.requestId;
+  }
+}
+
+function keptForm(entry: LogEntry): LogEntry {
+  if (entry.type !== 'command' || entry instanceof KeptCommand) return entry;
+  return new KeptCommand(entry.index, entry.term, entry) as unknown as LogEntry;
 }
