@@ -124,10 +124,6 @@ export class MemoryLogStore implements LogStore {
     return log.termAt(index);
   }
 
-  tailFrom(uid: string): number {
-    return this.views.get(uid)?.tailFrom ?? 1;
-  }
-
   tryRead(uid: string, from: number, to: number): StoredEntry[] | undefined {
     const log = this.views.get(uid);
     if (log === undefined) return from >= 1 ? [] : undefined;

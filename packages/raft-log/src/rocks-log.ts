@@ -267,10 +267,6 @@ export class RocksLogStore implements LogStore {
     return log.termAt(index);
   }
 
-  tailFrom(uid: string): number {
-    return this.peek(uid)?.tailFrom ?? 1;
-  }
-
   tryRead(uid: string, from: number, to: number): StoredEntry[] | undefined {
     const log = this.peek(uid);
     if (log === undefined) return from >= 1 ? [] : undefined;

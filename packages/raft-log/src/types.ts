@@ -103,8 +103,6 @@ export interface LogStore {
   termAt(uid: string, index: number): number | undefined;
   /** Entries `from..to` (inclusive) when all are in the in-memory tail, else `undefined`. */
   tryRead(uid: string, from: number, to: number): StoredEntry[] | undefined;
-  /** The first index of the in-memory tail: `tryRead` succeeds from here on. */
-  tailFrom(uid: string): number;
   /** Entries `from..to` (inclusive, clamped to the log's end); rejects with `LogInputError` below `firstIndex`. */
   read(uid: string, from: number, to: number): Promise<StoredEntry[]>;
   /**

@@ -203,11 +203,6 @@ export class ServerLog {
     this.tailStart += droppable;
   }
 
-  /** The first index `tryRead` can start at. */
-  get tailFrom(): number {
-    return Math.max(this.tailStart, this.firstIndex);
-  }
-
   tryRead(from: number, to: number): StoredEntry[] | undefined {
     if (from < this.tailStart || from < this.firstIndex) return undefined;
     const end = Math.min(to, this.lastIndex);

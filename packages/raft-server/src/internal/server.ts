@@ -144,7 +144,8 @@ interface ShellState {
   received: Map<LogEntry, Uint8Array> | undefined;
   /**
    * What this server stored and has not applied yet, in index order from `unapplied[unappliedHead]`
-   * (recovered, appended as leader or received): where `keepAppliedAsStored` finds the bytes.
+   * (recovered, appended as leader or received), as the log store holds it: where
+   * `keepAppliedAsStored` finds the bytes.
    */
   unapplied: StoredEntry[];
   unappliedHead: number;
@@ -315,10 +316,6 @@ function fromWire(state: ShellState, rpc: RaftRpc | PackedAppendEntries): RaftRp
 
 /** The stored form of an entry the core appends: the bytes it arrived as, or encoded now. */
 function toStored(state: ShellState, entry: LogEntry): StoredEntry {
-  if ((entry as unknown) instanceof StoredCommand) {
-    const { index, term, data } = entry as unknown as StoredCommand;
-    return { index, term, data };
-  }
   const data = state.received?.get(entry);
   return data === undefined ? storedEntry(entry) : { index: entry.index, term: entry.term, data };
 }
@@ -633,9 +630,6 @@ function noteUnapplied(state: ShellState, entries: readonly StoredEntry[], trunc
 /**
  * The command entries this batch applied (from index `from` on) stay in the core's log as the
  * bytes they were stored as, until the next snapshot (`StoredCommand`), and leave `unapplied`.
- * The bytes are the log store's copy while its tail holds them (packed with the rest of the
- * store's recent entries), else the ones `unapplied` kept: a received entry's bytes are a view of
- * its whole frame, which would otherwise stay in memory with it.
  */
 function keepAppliedAsStored(state: ShellState, from: number): void {
   const s = core(state);
@@ -645,14 +639,9 @@ function keepAppliedAsStored(state: ShellState, from: number): void {
   const first = list[head]?.index;
   if (first === undefined) return;
   if (from <= applied) {
-    const log = state.sys.storage.log;
-    const tailFirst = Math.max(from, s.log.snapshotIndex + 1, log.tailFrom(state.record.uid));
-    const tail = tailFirst > applied ? undefined : log.tryRead(state.record.uid, tailFirst, applied);
     swapAppliedEntries(s, from, (entry) => {
       if (entry.type !== 'command') return entry;
-      let stored = tail?.[entry.index - tailFirst];
-      if (stored === undefined || stored.index !== entry.index || stored.term !== entry.term)
-        stored = list[head + entry.index - first];
+      const stored = list[head + entry.index - first];
       if (stored === undefined || stored.index !== entry.index || stored.term !== entry.term) return entry;
       return new StoredCommand(stored.index, stored.term, stored.data).asEntry();
     });
@@ -1059,13 +1048,16 @@ function executeOne(state: ShellState, ctx: ActorContext, effect: Effect): Promi
     case 'log.append': {
       const entries = effect.entries.map((e) => toStored(state, e));
       const options = effect.truncateFrom === undefined ? undefined : { truncateFrom: effect.truncateFrom };
-      noteUnapplied(state, entries, effect.truncateFrom);
       // one listener per server, called by the writer as each batch completes: no promise per append
       state.logListener ??= {
         logWritten: (_uid, upTo, term) => ctx.send(ctx.self, own({ type: 'log.written', upTo, term })),
         logWriteFailed: (_uid, error) => ctx.send(ctx.self, own({ type: 'raft.fatal', error })),
       };
       sys.storage.log.appendNotify(record.uid, entries, options, state.logListener);
+      // the store's copy, now in its tail: a received entry's own bytes are a view of its frame
+      const first = (entries[0] as StoredEntry).index;
+      const copies = sys.storage.log.tryRead(record.uid, first, first + entries.length - 1);
+      noteUnapplied(state, copies ?? entries, effect.truncateFrom);
       return undefined;
     }
     case 'log.truncate_prefix': {
