@@ -1,6 +1,6 @@
 import { createCodec, isServerId } from '@otra/protocol';
 import { LogCorruptionError, LogInputError } from './errors.ts';
-import { decodeEntry, EntryEncoder, encodeLogStart, sealRecord } from './internal/entry-codec.ts';
+import { decodeRecord, encodeLogStart, RecordEncoder, sealRecord } from './internal/entry-codec.ts';
 import {
   checkUid,
   EntryKeys,
@@ -34,11 +34,12 @@ const EMPTY: IndexTerm = { index: 0, term: 0 };
 /** Reads retry this many times when a truncation races with them, then give up. */
 const READ_ATTEMPTS = 8;
 /**
- * Deletes entries no longer part of any log (below a snapshot point), one range at a time behind
- * the writer, with RocksDB's range clear: its worker thread iterates and deletes, so a snapshot
- * that drops 40,000 entries costs the event loop one call instead of 40,000 keys and batch
+ * Deletes records no longer part of any log (below a snapshot point), one key range at a time
+ * behind the writer, with RocksDB's range clear: its worker thread iterates and deletes, so a
+ * snapshot that drops 1,000 records costs the event loop one call instead of 1,000 keys and batch
  * operations. Losing such a delete in a crash is harmless: the log start record says where the
- * log begins, and recovery schedules the leftovers again.
+ * log begins (and which record below it still holds entries), and recovery schedules the
+ * leftovers again.
  */
 export class BackgroundDeleter {
   private jobs: Array<{ uid: string; from: number; to: number }> = [];
@@ -90,30 +91,28 @@ function captureSettlers(resolve: (written: LogWritten) => void, reject: (error:
 }
 
 /**
- * One append on its way through the writer: puts its values under the server's reused key, deletes
- * a truncated suffix longer than the new entries, and settles the append's promise.
+ * One append on its way through the writer: puts its record under the server's reused key, deletes
+ * the records a truncation made stale, and settles the append's promise.
  */
 class AppendWrite implements WalWrite {
   readonly size: number;
-  readonly upTo: number;
 
   constructor(
     private readonly log: ServerLog,
     private readonly keys: EntryKeys,
     private readonly first: number,
-    /** One value, or one per entry from `first` on; dropped once in the batch (which copied them). */
-    private values: Uint8Array | Uint8Array[] | undefined,
-    /** Old entries `upTo + 1 .. deleteTo` go in the same batch. */
-    private readonly deleteTo: number,
+    /** The record; dropped once in the batch (which copied it). */
+    private value: Uint8Array | undefined,
+    /** Keys of records a truncation made stale, deleted in the same batch. */
+    private readonly stale: readonly number[] | undefined,
+    readonly upTo: number,
     private readonly term: number,
     /** The promise's settlers (`append`), or the listener (`appendNotify`). */
     private readonly resolve: ((written: LogWritten) => void) | undefined,
     private readonly reject: ((error: Error) => void) | undefined,
     private readonly listener: LogListener | undefined,
   ) {
-    const count = Array.isArray(values) ? values.length : 1;
-    this.upTo = first + count - 1;
-    this.size = count + Math.max(0, deleteTo - this.upTo);
+    this.size = 1 + (stale === undefined ? 0 : stale.length);
   }
 
   get uid(): string {
@@ -121,14 +120,12 @@ class AppendWrite implements WalWrite {
   }
 
   writeTo(batch: KvBatch): void {
-    const keys = this.keys;
-    const values = this.values;
-    this.values = undefined;
-    if (values === undefined) throw new Error('an append was written into a batch twice');
-    if (Array.isArray(values)) {
-      for (let k = 0; k < values.length; k++) batch.put(keys.at(this.first + k), values[k]!);
-    } else batch.put(keys.at(this.first), values);
-    for (let i = this.upTo + 1; i <= this.deleteTo; i++) batch.del(keys.at(i));
+    const value = this.value;
+    this.value = undefined;
+    if (value === undefined) throw new Error('an append was written into a batch twice');
+    batch.put(this.keys.at(this.first), value);
+    const stale = this.stale;
+    if (stale !== undefined) for (let k = 0; k < stale.length; k++) batch.del(this.keys.at(stale[k]!));
   }
 
   settle(error: Error | undefined): void {
@@ -163,7 +160,7 @@ export class RocksLogStore implements LogStore {
     private readonly tailEntries: number,
   ) {}
 
-  private readonly encoder = new EntryEncoder();
+  private readonly encoder = new RecordEncoder();
 
   private view(uid: string): ServerLog {
     let log = this.views.get(uid);
@@ -184,9 +181,9 @@ export class RocksLogStore implements LogStore {
   append(uid: string, entries: readonly StoredEntry[], options?: AppendOptions): Promise<LogWritten> {
     const log = this.view(uid);
     const truncateFrom = options?.truncateFrom;
-    const deleteTo = log.check(entries, truncateFrom);
+    log.check(entries, truncateFrom);
     const written = new Promise<LogWritten>(captureSettlers);
-    this.enqueue(log, entries, truncateFrom, deleteTo, capturedResolve, capturedReject, undefined);
+    this.enqueue(log, entries, truncateFrom, capturedResolve, capturedReject, undefined);
     return written;
   }
 
@@ -198,48 +195,40 @@ export class RocksLogStore implements LogStore {
   ): void {
     const log = this.view(uid);
     const truncateFrom = options?.truncateFrom;
-    const deleteTo = log.check(entries, truncateFrom);
-    this.enqueue(log, entries, truncateFrom, deleteTo, undefined, undefined, listener);
+    log.check(entries, truncateFrom);
+    this.enqueue(log, entries, truncateFrom, undefined, undefined, listener);
   }
 
-  /** Encodes a checked append, applies it to the view and hands it to the writer. */
+  /** Encodes a checked append as one record, applies it to the view and hands it to the writer. */
   private enqueue(
     log: ServerLog,
     entries: readonly StoredEntry[],
     truncateFrom: number | undefined,
-    deleteTo: number,
     resolve: ((written: LogWritten) => void) | undefined,
     reject: ((error: Error) => void) | undefined,
     listener: LogListener | undefined,
   ): void {
-    const count = entries.length;
-    const encoder = this.encoder;
-    // The tail keeps views of the encoded values: what reads return is what RocksDB got, even if
-    // the caller reuses its buffers. Each value is encoded once, here; the batch copies it.
-    if (truncateFrom !== undefined) log.truncate(truncateFrom);
-    let values: Uint8Array | Uint8Array[];
-    if (count === 1) {
-      const entry = entries[0]!;
-      values = encoder.encode(entry.index, entry.term, entry.data);
-      log.push({ index: entry.index, term: entry.term, data: encoder.data });
-    } else {
-      values = new Array<Uint8Array>(count);
-      for (let k = 0; k < count; k++) {
-        const entry = entries[k]!;
-        values[k] = encoder.encode(entry.index, entry.term, entry.data);
-        log.push({ index: entry.index, term: entry.term, data: encoder.data });
-      }
+    // The tail keeps views of the encoded record: what reads return is what RocksDB got, even if
+    // the caller reuses its buffers. Each entry is encoded once, here; the batch copies the record.
+    let stale: number[] | undefined;
+    if (truncateFrom !== undefined) {
+      log.truncate(truncateFrom);
+      stale = log.records.truncateFrom(truncateFrom);
     }
-    const last = entries[count - 1]!;
+    const first = entries[0]!.index;
+    const value = this.encoder.encode(entries, log);
+    log.records.push(first);
+    const last = entries[entries.length - 1]!;
     log.endAppend(last.index, last.term, truncateFrom);
     log.entryKeys ??= new EntryKeys(log.uid);
     this.sink.current.submitWrite(
       new AppendWrite(
         log,
         log.entryKeys,
-        entries[0]!.index,
-        values,
-        deleteTo,
+        first,
+        value,
+        stale,
+        last.index,
         last.term,
         resolve,
         reject,
@@ -302,6 +291,10 @@ export class RocksLogStore implements LogStore {
     throw new LogInputError(uid, `read ${from}..${to} kept racing with truncations`);
   }
 
+  /**
+   * Reads `from..to` from RocksDB: the records from the one holding `from`, each up to the next
+   * one's key (a later record shadows the rest of an earlier one).
+   */
   private async readDisk(log: ServerLog, from: number, to: number): Promise<StoredEntry[]> {
     const entries: StoredEntry[] = [];
     let expected = from;
@@ -310,18 +303,32 @@ export class RocksLogStore implements LogStore {
       log.corruption ??= error;
       throw error;
     };
-    const range = { gte: entryKey(log.uid, from), lte: entryKey(log.uid, to) };
+    const first = log.records.containing(from);
+    if (first === undefined) return fail(from, 'gap');
+    let held: StoredEntry[] | undefined;
+    const take = (upTo: number): void => {
+      for (const entry of held!) {
+        if (entry.index > upTo) return;
+        if (entry.index === expected) {
+          entries.push(entry);
+          expected++;
+        }
+      }
+    };
+    const range = { gte: entryKey(log.uid, first), lte: entryKey(log.uid, to) };
     for await (const chunk of this.kv.iterateChunks(range)) {
       for (const [key, value] of chunk) {
-        const index = indexOfEntryKey(splitKey(key)?.rest ?? Buffer.alloc(0));
-        if (index !== expected) fail(expected, 'gap');
-        const decoded = decodeEntry(value);
-        if (!decoded.ok) return fail(expected, decoded.reason);
-        if (decoded.index !== index) fail(expected, 'key_mismatch');
-        entries.push({ index: decoded.index, term: decoded.term, data: decoded.data });
-        expected++;
+        const start = indexOfEntryKey(splitKey(key)?.rest ?? Buffer.alloc(0));
+        if (start === undefined) return fail(expected, 'unreadable');
+        if (held !== undefined) take(Math.min(start - 1, to));
+        if (start > expected) fail(expected, 'gap');
+        const decoded = decodeRecord(value);
+        if (!decoded.ok) return fail(Math.max(start, expected), decoded.reason);
+        if (decoded.first !== start) fail(Math.max(start, expected), 'key_mismatch');
+        held = decoded.entries;
       }
     }
+    if (held !== undefined) take(to);
     if (expected <= to) fail(expected, 'gap');
     return entries;
   }
@@ -330,15 +337,34 @@ export class RocksLogStore implements LogStore {
     const log = this.view(uid);
     const plan = log.dropPrefix(upTo);
     if (plan === undefined) return Promise.resolve();
-    const ops: KvOp[] = [
-      { type: 'put', key: logStartKey(uid), value: encodeLogStart(upTo.index, upTo.term) },
-    ];
-    for (let i = plan.discardFrom; i <= plan.discardTo; i++) ops.push({ type: 'del', key: entryKey(uid, i) });
+    // The records before the one holding the new first entry go in the background; when the log
+    // is now empty (a snapshot at its end, past it or conflicting with it), every record goes, and
+    // those above the snapshot point in the same batch as the new start, so no restart sees them.
+    const records = log.records;
+    let firstRecord = 0;
+    let background: { from: number; to: number } | undefined;
+    const ops: KvOp[] = [];
+    if (log.lastIndex > upTo.index) {
+      const holding = records.containing(upTo.index + 1)!;
+      if (holding <= upTo.index) firstRecord = holding;
+      background = records.dropBelow(holding);
+    } else {
+      const all = records.clear();
+      for (const start of all) {
+        if (start > upTo.index) ops.push({ type: 'del', key: entryKey(uid, start) });
+        else background = { from: background?.from ?? start, to: start };
+      }
+    }
+    ops.unshift({
+      type: 'put',
+      key: logStartKey(uid),
+      value: encodeLogStart({ index: upTo.index, term: upTo.term, firstRecord }),
+    });
     return new Promise((resolve, reject) => {
       this.sink.current.submit({ uid, ops }, (error) => {
         if (error !== undefined) return reject(error);
         log.written();
-        this.deleter.enqueue(uid, plan.backgroundFrom, plan.backgroundTo);
+        if (background !== undefined) this.deleter.enqueue(uid, background.from, background.to);
         resolve();
       });
     });

@@ -10,7 +10,7 @@ import {
   WriterFailedError,
 } from './errors.ts';
 import { FileSnapshotStore } from './file-snapshots.ts';
-import { decodeEntry, decodeLogStart, openRecord } from './internal/entry-codec.ts';
+import { decodeLogStart, decodeRecord, type LogStart, openRecord } from './internal/entry-codec.ts';
 import {
   ALL_ENTRIES,
   ALL_LOG_STARTS,
@@ -34,7 +34,7 @@ import {
   RocksMetaStore,
   type SinkRef,
 } from './rocks-log.ts';
-import type { IndexTerm, RaftStorage, RecoveredServer, ServerMeta, StoredEntry } from './types.ts';
+import type { RaftStorage, RecoveredServer, ServerMeta, StoredEntry } from './types.ts';
 import { GroupCommitWriter, type WalSink, type WriterOptions } from './writer.ts';
 
 export interface RocksStorageOptions {
@@ -127,7 +127,7 @@ async function recoverStorage(dir: string, kv: Kv, options: RocksStorageOptions)
   }
 
   // Log starts, then entries: each server's entries are one contiguous key range.
-  const starts = new Map<string, IndexTerm>();
+  const starts = new Map<string, LogStart>();
   for await (const chunk of kv.iterateChunks(ALL_LOG_STARTS)) {
     for (const [key, value] of chunk) {
       const split = splitKey(key);
@@ -145,8 +145,7 @@ async function recoverStorage(dir: string, kv: Kv, options: RocksStorageOptions)
     if (current === undefined) return;
     const log = current.finish();
     views.set(log.uid, log);
-    if (current.staleTo >= current.staleFrom)
-      stale.push({ uid: log.uid, from: current.staleFrom, to: current.staleTo });
+    for (const range of current.stale) stale.push({ uid: log.uid, ...range });
     current = undefined;
   };
   for await (const chunk of kv.iterateChunks(ALL_ENTRIES, 1 << 20)) {
@@ -156,7 +155,7 @@ async function recoverStorage(dir: string, kv: Kv, options: RocksStorageOptions)
       if (split === undefined || index === undefined) continue;
       if (current?.uid !== split.uid) {
         finish();
-        current = new RecoveringLog(split.uid, starts.get(split.uid) ?? { index: 0, term: 0 }, tailEntries);
+        current = new RecoveringLog(split.uid, starts.get(split.uid) ?? NO_START, tailEntries);
       }
       current.add(index, value);
     }
@@ -300,18 +299,28 @@ async function recoverStorage(dir: string, kv: Kv, options: RocksStorageOptions)
   return storage;
 }
 
-/** Rebuilds one server's view from its entries in key order, checking every checksum and the sequence. */
+const NO_START: LogStart = { index: 0, term: 0, firstRecord: 0 };
+
+/**
+ * Rebuilds one server's view from its records in key order, checking every checksum and the
+ * sequence: each record holds the entries from its key up to the next record's key. Records keyed
+ * at or below the log start are stale (a prefix delete that had not finished: finished in the
+ * background), except the one the start names as holding the first entry.
+ */
 class RecoveringLog {
   private readonly log: ServerLog;
   private expected: number;
   private tail: StoredEntry[] = [];
   private lastTerm: number;
-  staleFrom = Number.POSITIVE_INFINITY;
-  staleTo = 0;
+  /** The entries of the last record seen, taken once the next record's key says how many count. */
+  private held: StoredEntry[] | undefined;
+  /** Key ranges of stale records (none of them holds a key of a live record). */
+  readonly stale: Array<{ from: number; to: number }> = [];
+  private lastWasStale = false;
 
   constructor(
     readonly uid: string,
-    private readonly start: IndexTerm,
+    private readonly start: LogStart,
     private readonly tailEntries: number,
   ) {
     this.log = new ServerLog(uid, tailEntries);
@@ -319,37 +328,53 @@ class RecoveringLog {
     this.lastTerm = start.term;
   }
 
-  add(index: number, value: Buffer): void {
+  add(key: number, value: Buffer): void {
     if (this.log.corruption !== undefined) return;
-    if (index <= this.start.index) {
-      // Below the log start: a prefix delete that had not finished; finish it in the background.
-      this.staleFrom = Math.min(this.staleFrom, index);
-      this.staleTo = Math.max(this.staleTo, index);
+    if (key <= this.start.index && key !== this.start.firstRecord) {
+      const last = this.stale[this.stale.length - 1];
+      if (this.lastWasStale && last !== undefined) last.to = key;
+      else this.stale.push({ from: key, to: key });
+      this.lastWasStale = true;
       return;
     }
-    if (index !== this.expected) {
-      this.corrupt(this.expected, 'gap', `next stored entry is ${index}`);
+    this.lastWasStale = false;
+    if (this.held !== undefined) this.take(key - 1);
+    if (this.log.corruption !== undefined) return;
+    if (key > this.expected) {
+      this.corrupt(this.expected, 'gap', `next stored record is ${key}`);
       return;
     }
-    const decoded = decodeEntry(value);
+    const decoded = decodeRecord(value);
     if (!decoded.ok) {
-      this.corrupt(index, decoded.reason);
+      this.corrupt(Math.max(key, this.expected), decoded.reason);
       return;
     }
-    if (decoded.index !== index) {
-      this.corrupt(index, 'key_mismatch', `value holds ${decoded.index}`);
+    if (decoded.first !== key) {
+      this.corrupt(Math.max(key, this.expected), 'key_mismatch', `record holds ${decoded.first}`);
       return;
     }
-    if (decoded.term < this.lastTerm) {
-      this.corrupt(index, 'unreadable', `term ${decoded.term} decreases`);
-      return;
+    this.log.records.push(key);
+    this.held = decoded.entries;
+  }
+
+  /** Takes the held record's entries up to `upTo`. */
+  private take(upTo: number): void {
+    for (const entry of this.held!) {
+      const index = entry.index;
+      if (index > upTo) break;
+      if (index < this.expected) continue;
+      if (entry.term < this.lastTerm) {
+        this.corrupt(index, 'unreadable', `term ${entry.term} decreases`);
+        return;
+      }
+      this.log.runs.push(index, entry.term);
+      this.tail.push(entry);
+      if (this.tail.length >= this.tailEntries * 2)
+        this.tail = this.tail.slice(this.tail.length - this.tailEntries);
+      this.lastTerm = entry.term;
+      this.expected++;
     }
-    this.log.runs.push(index, decoded.term);
-    this.tail.push({ index, term: decoded.term, data: decoded.data });
-    if (this.tail.length >= this.tailEntries * 2)
-      this.tail = this.tail.slice(this.tail.length - this.tailEntries);
-    this.lastTerm = decoded.term;
-    this.expected++;
+    this.held = undefined;
   }
 
   private corrupt(
@@ -361,11 +386,13 @@ class RecoveringLog {
   }
 
   finish(): ServerLog {
+    if (this.held !== undefined && this.log.corruption === undefined) this.take(Number.POSITIVE_INFINITY);
     const last = this.expected - 1;
     const lastTerm = last === this.start.index ? this.start.term : this.lastTerm;
     const tail =
       this.tail.length > this.tailEntries ? this.tail.slice(this.tail.length - this.tailEntries) : this.tail;
-    this.log.restore(this.start, { index: last, term: lastTerm }, tail);
+    const start = { index: this.start.index, term: this.start.term };
+    this.log.restore(start, { index: last, term: lastTerm }, tail);
     return this.log;
   }
 }

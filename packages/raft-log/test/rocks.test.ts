@@ -6,6 +6,7 @@ import {
   crc32c,
   type Kv,
   LogCorruptionError,
+  LogInputError,
   LogWriteError,
   MetaCorruptionError,
   openRocksStorage,
@@ -14,6 +15,7 @@ import {
   StorageOpenError,
   WriterFailedError,
 } from '../src/index.ts';
+import { encodeRecord } from '../src/internal/entry-codec.ts';
 import { entryKey, metaKey } from '../src/internal/keys.ts';
 import { RocksKv } from '../src/internal/rocksdb.ts';
 import { bytesOf, describeStorageContract, entries, text } from './storage-contract.ts';
@@ -41,11 +43,28 @@ async function withRawDb<T>(dir: string, fn: (kv: RocksKv) => Promise<T>): Promi
   }
 }
 
-async function countEntryKeys(kv: RocksKv, uid: string): Promise<number> {
-  let n = 0;
+/** The indexes of a server's record keys on disk (one record per append). */
+async function recordKeys(kv: RocksKv, uid: string): Promise<number[]> {
+  const keys: number[] = [];
   for await (const chunk of kv.iterateChunks({ gte: entryKey(uid, 0), lte: entryKey(uid, 2 ** 48) }))
-    n += chunk.length;
-  return n;
+    for (const [key] of chunk)
+      keys.push(key.readUInt32BE(key.length - 8) * 2 ** 32 + key.readUInt32BE(key.length - 4));
+  return keys;
+}
+
+async function countEntryKeys(kv: RocksKv, uid: string): Promise<number> {
+  return (await recordKeys(kv, uid)).length;
+}
+
+/** Appends `from..to` one entry per append, so each entry has a record (and a key) of its own. */
+async function appendEach(
+  st: RocksStorage,
+  uid: string,
+  from: number,
+  to: number,
+  term: number,
+): Promise<void> {
+  for (let i = from; i <= to; i++) await st.log.append(uid, entries(i, i, term));
 }
 
 describe('rocksdb storage', () => {
@@ -145,16 +164,97 @@ describe('rocksdb storage', () => {
 
   it('deletes a snapshotted prefix from disk in the background', async () => {
     let st = await reopen();
-    await st.log.append('a', entries(1, 10_000, 1));
+    for (let i = 1; i <= 10_000; i += 100) await st.log.append('a', entries(i, i + 99, 1));
     await st.log.append('ab', entries(1, 10, 1));
     await st.log.deletePrefix('a', { index: 9_000, term: 1 });
     await st.backgroundIdle();
     await st.close();
     s = undefined;
-    expect(await withRawDb(dir, (kv) => countEntryKeys(kv, 'a'))).toBe(1_000);
-    expect(await withRawDb(dir, (kv) => countEntryKeys(kv, 'ab'))).toBe(10);
+    // 100 records of 100 entries: the ten from 9,001 on are left.
+    expect(await withRawDb(dir, (kv) => countEntryKeys(kv, 'a'))).toBe(10);
+    expect(await withRawDb(dir, (kv) => countEntryKeys(kv, 'ab'))).toBe(1);
     st = await reopen();
     expect(st.recover('a')).toMatchObject({ firstIndex: 9_001, last: { index: 10_000, term: 1 } });
+  });
+
+  it('keeps the record that holds the first entry after a snapshot point inside it', async () => {
+    let st = await reopen({ tailEntries: 2 });
+    for (let i = 1; i <= 30; i += 10) await st.log.append('a', entries(i, i + 9, 1));
+    await st.log.deletePrefix('a', { index: 15, term: 1 });
+    await st.backgroundIdle();
+    await st.close();
+    s = undefined;
+    // Record 1 went; record 11 holds 16..20 and stays.
+    expect(await withRawDb(dir, (kv) => recordKeys(kv, 'a'))).toEqual([11, 21]);
+    // As if the background delete of record 1 had not run before a crash: it must stay stale.
+    const record1 = await withRawDb(dir, async (kv) => {
+      await kv.batch([{ type: 'put', key: entryKey('a', 1), value: encodeRecord(entries(1, 10, 1)) }], true);
+      return (await recordKeys(kv, 'a'))[0];
+    });
+    expect(record1).toBe(1);
+    st = await reopen({ tailEntries: 2 });
+    expect(st.recover('a')).toMatchObject({ firstIndex: 16, last: { index: 30, term: 1 } });
+    expect((await st.log.read('a', 16, 30)).map(text)).toEqual(entries(16, 30, 1).map(text));
+    await expect(st.log.read('a', 15, 30)).rejects.toThrow(LogInputError);
+    // A later snapshot point past record 11 lets it go too.
+    await st.log.deletePrefix('a', { index: 22, term: 1 });
+    await st.backgroundIdle();
+    await st.close();
+    s = undefined;
+    expect(await withRawDb(dir, (kv) => recordKeys(kv, 'a'))).toEqual([21]);
+    st = await reopen({ tailEntries: 2 });
+    expect((await st.log.read('a', 23, 30)).map(text)).toEqual(entries(23, 30, 1).map(text));
+  });
+
+  it('shadows the rest of a record that a truncation cut, and deletes the records after the cut', async () => {
+    let st = await reopen({ tailEntries: 2 });
+    await st.log.append('a', entries(1, 10, 1));
+    await st.log.append('a', entries(5, 6, 2), { truncateFrom: 5 });
+    await st.log.append('a', entries(7, 8, 2));
+    st = await reopen({ tailEntries: 2 });
+    expect(st.log.last('a')).toEqual({ index: 8, term: 2 });
+    expect((await st.log.read('a', 1, 10)).map(text)).toEqual([
+      ...entries(1, 4, 1).map(text),
+      ...entries(5, 8, 2).map(text),
+    ]);
+    // A cut inside record 1 again: records 5 and 7 go in the same batch as the new record 3.
+    await st.log.append('a', entries(3, 3, 3), { truncateFrom: 3 });
+    await st.close();
+    s = undefined;
+    expect(await withRawDb(dir, (kv) => recordKeys(kv, 'a'))).toEqual([1, 3]);
+    st = await reopen({ tailEntries: 1 });
+    expect(st.log.last('a')).toEqual({ index: 3, term: 3 });
+    expect((await st.log.read('a', 1, 10)).map(text)).toEqual([
+      ...entries(1, 2, 1).map(text),
+      ...entries(3, 3, 3).map(text),
+    ]);
+    expect(st.log.termAt('a', 2)).toBe(1);
+  });
+
+  it('forgets every record of a log discarded by a snapshot, also one that reaches past the point', async () => {
+    let st = await reopen();
+    await st.log.append('a', entries(1, 10, 1));
+    await st.log.append('a', entries(11, 12, 1));
+    // A snapshot at 5 with another term: the log does not hold it, so all of it goes (Raft §7).
+    await st.log.deletePrefix('a', { index: 5, term: 4 });
+    await st.backgroundIdle();
+    await st.close();
+    s = undefined;
+    expect(await withRawDb(dir, (kv) => recordKeys(kv, 'a'))).toEqual([]);
+    // Record 1 (entries 1..10) back, as if its background delete had not run before a crash:
+    // entries 6..10 of it must not come back to life.
+    await withRawDb(dir, (kv) =>
+      kv.batch([{ type: 'put', key: entryKey('a', 1), value: encodeRecord(entries(1, 10, 1)) }], true),
+    );
+    st = await reopen();
+    expect(st.recover('a')).toMatchObject({ firstIndex: 6, last: { index: 5, term: 4 } });
+    await st.log.append('a', entries(6, 7, 4));
+    st = await reopen({ tailEntries: 1 });
+    expect((await st.log.read('a', 6, 10)).map(text)).toEqual(entries(6, 7, 4).map(text));
+    await st.backgroundIdle();
+    await st.close();
+    s = undefined;
+    expect(await withRawDb(dir, (kv) => recordKeys(kv, 'a'))).toEqual([6]);
   });
 
   it('clears an inclusive key range in the database, and nothing beside it', async () => {
@@ -175,14 +275,14 @@ describe('rocksdb storage', () => {
 
   it('finishes the log truncation of a snapshot completed just before a crash', async () => {
     let st = await reopen();
-    await st.log.append('a', entries(1, 50, 1));
+    for (let i = 1; i <= 50; i += 10) await st.log.append('a', entries(i, i + 9, 1));
     await st.snapshots.write('a', { index: 30, term: 1 }, Buffer.from('s'));
     st = await reopen();
     expect(st.recover('a')).toMatchObject({ firstIndex: 31, last: { index: 50, term: 1 } });
     await st.backgroundIdle();
     await st.close();
     s = undefined;
-    expect(await withRawDb(dir, (kv) => countEntryKeys(kv, 'a'))).toBe(20);
+    expect(await withRawDb(dir, (kv) => recordKeys(kv, 'a'))).toEqual([31, 41]);
   });
 
   it('keeps the previous snapshot when a receive is interrupted by a restart', async () => {
@@ -198,7 +298,7 @@ describe('rocksdb storage', () => {
 
   it('reports a damaged entry with its server and index instead of truncating', async () => {
     let st = await reopen();
-    await st.log.append('a', entries(1, 10, 1));
+    await appendEach(st, 'a', 1, 10, 1);
     await st.log.append('b', entries(1, 10, 1));
     await st.close();
     s = undefined;
@@ -226,7 +326,7 @@ describe('rocksdb storage', () => {
 
   it('reports a missing entry in the middle of a log as a gap', async () => {
     let st = await reopen();
-    await st.log.append('a', entries(1, 10, 1));
+    await appendEach(st, 'a', 1, 10, 1);
     await st.close();
     s = undefined;
     await withRawDb(dir, (kv) => kv.batch([{ type: 'del', key: entryKey('a', 4) }], true));
@@ -236,7 +336,7 @@ describe('rocksdb storage', () => {
 
   it('reports damage found while reading an entry that is no longer in memory', async () => {
     let st = await reopen({ tailEntries: 2 });
-    await st.log.append('a', entries(1, 20, 1));
+    await appendEach(st, 'a', 1, 20, 1);
     await st.close();
     s = undefined;
     st = await reopen({ tailEntries: 2 });

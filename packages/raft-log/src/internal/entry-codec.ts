@@ -1,20 +1,37 @@
 import { crc32c, crc32cWords } from '../crc32c.ts';
+import type { StoredEntry } from '../types.ts';
 
 /**
- * An entry's value: `u32 crc32c | u64 index | u64 term | data`. The crc covers index, term and
- * data, so an entry that is damaged, or whose bytes ended up under another key, fails the check.
- * The index is repeated from the key for that reason.
+ * A record: the value under one entry key, holding the entries of one append, the first of them at
+ * the key's index:
+ *
+ *   u32 crc32c | u32 count | u64 firstIndex | count x (u32 length | u64 term | data)
+ *
+ * The crc covers everything after it, so a record that is damaged, or whose bytes ended up under
+ * another key (the first index is repeated from the key for that reason), fails the check. One key
+ * per append instead of one per entry: RocksDB's cost per key (the binding's call, the memtable
+ * insert, the key's bytes) is paid once per append.
  */
 
-/** Bytes before an entry's data in its value. */
-export const ENTRY_HEADER = 4 + 8 + 8;
-const HEADER = ENTRY_HEADER;
+/** Bytes before a record's first entry. */
+export const RECORD_HEADER = 4 + 4 + 8;
+/** Bytes before an entry's data inside a record. */
+export const RECORD_ENTRY_HEADER = 4 + 8;
 
-export function encodeEntry(index: number, term: number, data: Uint8Array): Buffer {
-  const value = Buffer.allocUnsafe(HEADER + data.length);
-  writeU64(value, 4, index);
-  writeU64(value, 12, term);
-  value.set(data, HEADER);
+/** Encodes one record (the test suite's reference for `RecordEncoder`). */
+export function encodeRecord(entries: readonly StoredEntry[]): Buffer {
+  let length = RECORD_HEADER;
+  for (const entry of entries) length += RECORD_ENTRY_HEADER + entry.data.length;
+  const value = Buffer.allocUnsafe(length);
+  value.writeUInt32BE(entries.length, 4);
+  writeU64(value, 8, entries[0]!.index);
+  let at = RECORD_HEADER;
+  for (const entry of entries) {
+    value.writeUInt32BE(entry.data.length, at);
+    writeU64(value, at + 4, entry.term);
+    value.set(entry.data, at + RECORD_ENTRY_HEADER);
+    at += RECORD_ENTRY_HEADER + entry.data.length;
+  }
   value.writeUInt32BE(crc32c(value, 0, 4), 0);
   return value;
 }
@@ -66,41 +83,62 @@ class Slab {
   }
 }
 
-/**
- * Encodes entry values (`u32 crc32c | u64 index | u64 term | data`, as `encodeEntry`) for the
- * append path: each value is written at an 8-byte aligned offset of a slab, so the crc reads
- * 32-bit words through the slab's one word view, and the header is plain byte stores: no Buffer
- * allocation and no checked `writeUInt32BE` per field per entry. `encode` returns the value as a
- * `Uint8Array` (for the write batch, which copies it) and leaves `data`, a `Buffer` over the
- * entry's bytes inside that value, for the in-memory tail.
- */
-export class EntryEncoder {
-  private slab = Slab.make(SLAB_BYTES);
-  /** The entry data of the last `encode`, a view into its value. */
-  data: Buffer = Buffer.alloc(0);
+/** Where `RecordEncoder.encode` puts each entry it encodes (the server's in-memory tail). */
+export interface EntrySink {
+  push(entry: StoredEntry): void;
+}
 
-  encode(index: number, term: number, data: Uint8Array): Uint8Array {
-    const length = HEADER + data.length;
+/**
+ * Encodes records (as `encodeRecord`) for the append path: each record is written at an 8-byte
+ * aligned offset of a slab (or into a backing of its own above half a slab), so the crc reads
+ * 32-bit words through the slab's one word view, and the headers are plain byte stores: no Buffer
+ * allocation and no checked `writeUInt32BE` per field. `encode` returns the record as a
+ * `Uint8Array` (for the write batch, which copies it) and hands each entry, its data a `Buffer`
+ * over its bytes inside the record, to the sink.
+ */
+export class RecordEncoder {
+  private slab = Slab.make(SLAB_BYTES);
+
+  encode(entries: readonly StoredEntry[], sink: EntrySink): Uint8Array {
+    const count = entries.length;
+    let length = RECORD_HEADER + count * RECORD_ENTRY_HEADER;
+    for (let k = 0; k < count; k++) length += entries[k]!.data.length;
     let slab = this.slab;
     if (length > SLAB_MAX_VALUE) slab = Slab.make((length + 7) & ~7);
     else if (slab.offset + length > SLAB_BYTES) {
       slab = Slab.make(SLAB_BYTES);
       this.slab = slab;
     }
-    const at = slab.offset;
-    slab.offset = (at + length + 7) & ~7;
+    const start = slab.offset;
+    slab.offset = (start + length + 7) & ~7;
     const bytes = slab.bytes;
-    setU32(bytes, at + 4, Math.floor(index / 0x1_0000_0000));
-    setU32(bytes, at + 8, index >>> 0);
-    setU32(bytes, at + 12, Math.floor(term / 0x1_0000_0000));
-    setU32(bytes, at + 16, term >>> 0);
-    bytes.set(data, at + HEADER);
-    setU32(bytes, at, crc32cWords(slab.words, bytes, 0, at + 4, at + length, 0));
-    this.data =
-      FastBuffer === undefined
-        ? Buffer.from(slab.buffer, at + HEADER, data.length)
-        : new FastBuffer(slab.buffer, at + HEADER, data.length);
-    return new Uint8Array(slab.buffer, at, length);
+    const buffer = slab.buffer;
+    const first = entries[0]!.index;
+    setU32(bytes, start + 4, count);
+    setU32(bytes, start + 8, Math.floor(first / 0x1_0000_0000));
+    setU32(bytes, start + 12, first >>> 0);
+    let at = start + RECORD_HEADER;
+    for (let k = 0; k < count; k++) {
+      const entry = entries[k]!;
+      const data = entry.data;
+      const term = entry.term;
+      setU32(bytes, at, data.length);
+      setU32(bytes, at + 4, Math.floor(term / 0x1_0000_0000));
+      setU32(bytes, at + 8, term >>> 0);
+      at += RECORD_ENTRY_HEADER;
+      bytes.set(data, at);
+      sink.push({
+        index: entry.index,
+        term,
+        data:
+          FastBuffer === undefined
+            ? Buffer.from(buffer, at, data.length)
+            : new FastBuffer(buffer, at, data.length),
+      });
+      at += data.length;
+    }
+    setU32(bytes, start, crc32cWords(slab.words, bytes, 0, start + 4, start + length, 0));
+    return new Uint8Array(buffer, start, length);
   }
 }
 
@@ -112,14 +150,31 @@ function setU32(bytes: Uint8Array, at: number, n: number): void {
   bytes[at + 3] = n;
 }
 
-export type DecodedEntry =
-  | { readonly ok: true; readonly index: number; readonly term: number; readonly data: Uint8Array }
+export type DecodedRecord =
+  | { readonly ok: true; readonly first: number; readonly entries: StoredEntry[] }
   | { readonly ok: false; readonly reason: 'checksum' | 'unreadable' };
 
-export function decodeEntry(value: Buffer): DecodedEntry {
-  if (value.length < HEADER) return { ok: false, reason: 'unreadable' };
+const UNREADABLE: DecodedRecord = { ok: false, reason: 'unreadable' };
+
+/** Opens a record: its checksum checked, every length within it; the data are views of `value`. */
+export function decodeRecord(value: Buffer): DecodedRecord {
+  if (value.length < RECORD_HEADER) return UNREADABLE;
   if (crc32c(value, 0, 4) !== value.readUInt32BE(0)) return { ok: false, reason: 'checksum' };
-  return { ok: true, index: readU64(value, 4), term: readU64(value, 12), data: value.subarray(HEADER) };
+  const count = value.readUInt32BE(4);
+  const first = readU64(value, 8);
+  if (count === 0) return UNREADABLE;
+  const entries: StoredEntry[] = [];
+  let at = RECORD_HEADER;
+  for (let k = 0; k < count; k++) {
+    if (at + RECORD_ENTRY_HEADER > value.length) return UNREADABLE;
+    const length = value.readUInt32BE(at);
+    const term = readU64(value, at + 4);
+    at += RECORD_ENTRY_HEADER;
+    if (at + length > value.length) return UNREADABLE;
+    entries.push({ index: first + k, term, data: value.subarray(at, at + length) });
+    at += length;
+  }
+  return at === value.length ? { ok: true, first, entries } : UNREADABLE;
 }
 
 /** A small checksummed record: `u32 crc32c | payload`. Used for meta values and log starts. */
@@ -144,16 +199,28 @@ export function readU64(buf: Buffer, at: number): number {
   return buf.readUInt32BE(at) * 0x1_0000_0000 + buf.readUInt32BE(at + 4);
 }
 
-/** A log start record's payload: the index and term the log starts after. */
-export function encodeLogStart(index: number, term: number): Buffer {
-  const payload = Buffer.allocUnsafe(16);
-  writeU64(payload, 0, index);
-  writeU64(payload, 8, term);
+/**
+ * A log start record's payload: the index and term the log starts after, and the key of the record
+ * that holds the log's first entry when that record starts at or below the start (a snapshot point
+ * inside a record), else 0. Records keyed at or below the start are otherwise stale.
+ */
+export interface LogStart {
+  readonly index: number;
+  readonly term: number;
+  readonly firstRecord: number;
+}
+
+export function encodeLogStart(start: LogStart): Buffer {
+  const payload = Buffer.allocUnsafe(24);
+  writeU64(payload, 0, start.index);
+  writeU64(payload, 8, start.term);
+  writeU64(payload, 16, start.firstRecord);
   return sealRecord(payload);
 }
 
-export function decodeLogStart(value: Buffer): { index: number; term: number } | undefined {
+export function decodeLogStart(value: Buffer): LogStart | undefined {
   const payload = openRecord(value);
-  if (payload === undefined || payload.length !== 16) return undefined;
-  return { index: readU64(payload, 0), term: readU64(payload, 8) };
+  if (payload === undefined || payload.length !== 24) return undefined;
+  const start = { index: readU64(payload, 0), term: readU64(payload, 8), firstRecord: readU64(payload, 16) };
+  return start.firstRecord > start.index ? undefined : start;
 }

@@ -4,17 +4,19 @@ import { LogInputError } from '../errors.ts';
  * Key layout of the one RocksDB database of a raft system:
  *
  *   0x00 'format'                              -> format version (utf-8)
- *   0x45 'E' | u8 len | uid | u64 index (BE)   -> entry (see entry-codec.ts)
- *   0x4c 'L' | u8 len | uid                    -> log start: the index/term the log starts after
+ *   0x45 'E' | u8 len | uid | u64 index (BE)   -> record: the entries of one append, from index on
+ *   0x4c 'L' | u8 len | uid                    -> log start: the index/term the log starts after,
+ *                                                 and the record holding the first entry
  *   0x4d 'M' | u8 len | uid | name             -> meta value (currentTerm+votedFor, or a user key)
  *
  * The length byte keeps one server's keys contiguous and apart from every other uid's (no uid is a
- * prefix of another's range), and big-endian indexes sort numerically, so a server's entries are
- * one range: read by range, deleted by range.
+ * prefix of another's range), and big-endian indexes sort numerically, so a server's records are
+ * one range: read by range, deleted by range. Format 1 had one key per entry; format 2 one key per
+ * append (see entry-codec.ts).
  */
 
 export const FORMAT_KEY = Buffer.from([0x00, ...Buffer.from('format')]);
-export const FORMAT_VERSION = 'otra-raft-log/1';
+export const FORMAT_VERSION = 'otra-raft-log/2';
 
 const ENTRY = 0x45;
 const LOG_START = 0x4c;

@@ -1,6 +1,7 @@
 import { LogInputError } from '../errors.ts';
 import type { IndexTerm, StoredEntry } from '../types.ts';
 import type { EntryKeys } from './keys.ts';
+import { RecordStarts } from './record-starts.ts';
 import { TermRuns } from './term-runs.ts';
 
 /** A pending write that removed entries from `truncateFrom` on; `seq` orders it among the writes. */
@@ -45,6 +46,8 @@ export class ServerLog {
   corruption: Error | undefined;
   /** The RocksDB store's reused entry key for this server (made on its first append). */
   entryKeys: EntryKeys | undefined;
+  /** The keys of the RocksDB store's records of this log (unused by the in-memory store). */
+  readonly records = new RecordStarts();
   /** Bumped whenever entries already in the log are replaced or dropped, so a slow read can tell. */
   generation = 0;
   /** The last index of each write not yet known durable, oldest first from `pendingHead`. */
