@@ -169,10 +169,10 @@ async function throughput(inFlight: number): Promise<void> {
     };
     for (const [name, a] of after) {
       const b = before.get(name)!;
-      const wa = a.writer as { batches: number; ops: number; syncMicros: number } | undefined;
-      const wb = b.writer as { batches: number; ops: number; syncMicros: number } | undefined;
+      const wa = a.writer as { batches: number; entries: number; syncMicros: number } | undefined;
+      const wb = b.writer as { batches: number; entries: number; syncMicros: number } | undefined;
       const syncs = (wa?.batches ?? 0) - (wb?.batches ?? 0);
-      const entries = (wa?.ops ?? 0) - (wb?.ops ?? 0);
+      const entries = (wa?.entries ?? 0) - (wb?.entries ?? 0);
       const syncMs = ((wa?.syncMicros ?? 0) - (wb?.syncMicros ?? 0)) / 1000;
       report('cluster.node', {
         in_flight: inFlight,

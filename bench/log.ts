@@ -1,8 +1,8 @@
 /**
  * Durable log figures (issue 6), with the raw limits measured in the same run:
  *   raw.fdatasync        1 KiB append + fdatasync of a plain file, one at a time
- *   rocksdb.batch_sync   RocksDB alone: synced write batches of N entries, one at a time, with the
- *                        log's key layout and value size (150 B entry + 20 B header)
+ *   rocksdb.batch_sync   RocksDB alone: synced write batches of N keys, one at a time, with the
+ *                        log's layout (one key per append: a record of its 150 B entries)
  *   log.single           (a) one appender, one entry per sync, awaiting each
  *   log.group_commit     (b) 64 / 1,024 appends in flight to one server (pipelined clients); and
  *                        64 in flight of 16 entries each (a server appending batches of commands)
@@ -10,6 +10,7 @@
  *   log.group_commit.notify  (b) 1,024 appenders through `appendNotify` (no promise per append)
  *   log.servers.actor    (c) through the log writer actor (`spawnLogWriter`)
  *   rocksdb.batch_sync_pipelined  the same, building the next batch while one syncs
+ * `per_fsync` counts appends (one record each) per synced batch.
  * Each otra figure is followed by RocksDB alone at the batch size the writer reached, measured in
  * slices interleaved with the otra slices (the machine is shared and noisy: drift hits both alike),
  * and the ratios of the two: `ratio` against the serial baseline (issue 6's target: >= 80%), and
@@ -90,7 +91,9 @@ function entryKey(uid: string, index: number): Buffer {
 }
 
 /**
- * RocksDB with nothing on top, measured in slices: synced batches of `size` entries, one in flight.
+ * RocksDB with nothing on top, measured in slices: synced batches of `size` keys, one in flight,
+ * each key a record of `perKey` entries as the log stores an append (150 B each, with the record's
+ * and each entry's header).
  * Serial (the default): each batch is built, then written, then the next one built, so the
  * JavaScript and the sync take turns as in a closed loop of appenders waiting for their
  * acknowledgements. Pipelined: the next batch is built (filled piecewise, as the writer fills its
@@ -105,17 +108,21 @@ class RocksBaseline {
   private readonly next: number[];
   private turn = 0;
 
+  private readonly value: number;
+
   private constructor(
     private readonly kv: RocksKv,
     servers: number,
     private readonly pipelined: boolean,
+    private readonly perKey: number,
   ) {
+    this.value = 16 + perKey * (ENTRY_BYTES + 12);
     this.uids = Array.from({ length: servers }, (_, k) => `srv-${k}`);
     this.next = new Array<number>(servers).fill(0);
   }
 
-  static async open(servers: number, pipelined = false): Promise<RocksBaseline> {
-    return new RocksBaseline(await RocksKv.open(freshDir()), servers, pipelined);
+  static async open(servers: number, pipelined = false, perKey = 1): Promise<RocksBaseline> {
+    return new RocksBaseline(await RocksKv.open(freshDir()), servers, pipelined, perKey);
   }
 
   async run(size: number, durationMs: number): Promise<void> {
@@ -126,12 +133,12 @@ class RocksBaseline {
       for (let k = 0; k < size; k++) {
         const server = this.turn++ % this.uids.length;
         const key = entryKey(this.uids[server]!, ++this.next[server]!);
-        ops.push({ type: 'put', key, value: Buffer.allocUnsafe(ENTRY_BYTES + 20).fill(0x61) });
+        ops.push({ type: 'put', key, value: Buffer.allocUnsafe(this.value).fill(0x61) });
       }
       const t = performance.now();
       await this.kv.batch(ops, true);
       this.lat.push(performance.now() - t);
-      this.entries += size;
+      this.entries += size * this.perKey;
     }
     this.elapsed += performance.now() - start;
   }
@@ -144,13 +151,13 @@ class RocksBaseline {
       for (let k = 0; k < size; k++) {
         const server = this.turn++ % this.uids.length;
         const key = entryKey(this.uids[server]!, ++this.next[server]!);
-        batch.put(key, Buffer.allocUnsafe(ENTRY_BYTES + 20).fill(0x61));
+        batch.put(key, Buffer.allocUnsafe(this.value).fill(0x61));
       }
       await inFlight;
       const t = performance.now();
       inFlight = batch.write(true).then(() => {
         this.lat.push(performance.now() - t);
-        this.entries += size;
+        this.entries += size * this.perKey;
       });
     }
     await inFlight;
@@ -164,6 +171,7 @@ class RocksBaseline {
   report(size: number): void {
     report(this.pipelined ? 'rocksdb.batch_sync_pipelined' : 'rocksdb.batch_sync', {
       per_batch: size,
+      ...(this.perKey > 1 ? { per_key: this.perKey } : {}),
       servers: this.uids.length,
       entries: `${Math.round(this.rate())}/s`,
       fsyncs: perSecond(this.lat.length, this.elapsed),
@@ -301,8 +309,8 @@ async function closedLoop(
     lat.length = 0;
     entries = 0;
     const before = await writerStats();
-    const baseline = await RocksBaseline.open(servers);
-    const pipelined = await RocksBaseline.open(servers, true);
+    const baseline = await RocksBaseline.open(servers, false, perAppend);
+    const pipelined = await RocksBaseline.open(servers, true, perAppend);
     let elapsed = 0;
     let perFsync = appenders;
     for (let slice = 0; slice < SLICES; slice++) {

@@ -195,6 +195,12 @@ export class KvMetrics {
       wal((s) => s.requests),
     );
     gauge(
+      'otra_wal_entries_total',
+      'Log entries written (an append is one record of all its entries)',
+      'system',
+      wal((s) => s.entries),
+    );
+    gauge(
       'otra_wal_sync_seconds_total',
       'Time spent in synced WAL batches',
       'system',
@@ -271,7 +277,7 @@ function labelledGauge(registry: Registry, name: string, help: string, label: st
  */
 function walBatchHistogram(system: string, read: () => Promise<WriterStats | undefined>): unknown {
   const name = 'otra_wal_batch_ops';
-  const help = 'Operations (entries and meta writes) per synced WAL batch';
+  const help = 'Operations (log records, meta writes, deletes) per synced WAL batch';
   return {
     name,
     help,

@@ -118,6 +118,7 @@ export const logWriterBehaviour: BatchServer<LogWriterState, LogWriterArgs> = {
       batches: stats.batches,
       requests: stats.requests,
       ops: stats.ops,
+      entries: stats.entries,
       syncMicros: stats.syncMicros,
       failed: state.failure?.message ?? null,
     };

@@ -96,6 +96,7 @@ function captureSettlers(resolve: (written: LogWritten) => void, reject: (error:
  */
 class AppendWrite implements WalWrite {
   readonly size: number;
+  readonly entries: number;
 
   constructor(
     private readonly log: ServerLog,
@@ -113,6 +114,7 @@ class AppendWrite implements WalWrite {
     private readonly listener: LogListener | undefined,
   ) {
     this.size = 1 + (stale === undefined ? 0 : stale.length);
+    this.entries = upTo - first + 1;
   }
 
   get uid(): string {

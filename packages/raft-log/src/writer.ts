@@ -19,6 +19,8 @@ export interface WalWrite {
   readonly uid: string;
   /** How many operations `writeTo` adds (batches take whole writes up to `maxBatchOps`). */
   readonly size: number;
+  /** How many log entries the write holds, for `WriterStats.entries` (none if absent). */
+  readonly entries?: number;
   /**
    * Adds the operations, in order, to `batch`, synchronously. Called once: by the class writer as
    * the write is submitted, by the writer actor when it takes the write from its mailbox.
@@ -81,6 +83,7 @@ interface Pending {
   readonly batch: KvBatch;
   readonly writes: WalWrite[];
   ops: number;
+  entries: number;
 }
 
 export interface WriterOptions {
@@ -122,7 +125,10 @@ export function countBatch(buckets: number[], ops: number): void {
 export interface WriterStats {
   readonly batches: number;
   readonly requests: number;
+  /** RocksDB operations: one per log append (its record), per meta value, per deleted record. */
   readonly ops: number;
+  /** Log entries written (an append's record holds all of its entries). */
+  readonly entries: number;
   readonly syncMicros: number;
   /** Batches by operations per batch: one count per WAL_BATCH_BUCKETS bound, then one above them. */
   readonly opsPerBatch: readonly number[];
@@ -166,7 +172,14 @@ export class GroupCommitWriter implements WalSink {
   private fillingSince = 0;
   private sinceFillCheck = 0;
   private lastSyncMs = 0;
-  private counters = { batches: 0, requests: 0, ops: 0, syncMicros: 0, opsPerBatch: emptyBuckets() };
+  private counters = {
+    batches: 0,
+    requests: 0,
+    ops: 0,
+    entries: 0,
+    syncMicros: 0,
+    opsPerBatch: emptyBuckets(),
+  };
 
   constructor(
     private readonly kv: Kv,
@@ -201,13 +214,14 @@ export class GroupCommitWriter implements WalSink {
       pending = undefined;
     }
     if (pending === undefined) {
-      pending = { batch: this.kv.newBatch(), writes: [], ops: 0 };
+      pending = { batch: this.kv.newBatch(), writes: [], ops: 0, entries: 0 };
       this.filling = pending;
       this.fillingSince = performance.now();
       this.sinceFillCheck = 0;
     }
     write.writeTo(pending.batch);
     pending.ops += size;
+    pending.entries += write.entries ?? 0;
     pending.writes.push(write);
     if (this.inFlight) return;
     if (this.flushLongFills && ++this.sinceFillCheck >= FILL_CHECK_EVERY) {
@@ -289,6 +303,7 @@ export class GroupCommitWriter implements WalSink {
         this.counters.batches++;
         this.counters.requests += writes.length;
         this.counters.ops += pending.ops;
+        this.counters.entries += pending.entries;
         this.counters.syncMicros += Math.round(syncMs * 1000);
         countBatch(this.counters.opsPerBatch, pending.ops);
         this.inFlight = false;

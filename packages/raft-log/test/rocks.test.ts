@@ -257,6 +257,17 @@ describe('rocksdb storage', () => {
     expect(await withRawDb(dir, (kv) => recordKeys(kv, 'a'))).toEqual([6]);
   });
 
+  it('writes an append as one operation and counts its entries', async () => {
+    const st = await reopen();
+    const before = st.writer.stats();
+    await st.log.append('a', entries(1, 16, 1));
+    await st.log.append('a', entries(17, 17, 1));
+    await st.meta.store('a', { currentTerm: 1, votedFor: null });
+    const after = st.writer.stats();
+    expect(after.ops - before.ops).toBe(3);
+    expect(after.entries - before.entries).toBe(17);
+  });
+
   it('clears an inclusive key range in the database, and nothing beside it', async () => {
     const left = await withRawDb(dir, async (kv) => {
       const ops = [];
