@@ -48,6 +48,9 @@ export class WalWriteMessage implements WalWrite {
   get size(): number {
     return this.write.size;
   }
+  get entries(): number | undefined {
+    return this.write.entries;
+  }
   writeTo(batch: KvBatch): void {
     this.write.writeTo(batch);
   }
