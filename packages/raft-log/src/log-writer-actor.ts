@@ -48,8 +48,8 @@ export class WalWriteMessage implements WalWrite {
   get size(): number {
     return this.write.size;
   }
-  get entries(): number | undefined {
-    return this.write.entries;
+  get entries(): number {
+    return this.write.entries ?? 0;
   }
   writeTo(batch: KvBatch): void {
     this.write.writeTo(batch);
