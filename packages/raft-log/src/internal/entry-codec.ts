@@ -1,3 +1,4 @@
+import { bufferView } from '@otra/protocol';
 import { crc32c, crc32cWords } from '../crc32c.ts';
 import type { StoredEntry } from '../types.ts';
 
@@ -40,29 +41,6 @@ export function encodeRecord(entries: readonly StoredEntry[]): Buffer {
 const SLAB_BYTES = 8192;
 /** Larger values get a backing of their own, as `Buffer.allocUnsafe` does above half its pool. */
 const SLAB_MAX_VALUE = SLAB_BYTES >>> 1;
-
-type BufferView = new (buffer: ArrayBuffer, byteOffset: number, length: number) => Buffer;
-
-/**
- * `Buffer[Symbol.species]` is Node's internal `FastBuffer`, whose instances are ordinary Buffers
- * (`Buffer.from(arrayBuffer, offset, length)` makes one after its argument checks, ~2x the cost).
- * Checked once here; `Buffer.from` is used if it ever is anything else.
- */
-const FastBuffer: BufferView | undefined = (() => {
-  const species: unknown = (Buffer as unknown as Record<symbol, unknown>)[Symbol.species];
-  if (typeof species !== 'function' || species === Buffer) return undefined;
-  try {
-    const made: unknown = new (species as BufferView)(new ArrayBuffer(8), 4, 2);
-    const ok =
-      Buffer.isBuffer(made) &&
-      Object.getPrototypeOf(made) === Buffer.prototype &&
-      made.byteOffset === 4 &&
-      made.length === 2;
-    return ok ? (species as BufferView) : undefined;
-  } catch {
-    return undefined;
-  }
-})();
 
 /** A backing store for values with the views the encoder writes through, made once per slab. */
 class Slab {
@@ -130,10 +108,7 @@ export class RecordEncoder {
       sink.push({
         index: entry.index,
         term,
-        data:
-          FastBuffer === undefined
-            ? Buffer.from(buffer, at, data.length)
-            : new FastBuffer(buffer, at, data.length),
+        data: bufferView(buffer, at, data.length),
       });
       at += data.length;
     }

@@ -17,7 +17,7 @@
  * does not fit throws `FrameError`, which closes the link.
  */
 import type { ExitReason, From, RegName, Signal } from '@otra/actors';
-import { type NodeName, type Pid, writeCborHead } from '@otra/protocol';
+import { FastEncoder, type NodeName, type Pid, writeCborHead } from '@otra/protocol';
 import { Decoder, Encoder } from 'cbor-x';
 
 export const FRAME_HANDSHAKE = 0;
@@ -54,8 +54,9 @@ export interface FrameCodec {
 export function createFrameCodec(): FrameCodec {
   const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
   const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
+  const fast = new FastEncoder((value) => encoder.encode(value));
   return {
-    encode: (value) => encoder.encode(value),
+    encode: (value) => fast.encode(value),
     decode: (bytes) => decoder.decode(bytes),
   };
 }
