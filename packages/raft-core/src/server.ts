@@ -111,14 +111,14 @@ export function initServer(config: ServerConfig, recovered: Recovered): ServerSt
     nowMs: 0,
     quiesced: false,
   };
-  const ctx: Ctx = { s: state, role: 'follower', fx: [], notify: null };
+  const ctx: Ctx = { s: state, role: 'follower', fx: [], notify: null, lastNotify: null };
   noteConfigs(ctx, log.entries.slice(0, log.length));
   return state;
 }
 
 /** The first step after `initServer`: the server starts as a follower with its election timer armed. */
 export function startServer(state: ServerState): HandleResult {
-  const ctx: Ctx = { s: { ...state }, role: 'follower', fx: [], notify: null };
+  const ctx: Ctx = { s: { ...state }, role: 'follower', fx: [], notify: null, lastNotify: null };
   armElectionTimer(ctx);
   const machine = state.cfg.machine;
   if (machine.stateEnter !== undefined) {
@@ -151,7 +151,7 @@ export function swapAppliedEntries(
  */
 export function handle(role: Role, state: ServerState, msg: Message): HandleResult {
   if (role === 'stop') return { role, state, effects: [] };
-  const ctx: Ctx = { s: { ...state }, role, fx: [], notify: null };
+  const ctx: Ctx = { s: { ...state }, role, fx: [], notify: null, lastNotify: null };
   dispatch(ctx, msg);
   if (ctx.notify !== null) {
     for (const b of ctx.notify.values()) ctx.fx.push({ type: 'notify', to: b.to, applied: b.applied });

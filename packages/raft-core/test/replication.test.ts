@@ -265,12 +265,16 @@ describe('reply modes', () => {
   it('notify batches applied correlations per pid per event', () => {
     const a = electedLeader();
     const other = { node: 'client', id: 8, creation: 1 };
+    // the same node and id in a later incarnation is another pid (a batch of its own)
+    const reborn = { ...pid, creation: pid.creation + 1 };
     feed(a, {
       type: 'commands',
       commands: [
         { type: 'command', command: 1, reply: { mode: 'notify', to: pid, correlation: 'x' } },
         { type: 'command', command: 2, reply: { mode: 'notify', to: other, correlation: 'y' } },
         { type: 'command', command: 3, reply: { mode: 'notify', to: pid, correlation: 'z' } },
+        { type: 'command', command: 4, reply: { mode: 'notify', to: reborn, correlation: 'w' } },
+        { type: 'command', command: 5, reply: { mode: 'notify', to: { ...pid }, correlation: 'v' } },
       ],
     });
     const notes = ackAll(a).filter((e) => e.type === 'notify');
@@ -281,9 +285,11 @@ describe('reply modes', () => {
         applied: [
           ['x', 1],
           ['z', 6],
+          ['v', 15],
         ],
       },
       { type: 'notify', to: other, applied: [['y', 3]] },
+      { type: 'notify', to: reborn, applied: [['w', 10]] },
     ]);
   });
 

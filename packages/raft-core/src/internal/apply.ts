@@ -191,12 +191,22 @@ function answer(
       );
       break;
     case 'notify': {
-      ctx.notify ??= new Map();
-      const key = `${r.to.node}.${r.to.id}.${r.to.creation}`;
-      let batch = ctx.notify.get(key);
-      if (batch === undefined) {
-        batch = { to: r.to, applied: [] };
-        ctx.notify.set(key, batch);
+      const to = r.to;
+      let batch = ctx.lastNotify;
+      if (
+        batch === null ||
+        batch.to.id !== to.id ||
+        batch.to.node !== to.node ||
+        batch.to.creation !== to.creation
+      ) {
+        ctx.notify ??= new Map();
+        const key = `${to.node}.${to.id}.${to.creation}`;
+        batch = ctx.notify.get(key) ?? null;
+        if (batch === null) {
+          batch = { to, applied: [] };
+          ctx.notify.set(key, batch);
+        }
+        ctx.lastNotify = batch;
       }
       batch.applied.push([
         r.correlation,

@@ -1,4 +1,12 @@
-import type { AppendEntriesRequest, ClusterConfig, From, RaftRpc, ServerId } from '@otra/protocol';
+import type {
+  AppendEntriesRequest,
+  ClusterConfig,
+  Correlation,
+  From,
+  Pid,
+  RaftRpc,
+  ServerId,
+} from '@otra/protocol';
 import { serverIdKey } from '@otra/protocol';
 import type { Effect, LeaderState, Peer, RaftError, Reply, Role, ServerState } from '../types.ts';
 import { lastIndex, termAt } from './log.ts';
@@ -15,10 +23,18 @@ export interface Ctx {
   role: Role;
   readonly fx: Effect[];
   /** Per-pid `notify` batches of this event, flushed once at the end. */
-  notify: Map<
-    string,
-    { to: import('@otra/protocol').Pid; applied: [import('@otra/protocol').Correlation, unknown][] }
-  > | null;
+  notify: Map<string, NotifyBatch> | null;
+  /**
+   * The batch the last `notify` answer went to: consecutive commands nearly always come from one
+   * client, so most answers find their batch here without building the pid's key.
+   */
+  lastNotify: NotifyBatch | null;
+}
+
+/** The `applied` notifications of one event for one pid. */
+export interface NotifyBatch {
+  readonly to: Pid;
+  readonly applied: [Correlation, unknown][];
 }
 
 /**
