@@ -110,6 +110,13 @@ async function recoverStorage(dir: string, kv: Kv, options: RocksStorageOptions)
   const format = await kv.get(FORMAT_KEY);
   if (format === undefined) {
     await kv.batch([{ type: 'put', key: FORMAT_KEY, value: Buffer.from(FORMAT_VERSION) }], true);
+  } else if (format.toString() === 'otra-raft-log/1') {
+    // one key per entry, before records: nothing converts it (no release shipped it)
+    throw new StorageOpenError(
+      dbDir,
+      false,
+      `written in format otra-raft-log/1 (one key per entry) by an older otra; this version reads ${FORMAT_VERSION} only: start the server on an empty data directory and let it catch up from its cluster`,
+    );
   } else if (format.toString() !== FORMAT_VERSION) {
     throw new StorageOpenError(dbDir, false, `unknown format ${JSON.stringify(format.toString())}`);
   }

@@ -426,6 +426,30 @@ describe('rocksdb storage', () => {
     } finally {
       fs.rmSync(other, { recursive: true, force: true });
     }
+
+    // a directory of the first format (one key per entry) says what it is and what to do
+    const older = tempDir();
+    try {
+      await withRawDb(older, (kv) =>
+        kv.batch(
+          [
+            {
+              type: 'put',
+              key: Buffer.from([0, ...Buffer.from('format')]),
+              value: Buffer.from('otra-raft-log/1'),
+            },
+          ],
+          true,
+        ),
+      );
+      await expect(openRocksStorage(older)).rejects.toMatchObject({
+        code: 'storage.open_failed',
+        corrupt: false,
+        message: expect.stringMatching(/format otra-raft-log\/1 .*reads otra-raft-log\/2 only/),
+      });
+    } finally {
+      fs.rmSync(older, { recursive: true, force: true });
+    }
   });
 
   it('fails the affected appends on a write error, acknowledges nothing more and stays failed', async () => {
