@@ -115,7 +115,7 @@ async function recoverStorage(dir: string, kv: Kv, options: RocksStorageOptions)
     throw new StorageOpenError(
       dbDir,
       false,
-      `written in format otra-raft-log/1 (one key per entry) by an older otra; this version reads ${FORMAT_VERSION} only: start the server on an empty data directory and let it catch up from its cluster`,
+      `written in format otra-raft-log/1 (one key per entry) by an older otra; this version reads ${FORMAT_VERSION} only: remove this node's servers from their clusters, empty the directory, and add them again`,
     );
   } else if (format.toString() !== FORMAT_VERSION) {
     throw new StorageOpenError(dbDir, false, `unknown format ${JSON.stringify(format.toString())}`);
