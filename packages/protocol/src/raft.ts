@@ -221,6 +221,17 @@ export interface TimeoutNow {
   readonly term: number;
 }
 
+/**
+ * A non-voting member that lost track of the leader asks the voters for it (a voter would start a
+ * pre-vote instead). Only the leader answers: it resumes a snapshot transfer to the member that
+ * stalled (the member's server restarted mid-transfer), or sends it a heartbeat.
+ */
+export interface LeaderProbe {
+  readonly type: 'leader_probe';
+  readonly from: ServerId;
+  readonly term: number;
+}
+
 export type RaftRpc =
   | AppendEntriesRequest
   | AppendEntriesReply
@@ -230,4 +241,5 @@ export type RaftRpc =
   | PreVoteReply
   | InstallSnapshotRequest
   | InstallSnapshotReply
-  | TimeoutNow;
+  | TimeoutNow
+  | LeaderProbe;

@@ -21,6 +21,7 @@ import {
   noteConfigs,
   onAppendEntries,
   onAppendEntriesReply,
+  onLeaderProbe,
   onLogWritten,
   retryTransferTo,
 } from './internal/replication.ts';
@@ -191,6 +192,10 @@ function dispatch(ctx: Ctx, msg: Message): void {
       return;
     case 'timeout_now':
       onTimeoutNow(ctx, msg);
+      return;
+    case 'leader_probe':
+      // no wakeToAnswer: only a leader answers, and it wakes when it does
+      onLeaderProbe(ctx, msg);
       return;
     case 'election.timeout':
     case 'trigger_election':

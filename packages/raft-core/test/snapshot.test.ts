@@ -15,6 +15,7 @@ import {
   B,
   C,
   config,
+  D,
   empty,
   entry,
   feed,
@@ -410,6 +411,57 @@ describe('snapshots', () => {
     // a member with no transfer under way that asks gets no snapshot
     const fromB = feed(a, { type: 'pre_vote.request', from: B, term: 2, lastLogIndex: 3, lastLogTerm: 1 });
     expect(sendsOf(fromB.effects)).toEqual([]);
+  });
+
+  it('a leader probe mid-transfer resumes the transfer at once; otherwise it gets a heartbeat', () => {
+    const { a, ackChunk, sendsOf } = transferringToC();
+    ackChunk(0);
+    ackChunk(1);
+    // a non-voting member whose server restarted mid-transfer asks for the leader instead of
+    // campaigning: no need to wait for the stall timeout (two election timeouts)
+    const probe = feed(a, { type: 'leader_probe', from: C, term: 1 });
+    expect(probe.role).toBe('leader');
+    expect(sendsOf(probe.effects)).toEqual([
+      { type: 'snapshot.send', to: C, term: 1, meta: meta(2), fromChunk: 2 },
+    ]);
+    // a probe of a later term is left alone (a newer leader exists)
+    expect(feed(a, { type: 'leader_probe', from: C, term: 2 }).effects).toEqual([]);
+    // a member with no transfer under way gets a heartbeat, which tells it who leads
+    const fromB = feed(a, { type: 'leader_probe', from: B, term: 1 });
+    expect(sendsOf(fromB.effects)).toEqual([]);
+    expect(sends(fromB.effects, 'append_entries.request').map((s) => s.to)).toEqual(['b']);
+    // a server that is not a member gets nothing
+    expect(feed(a, { type: 'leader_probe', from: D, term: 1 }).effects).toEqual([]);
+  });
+
+  it('a non-voting member that lost its leader asks the voters for it; a follower leaves a probe alone', () => {
+    const withD: SnapshotMeta = {
+      ...meta(2),
+      cluster: [...meta(2).cluster, { id: D, membership: 'non_voter' }],
+    };
+    const d = fresh(D, [A, B, C], {
+      currentTerm: 1,
+      votedFor: null,
+      snapshot: { meta: withD, machineState: 0 },
+      entries: [],
+    });
+    const timedOut = feed(d, { type: 'election.timeout' });
+    expect(timedOut.role).toBe('follower');
+    expect(sends(timedOut.effects, 'leader_probe')).toEqual([
+      { to: 'a', rpc: { type: 'leader_probe', from: D, term: 1 } },
+      { to: 'b', rpc: { type: 'leader_probe', from: D, term: 1 } },
+      { to: 'c', rpc: { type: 'leader_probe', from: D, term: 1 } },
+    ]);
+    expect(types(timedOut.effects).filter((t) => t.includes('vote'))).toEqual([]);
+    // a server outside the configuration stays quiet
+    const outsider = fresh(D, [A, B, C]);
+    expect(sends(feed(outsider, { type: 'election.timeout' }).effects, 'leader_probe')).toEqual([]);
+    // a follower answers nothing, and its state does not change
+    const b = fresh(B, [A, B, C], { ...empty, currentTerm: 1 });
+    const before = b.state;
+    const probed = feed(b, { type: 'leader_probe', from: D, term: 1 });
+    expect(probed.effects).toEqual([]);
+    expect(probed.state).toEqual(before);
   });
 
   it('a resumed transfer that moves nothing (no answer at all) is retried from chunk 0', () => {

@@ -73,6 +73,7 @@ const templates = (): Record<string, unknown>[] => [
     done: true,
   },
   { type: 'timeout_now', from: n2, term: 1 },
+  { type: 'leader_probe', from: n2, term: 1 },
 ];
 
 const GARBAGE: unknown[] = [

@@ -26,6 +26,7 @@ export function describeMessage(m: Message): string {
     case 'install_snapshot.reply':
       return `${m.type} term=${m.term} snapshot=${m.meta.index} ${m.done ? 'done' : `chunk=${m.chunk}`}`;
     case 'timeout_now':
+    case 'leader_probe':
       return `${m.type} term=${m.term}`;
     case 'command':
       return `command ${JSON.stringify(m.command)} ${m.reply.mode}`;

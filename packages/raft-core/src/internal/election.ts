@@ -1,4 +1,5 @@
 import type {
+  LeaderProbe,
   NoopEntry,
   PreVoteReply,
   PreVoteRequest,
@@ -8,7 +9,15 @@ import type {
 } from '@otra/protocol';
 import { serverIdKey } from '@otra/protocol';
 import type { Peer } from '../types.ts';
-import { armElectionTimer, type Ctx, isVoter, persistMetaCoalesced, send, voterKeys } from './context.ts';
+import {
+  armElectionTimer,
+  type Ctx,
+  cluster,
+  isVoter,
+  persistMetaCoalesced,
+  send,
+  voterKeys,
+} from './context.ts';
 import { appendOne, isUpToDate, lastIndex, lastTerm } from './log.ts';
 import { hasQuorum } from './quorum.ts';
 import { replicateAll } from './replication.ts';
@@ -39,9 +48,15 @@ function voterIds(ctx: Ctx) {
 export function onElectionTimeout(ctx: Ctx): void {
   if (ctx.role === 'leader' || ctx.role === 'stop') return;
   if (!isVoter(ctx.s, ctx.s.cfg.idKey)) {
-    // Non-voters never campaign; keep a timer so a later promotion starts with one armed.
-    ctx.s.leaderId = null;
+    // Non-voters never campaign; keep a timer so a later promotion starts with one armed. A
+    // member asks the voters for the leader (`onLeaderProbe`), as a voter's pre-vote does for it;
+    // a server outside the configuration (removed, or not yet told it was added) stays quiet.
+    const s = ctx.s;
+    s.leaderId = null;
     armElectionTimer(ctx);
+    if (!cluster(s).some((m) => serverIdKey(m.id) === s.cfg.idKey)) return;
+    const probe: LeaderProbe = { type: 'leader_probe', from: s.cfg.id, term: s.currentTerm };
+    for (const id of voterIds(ctx)) send(ctx, id, probe);
     return;
   }
   startPreVote(ctx);

@@ -1,4 +1,11 @@
-import type { AppendEntriesReply, AppendEntriesRequest, ConfigEntry, LogEntry } from '@otra/protocol';
+import type {
+  AppendEntriesReply,
+  AppendEntriesRequest,
+  ConfigEntry,
+  LeaderProbe,
+  LogEntry,
+} from '@otra/protocol';
+import { serverIdKey } from '@otra/protocol';
 import type { Peer, ServerState } from '../types.ts';
 import { applyCommitted } from './apply.ts';
 import { flushLowPriority } from './client.ts';
@@ -110,6 +117,22 @@ export function retryTransferTo(ctx: Ctx, key: string): void {
   if (peer.snapshotTicks === 0) return;
   updatePeer(ctx, i, { snapshotTicks: 0, nextIndex: peer.matchIndex + 1 });
   replicate(ctx, i);
+}
+
+/**
+ * A non-voting member lost track of the leader (`onElectionTimeout`): the counterpart of a voter's
+ * pre-vote for `retryTransferTo`. A transfer to it that is under way resumes now (its server most
+ * likely restarted mid-transfer, and would otherwise wait for the transfer's silence to time out,
+ * two election timeouts); otherwise it gets a heartbeat, which tells it who leads. A probe of a
+ * later term than ours is left alone: a newer leader exists, and the member will hear from it.
+ */
+export function onLeaderProbe(ctx: Ctx, m: LeaderProbe): void {
+  if (ctx.role !== 'leader' || m.term > ctx.s.currentTerm) return;
+  const key = serverIdKey(m.from);
+  const i = peerIndex(ctx.s.leader!, key);
+  if (i < 0) return;
+  if (ctx.s.leader!.peers[i]!.snapshotTicks > 0) retryTransferTo(ctx, key);
+  else heartbeat(ctx, i);
 }
 
 /** Leader's periodic work: resend lost batches, heartbeat idle followers, check quorum. */

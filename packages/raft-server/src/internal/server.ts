@@ -211,6 +211,7 @@ const RPC_TYPES = new Set<string>([
   'install_snapshot.request',
   'install_snapshot.reply',
   'timeout_now',
+  'leader_probe',
 ]);
 
 const MEMBERSHIPS = new Set<string>(['voter', 'promotable', 'non_voter']);
@@ -367,6 +368,7 @@ function isValidRpc(msg: { type: string }): msg is RaftRpc {
       // chunk -1: "installed" (done), the follower's last answer to a transfer, or "none of it"
       return isSnapshotMeta(m.meta) && typeof m.done === 'boolean' && (isIndex(m.chunk) || m.chunk === -1);
     case 'timeout_now':
+    case 'leader_probe':
       return true;
     default:
       return false;
