@@ -43,6 +43,13 @@ export interface SimulationOptions {
    * several AppendEntries). Off by default.
    */
   readonly groupCommit?: boolean;
+  /**
+   * Membership churn during the fault phase: now and then the leader is asked to add one of two
+   * spare servers (as a voter, a promotable member or a non-voter) or to remove a member (never
+   * below three voters). Removed servers keep running, and may be added again later with the log
+   * they kept. Faults reach the spares too. Off by default.
+   */
+  readonly membership?: boolean;
 }
 
 export interface SimulationResult {
@@ -66,6 +73,8 @@ export interface SimulationResult {
   readonly effects: Readonly<Record<string, number>>;
   /** Snapshot transfers that resumed after the follower's last acknowledged chunk. */
   readonly transfersResumed: number;
+  /** With `membership`: joins and leaves the leader was asked for, and those answered `ok` (committed). */
+  readonly membershipChanges: { readonly asked: number; readonly committed: number };
 }
 
 export class SimulationFailure extends Error {
@@ -244,6 +253,10 @@ function simulate(options: SimulationOptions): SimulationResult {
   };
 
   c.onReply = (to, reply) => {
+    if (to.pid.node === 'membership') {
+      if (!('notify' in reply) && reply.type === 'ok') membershipDone.add(to.ref ?? -1);
+      return;
+    }
     const cl = byNode.get(to.pid.node);
     if (cl === undefined || 'notify' in reply) return;
     onClientReply(cl, to.ref ?? -1, reply);
@@ -297,6 +310,57 @@ function simulate(options: SimulationOptions): SimulationResult {
     pause(rng.int(200, 800));
   }
 
+  // ---- membership churn
+  const spares = options.membership === true ? [`n${n + 1}`, `n${n + 2}`] : [];
+  /** Every server started so far: the initial ones, then spares once first added. */
+  const started = [...names];
+  let membershipAsked = 0;
+  let membershipRef = 0;
+  /** Requests answered `ok` (their configuration committed), by ref: a reply may come twice. */
+  const membershipDone = new Set<number>();
+  const latestMembers = (): readonly { id: { name: string }; membership: string }[] | undefined =>
+    c.leader()?.state.configs.at(-1)?.members;
+  const changeMembership = () => {
+    const leader = c.leader();
+    const members = latestMembers();
+    if (leader === undefined || members === undefined) return;
+    const from = { pid: { node: 'membership', id: 1, creation: 1 }, ref: ++membershipRef };
+    const isMember = (name: string) => members.some((m) => m.id.name === name);
+    const voters = members.filter((m) => m.membership === 'voter').length;
+    const outside = [...names, ...spares].filter((x) => !isMember(x));
+    if (outside.length > 0 && (rng.chance(0.5) || voters <= 3)) {
+      const name = rng.pick(outside);
+      if (!started.includes(name)) {
+        c.addServer(name);
+        // a server added for the first time starts with the cluster it joins (never campaigning)
+        c.restart(name, c.members);
+        started.push(name);
+      }
+      const membership = rng.pick(['voter', 'promotable', 'non_voter'] as const);
+      c.transcriptLine(`membership join ${name} as ${membership}`);
+      c.send(leader.name, {
+        type: 'membership.join',
+        member: { id: { name, node: name }, membership },
+        from,
+      });
+    } else {
+      const candidates = members.filter((m) => m.membership !== 'voter' || voters > 3);
+      if (candidates.length === 0) return;
+      const name = rng.pick(candidates).id.name;
+      c.transcriptLine(`membership leave ${name}`);
+      c.send(leader.name, { type: 'membership.leave', id: { name, node: name }, from });
+    }
+    membershipAsked++;
+  };
+  const scheduleMembership = (t: number) => {
+    if (spares.length === 0 || t >= faultMs) return;
+    c.at(t, () => {
+      changeMembership();
+      scheduleMembership(c.now + rng.int(200, 900));
+    });
+  };
+  scheduleMembership(rng.int(200, 600));
+
   // ---- faults
   let faults = 0;
   const [gapMin, gapMax] = rng.pick([
@@ -307,7 +371,7 @@ function simulate(options: SimulationOptions): SimulationResult {
     if (!faultsOn || t >= faultMs) return;
     c.at(t, () => {
       faults++;
-      injectFault(c, names);
+      injectFault(c, started);
       scheduleFault(c.now + rng.int(gapMin, gapMax));
     });
   };
@@ -319,7 +383,7 @@ function simulate(options: SimulationOptions): SimulationResult {
   clientsActive = false;
   c.network.healAll();
   c.network.faults = { ...c.network.faults, drop: 0, duplicate: 0 };
-  for (const name of names) if (!c.server(name).up) c.restart(name);
+  for (const name of started) if (!c.server(name).up) c.restart(name);
   // Let outstanding client calls finish or time out before the probe.
   c.runFor(clientTimeoutMs + 100);
   let probeOk = false;
@@ -351,8 +415,14 @@ function simulate(options: SimulationOptions): SimulationResult {
     c.runFor(200);
   }
   if (!probeOk) throw new Error(`no progress: probe not committed within ${settleMs}ms after healing`);
+  // the members of the configuration in force converge; a removed server is left where it was
+  const inConfig = (name: string) => {
+    const members = latestMembers();
+    return members === undefined || members.some((m) => m.id.name === name);
+  };
   const converged = c.runUntil(
-    () => [...c.servers.values()].every((s) => s.up && s.state.lastApplied >= probeIndex),
+    () =>
+      [...c.servers.values()].every((s) => !inConfig(s.name) || (s.up && s.state.lastApplied >= probeIndex)),
     settleMs,
   );
   if (!converged) {
@@ -384,6 +454,7 @@ function simulate(options: SimulationOptions): SimulationResult {
     writesCoalesced: c.writesCoalesced,
     effects: Object.fromEntries(c.effectCounts),
     transfersResumed: c.transfersResumed,
+    membershipChanges: { asked: membershipAsked, committed: membershipDone.size },
   };
 }
 
