@@ -307,9 +307,14 @@ function appendEntries(ctx: Ctx, m: AppendEntriesRequest): boolean {
   }
   observeTerm(ctx, m.term, m.from);
   if (ctx.role === 'receive_snapshot') {
-    // The leader's heartbeats may overtake its snapshot chunks: keep receiving.
+    // The leader's heartbeats may overtake its snapshot chunks: keep receiving. But answer, as
+    // one that lags: a leader that is sending the snapshot ignores it, and one that is not (it
+    // removed this member mid-transfer and added it again, so it forgot the transfer) learns
+    // that the snapshot is needed. Without the answer the member waited forever, its election
+    // timer re-armed by every heartbeat (simulation seed 210699 with membership churn).
     s.leaderId = m.from;
     armElectionTimer(ctx);
+    send(ctx, m.from, failure(ctx, m.round, lastIndex(s.log)));
     return false;
   }
   if (ctx.role !== 'follower') becomeFollower(ctx, m.from);
