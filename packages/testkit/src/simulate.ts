@@ -45,8 +45,8 @@ export interface SimulationOptions {
   readonly groupCommit?: boolean;
   /**
    * Membership churn during the fault phase: now and then the leader is asked to add one of two
-   * spare servers (as a voter, a promotable member or a non-voter) or to remove a member (never
-   * below three voters). Removed servers keep running, and may be added again later with the log
+   * spare servers (as a voter, a promotable member or a non-voter), to remove a member (never
+   * below three voters) or to hand its leadership to a voter. Removed servers keep running, and may be added again later with the log
    * they kept. Faults reach the spares too. Off by default.
    */
   readonly membership?: boolean;
@@ -73,8 +73,15 @@ export interface SimulationResult {
   readonly effects: Readonly<Record<string, number>>;
   /** Snapshot transfers that resumed after the follower's last acknowledged chunk. */
   readonly transfersResumed: number;
-  /** With `membership`: joins and leaves the leader was asked for, and those answered `ok` (committed). */
-  readonly membershipChanges: { readonly asked: number; readonly committed: number };
+  /**
+   * With `membership`: joins and leaves the leader was asked for, those answered `ok` (committed),
+   * and leadership transfers asked for.
+   */
+  readonly membershipChanges: {
+    readonly asked: number;
+    readonly committed: number;
+    readonly transfers: number;
+  };
 }
 
 export class SimulationFailure extends Error {
@@ -254,7 +261,8 @@ function simulate(options: SimulationOptions): SimulationResult {
 
   c.onReply = (to, reply) => {
     if (to.pid.node === 'membership') {
-      if (!('notify' in reply) && reply.type === 'ok') membershipDone.add(to.ref ?? -1);
+      const ref = to.ref ?? -1;
+      if (!('notify' in reply) && reply.type === 'ok' && !transferRefs.has(ref)) membershipDone.add(ref);
       return;
     }
     const cl = byNode.get(to.pid.node);
@@ -315,9 +323,12 @@ function simulate(options: SimulationOptions): SimulationResult {
   /** Every server started so far: the initial ones, then spares once first added. */
   const started = [...names];
   let membershipAsked = 0;
+  let transfersAsked = 0;
   let membershipRef = 0;
-  /** Requests answered `ok` (their configuration committed), by ref: a reply may come twice. */
+  /** Joins and leaves answered `ok` (their configuration committed), by ref: a reply may come twice. */
   const membershipDone = new Set<number>();
+  /** Refs of leadership transfers, whose `ok` is not a configuration change. */
+  const transferRefs = new Set<number>();
   const latestMembers = (): readonly { id: { name: string }; membership: string }[] | undefined =>
     c.leader()?.state.configs.at(-1)?.members;
   const changeMembership = () => {
@@ -328,6 +339,15 @@ function simulate(options: SimulationOptions): SimulationResult {
     const isMember = (name: string) => members.some((m) => m.id.name === name);
     const voters = members.filter((m) => m.membership === 'voter').length;
     const outside = [...names, ...spares].filter((x) => !isMember(x));
+    if (rng.chance(0.15)) {
+      // now and then a leadership transfer instead, to any voter (the leader itself included)
+      const name = rng.pick(members.filter((m) => m.membership === 'voter')).id.name;
+      c.transcriptLine(`membership transfer to ${name}`);
+      c.send(leader.name, { type: 'transfer_leadership', to: { name, node: name }, from });
+      transferRefs.add(from.ref);
+      transfersAsked++;
+      return;
+    }
     if (outside.length > 0 && (rng.chance(0.5) || voters <= 3)) {
       const name = rng.pick(outside);
       if (!started.includes(name)) {
@@ -454,7 +474,7 @@ function simulate(options: SimulationOptions): SimulationResult {
     writesCoalesced: c.writesCoalesced,
     effects: Object.fromEntries(c.effectCounts),
     transfersResumed: c.transfersResumed,
-    membershipChanges: { asked: membershipAsked, committed: membershipDone.size },
+    membershipChanges: { asked: membershipAsked, committed: membershipDone.size, transfers: transfersAsked },
   };
 }
 

@@ -140,22 +140,24 @@ describe('seeded simulation', () => {
     expect(r.ops.pendingAtEnd).toBeGreaterThan(0);
   });
 
-  it('a member removed and added again mid-transfer is sent the snapshot again (seed 210699)', () => {
-    // The leader removed n4 while sending it a snapshot and added it back: as a new peer it got
-    // heartbeats, which n4, still waiting in receive_snapshot, took without answering, its election
+  it('a member removed and added again mid-transfer is sent the snapshot again (seed 210771)', () => {
+    // The leader removed n1 while sending it a snapshot and added it back: as a new peer it got
+    // heartbeats, which n1, still waiting in receive_snapshot, took without answering, its election
     // timer re-armed by each. It never caught up. Now it answers them as a member that lags.
+    // (Seed 210699 found it, before leadership transfers joined the churn and changed its run.)
     const r = runSimulation({
-      seed: 210_699,
+      seed: 210_771,
       servers: 3,
       snapshotEvery: 7,
       membership: true,
       snapshotChunkChars: 16,
       requestIds: true,
+      driver: 'roles',
     });
-    expect(r.membershipChanges.committed).toBeGreaterThan(3);
+    expect(r.membershipChanges.committed).toBeGreaterThan(1);
   });
 
-  it('100 seeds with members joining (voter, promotable, non-voter) and leaving under faults', () => {
+  it('100 seeds with members joining (voter, promotable, non-voter), leaving and handing over leadership under faults', () => {
     let changes = 0;
     for (let seed = 1; seed <= 100; seed++) {
       const r = runSimulation({

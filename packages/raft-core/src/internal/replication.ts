@@ -311,7 +311,7 @@ function appendEntries(ctx: Ctx, m: AppendEntriesRequest): boolean {
     // one that lags: a leader that is sending the snapshot ignores it, and one that is not (it
     // removed this member mid-transfer and added it again, so it forgot the transfer) learns
     // that the snapshot is needed. Without the answer the member waited forever, its election
-    // timer re-armed by every heartbeat (simulation seed 210699 with membership churn).
+    // timer re-armed by every heartbeat (simulation seed 210771 with membership churn).
     s.leaderId = m.from;
     armElectionTimer(ctx);
     send(ctx, m.from, failure(ctx, m.round, lastIndex(s.log)));
