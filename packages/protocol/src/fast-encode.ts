@@ -1,4 +1,5 @@
 import { bufferView } from './buffer-view.ts';
+import { writeCborHead } from './cbor-head.ts';
 
 /**
  * A CBOR encoder for the values otra sends and stores on every command: plain objects, arrays,
@@ -108,13 +109,13 @@ export class FastEncoder {
         if (kind === Array) {
           const array = value as unknown[];
           const length = array.length;
-          this.writeHead(0x80, length);
+          this.writeHead(4, length);
           for (let i = 0; i < length; i++) if (!this.write(array[i], depth + 1)) return false;
           return true;
         }
         if (value instanceof Uint8Array && (kind === Uint8Array || kind === Buffer)) {
           const length = value.byteLength;
-          this.writeHead(0x40, length);
+          this.writeHead(2, length);
           this.ensure(length);
           this.target.set(value, this.position);
           this.position += length;
@@ -150,69 +151,23 @@ export class FastEncoder {
     return true;
   }
 
-  /** The shortest head of major type `major` (its high bits) for lengths and counts. */
+  /** The shortest head of major type `major` (0-7) for `n`: a count, a length or an integer. */
   private writeHead(major: number, n: number): void {
-    this.ensure(5);
-    const target = this.target;
-    let p = this.position;
-    if (n < 0x18) target[p++] = major | n;
-    else if (n < 0x100) {
-      target[p++] = major | 0x18;
-      target[p++] = n;
-    } else if (n < 0x10000) {
-      target[p++] = major | 0x19;
-      target[p++] = n >> 8;
-      target[p++] = n & 0xff;
-    } else {
-      target[p++] = major | 0x1a;
-      target.writeUInt32BE(n, p);
-      p += 4;
-    }
-    this.position = p;
+    this.ensure(9);
+    this.position = writeCborHead(this.target, this.position, major, n);
   }
 
+  /** As cbor-x: integers from -2^32 to 2^32 - 1 as heads of major type 0 or 1, the rest float64. */
   private writeNumber(value: number): void {
-    this.ensure(9);
-    const target = this.target;
-    let p = this.position;
-    if (value >>> 0 === value) {
-      if (value < 0x18) target[p++] = value;
-      else if (value < 0x100) {
-        target[p++] = 0x18;
-        target[p++] = value;
-      } else if (value < 0x10000) {
-        target[p++] = 0x19;
-        target[p++] = value >> 8;
-        target[p++] = value & 0xff;
-      } else {
-        target[p++] = 0x1a;
-        target.writeUInt32BE(value, p);
-        p += 4;
-      }
-    } else if (value >> 0 === value) {
-      if (value >= -0x18) target[p++] = 0x1f - value;
-      else if (value >= -0x100) {
-        target[p++] = 0x38;
-        target[p++] = ~value;
-      } else if (value >= -0x10000) {
-        target[p++] = 0x39;
-        target.writeUInt16BE(~value, p);
-        p += 2;
-      } else {
-        target[p++] = 0x3a;
-        target.writeUInt32BE(~value >>> 0, p);
-        p += 4;
-      }
-    } else if (value < 0 && value >= -0x100000000 && Math.floor(value) === value) {
-      target[p++] = 0x3a;
-      target.writeUInt32BE(-1 - value, p);
-      p += 4;
-    } else {
-      target[p++] = 0xfb;
-      target.writeDoubleBE(value, p);
-      p += 8;
+    if (value >>> 0 === value) this.writeHead(0, value);
+    else if (value < 0 && value >= -0x100000000 && Math.floor(value) === value) this.writeHead(1, -1 - value);
+    else {
+      this.ensure(9);
+      const target = this.target;
+      target[this.position] = 0xfb;
+      target.writeDoubleBE(value, this.position + 1);
+      this.position += 9;
     }
-    this.position = p;
   }
 
   /**
@@ -259,20 +214,6 @@ export class FastEncoder {
     if (needed !== headerSize) {
       target.copyWithin(position + needed, position + headerSize, position + headerSize + length);
     }
-    let p = position;
-    if (needed === 1) target[p++] = 0x60 | length;
-    else if (needed === 2) {
-      target[p++] = 0x78;
-      target[p++] = length;
-    } else if (needed === 3) {
-      target[p++] = 0x79;
-      target[p++] = length >> 8;
-      target[p++] = length & 0xff;
-    } else {
-      target[p++] = 0x7a;
-      target.writeUInt32BE(length, p);
-      p += 4;
-    }
-    this.position = p + length;
+    this.position = writeCborHead(target, position, 3, length) + length;
   }
 }

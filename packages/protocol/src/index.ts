@@ -1,5 +1,6 @@
 export { bufferView } from './buffer-view.ts';
-export { type Codec, createCodec, writeCborHead } from './codec.ts';
+export { writeCborHead } from './cbor-head.ts';
+export { type Codec, createCodec } from './codec.ts';
 export { FastEncoder } from './fast-encode.ts';
 export type { NodeName, Pid, ServerId } from './ids.ts';
 export { assertNever, isPid, isServerId, pidEquals, pidKey, serverIdEquals, serverIdKey } from './ids.ts';

@@ -46,8 +46,8 @@ export interface SimulationOptions {
   /**
    * Membership churn during the fault phase: now and then the leader is asked to add one of two
    * spare servers (as a voter, a promotable member or a non-voter), to remove a member (never
-   * below three voters) or to hand its leadership to a voter. Removed servers keep running, and may be added again later with the log
-   * they kept. Faults reach the spares too. Off by default.
+   * below three voters) or to hand its leadership to a voter. Removed servers keep running, and
+   * may be added again later with the log they kept. Faults reach the spares too. Off by default.
    */
   readonly membership?: boolean;
 }
@@ -261,8 +261,7 @@ function simulate(options: SimulationOptions): SimulationResult {
 
   c.onReply = (to, reply) => {
     if (to.pid.node === 'membership') {
-      const ref = to.ref ?? -1;
-      if (!('notify' in reply) && reply.type === 'ok' && !transferRefs.has(ref)) membershipDone.add(ref);
+      if (!('notify' in reply) && reply.type === 'ok') membershipDone.add(to.ref ?? -1);
       return;
     }
     const cl = byNode.get(to.pid.node);
@@ -321,40 +320,42 @@ function simulate(options: SimulationOptions): SimulationResult {
   // ---- membership churn
   const spares = options.membership === true ? [`n${n + 1}`, `n${n + 2}`] : [];
   /** Every server started so far: the initial ones, then spares once first added. */
-  const started = [...names];
+  const started = () => [...c.servers.keys()];
   let membershipAsked = 0;
   let transfersAsked = 0;
   let membershipRef = 0;
   /** Joins and leaves answered `ok` (their configuration committed), by ref: a reply may come twice. */
   const membershipDone = new Set<number>();
-  /** Refs of leadership transfers, whose `ok` is not a configuration change. */
-  const transferRefs = new Set<number>();
   const latestMembers = (): readonly { id: { name: string }; membership: string }[] | undefined =>
     c.leader()?.state.configs.at(-1)?.members;
+  /** Whether `name` is in the leader's latest configuration (true while there is no leader). */
+  const inConfig = (name: string) => latestMembers()?.some((m) => m.id.name === name) ?? true;
   const changeMembership = () => {
     const leader = c.leader();
     const members = latestMembers();
     if (leader === undefined || members === undefined) return;
-    const from = { pid: { node: 'membership', id: 1, creation: 1 }, ref: ++membershipRef };
-    const isMember = (name: string) => members.some((m) => m.id.name === name);
-    const voters = members.filter((m) => m.membership === 'voter').length;
-    const outside = [...names, ...spares].filter((x) => !isMember(x));
+    const voters = members.filter((m) => m.membership === 'voter');
     if (rng.chance(0.15)) {
-      // now and then a leadership transfer instead, to any voter (the leader itself included)
-      const name = rng.pick(members.filter((m) => m.membership === 'voter')).id.name;
+      // now and then a leadership transfer instead, to any voter (the leader itself included); its
+      // answer goes to a pid of its own, apart from the configuration changes counted
+      const name = rng.pick(voters).id.name;
       c.transcriptLine(`membership transfer to ${name}`);
-      c.send(leader.name, { type: 'transfer_leadership', to: { name, node: name }, from });
-      transferRefs.add(from.ref);
+      c.send(leader.name, {
+        type: 'transfer_leadership',
+        to: { name, node: name },
+        from: { pid: { node: 'transfer', id: 1, creation: 1 }, ref: ++membershipRef },
+      });
       transfersAsked++;
       return;
     }
-    if (outside.length > 0 && (rng.chance(0.5) || voters <= 3)) {
+    const from = { pid: { node: 'membership', id: 1, creation: 1 }, ref: ++membershipRef };
+    const outside = [...names, ...spares].filter((x) => !inConfig(x));
+    if (outside.length > 0 && (rng.chance(0.5) || voters.length <= 3)) {
       const name = rng.pick(outside);
-      if (!started.includes(name)) {
+      if (!c.servers.has(name)) {
         c.addServer(name);
         // a server added for the first time starts with the cluster it joins (never campaigning)
         c.restart(name, c.members);
-        started.push(name);
       }
       const membership = rng.pick(['voter', 'promotable', 'non_voter'] as const);
       c.transcriptLine(`membership join ${name} as ${membership}`);
@@ -364,7 +365,7 @@ function simulate(options: SimulationOptions): SimulationResult {
         from,
       });
     } else {
-      const candidates = members.filter((m) => m.membership !== 'voter' || voters > 3);
+      const candidates = members.filter((m) => m.membership !== 'voter' || voters.length > 3);
       if (candidates.length === 0) return;
       const name = rng.pick(candidates).id.name;
       c.transcriptLine(`membership leave ${name}`);
@@ -391,7 +392,7 @@ function simulate(options: SimulationOptions): SimulationResult {
     if (!faultsOn || t >= faultMs) return;
     c.at(t, () => {
       faults++;
-      injectFault(c, started);
+      injectFault(c, started());
       scheduleFault(c.now + rng.int(gapMin, gapMax));
     });
   };
@@ -403,7 +404,7 @@ function simulate(options: SimulationOptions): SimulationResult {
   clientsActive = false;
   c.network.healAll();
   c.network.faults = { ...c.network.faults, drop: 0, duplicate: 0 };
-  for (const name of started) if (!c.server(name).up) c.restart(name);
+  for (const name of started()) if (!c.server(name).up) c.restart(name);
   // Let outstanding client calls finish or time out before the probe.
   c.runFor(clientTimeoutMs + 100);
   let probeOk = false;
@@ -436,10 +437,6 @@ function simulate(options: SimulationOptions): SimulationResult {
   }
   if (!probeOk) throw new Error(`no progress: probe not committed within ${settleMs}ms after healing`);
   // the members of the configuration in force converge; a removed server is left where it was
-  const inConfig = (name: string) => {
-    const members = latestMembers();
-    return members === undefined || members.some((m) => m.id.name === name);
-  };
   const converged = c.runUntil(
     () =>
       [...c.servers.values()].every((s) => !inConfig(s.name) || (s.up && s.state.lastApplied >= probeIndex)),

@@ -1,5 +1,5 @@
 import type { CommandEntry, ConfigEntry, LogEntry, SnapshotMeta, SystemEntry } from '@otra/protocol';
-import { serverIdKey } from '@otra/protocol';
+import { pidEquals, pidKey, serverIdKey } from '@otra/protocol';
 import { type ApplyMeta, DEFAULT_REQUEST_WINDOW, type MachineEffect } from '../machine.ts';
 import { appendCommands } from './client.ts';
 import { type Ctx, isMember, reply, snapshotPoint } from './context.ts';
@@ -193,14 +193,9 @@ function answer(
     case 'notify': {
       const to = r.to;
       let batch = ctx.lastNotify;
-      if (
-        batch === null ||
-        batch.to.id !== to.id ||
-        batch.to.node !== to.node ||
-        batch.to.creation !== to.creation
-      ) {
+      if (batch === null || !pidEquals(batch.to, to)) {
         ctx.notify ??= new Map();
-        const key = `${to.node}.${to.id}.${to.creation}`;
+        const key = pidKey(to);
         batch = ctx.notify.get(key) ?? null;
         if (batch === null) {
           batch = { to, applied: [] };

@@ -12,7 +12,7 @@ import type { Peer } from '../types.ts';
 import {
   armElectionTimer,
   type Ctx,
-  cluster,
+  isMember,
   isVoter,
   persistMetaCoalesced,
   send,
@@ -54,7 +54,7 @@ export function onElectionTimeout(ctx: Ctx): void {
     const s = ctx.s;
     s.leaderId = null;
     armElectionTimer(ctx);
-    if (!cluster(s).some((m) => serverIdKey(m.id) === s.cfg.idKey)) return;
+    if (!isMember(s, s.cfg.idKey)) return;
     const probe: LeaderProbe = { type: 'leader_probe', from: s.cfg.id, term: s.currentTerm };
     for (const id of voterIds(ctx)) send(ctx, id, probe);
     return;

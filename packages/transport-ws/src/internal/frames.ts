@@ -17,8 +17,7 @@
  * does not fit throws `FrameError`, which closes the link.
  */
 import type { ExitReason, From, RegName, Signal } from '@otra/actors';
-import { FastEncoder, type NodeName, type Pid, writeCborHead } from '@otra/protocol';
-import { Decoder, Encoder } from 'cbor-x';
+import { createCodec, type NodeName, type Pid, writeCborHead } from '@otra/protocol';
 
 export const FRAME_HANDSHAKE = 0;
 export const FRAME_DATA = 1;
@@ -51,14 +50,10 @@ export interface FrameCodec {
   decode(bytes: Uint8Array): unknown;
 }
 
+/** The shared CBOR set-up (`createCodec`): the same options and fast encoder as the log's. */
 export function createFrameCodec(): FrameCodec {
-  const encoder = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
-  const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
-  const fast = new FastEncoder((value) => encoder.encode(value));
-  return {
-    encode: (value) => fast.encode(value),
-    decode: (bytes) => decoder.decode(bytes),
-  };
+  const codec = createCodec();
+  return { encode: codec.encode, decode: codec.decode };
 }
 
 function wirePid(pid: Pid): WirePid {
