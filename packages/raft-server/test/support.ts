@@ -148,6 +148,8 @@ export async function cutOffAfterCommit(): Promise<{
 /** What `watchReceives` calls as a receive goes along; `chunk` counts from 1 per receive. */
 export interface ReceiveHooks {
   begun?(): void;
+  /** Awaited before chunk `chunk` is written (a disk that stalls there). */
+  beforeWrite?(chunk: number): Promise<void>;
   written?(chunk: number): void;
   /** Awaited before the receive completes (an install that takes this long). */
   beforeComplete?(): Promise<void>;
@@ -176,8 +178,10 @@ export function watchReceives(
     return {
       ...receiver,
       writeChunk: async (bytes) => {
+        await hooks.beforeWrite?.(written + 1);
         await receiver.writeChunk(bytes);
-        hooks.written?.(++written);
+        written++;
+        hooks.written?.(written);
       },
       complete: async (checksum) => {
         await hooks.beforeComplete?.();

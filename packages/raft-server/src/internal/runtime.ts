@@ -1,6 +1,6 @@
 import type { Node } from '@otra/actors';
 import type { Pid, ServerId } from '@otra/protocol';
-import type { RaftStorage } from '@otra/raft-log';
+import type { RaftStorage, SnapshotReceiver } from '@otra/raft-log';
 import type { MachineModuleSpec } from '../types.ts';
 
 /** What a server's record in the system directory holds: enough to restart it from disk. */
@@ -34,9 +34,31 @@ export interface SystemRuntime {
   readonly machines: ReadonlyMap<string, MachineModuleSpec>;
   /** Cluster name -> leader, as far as this node knows (updated by local servers). */
   readonly leaders: Map<string, ServerId | null>;
+  /**
+   * Snapshot receives in progress, by server uid. A server's actor owns its receive, but an actor
+   * its supervisor stops, or one that is killed, runs no `terminate`: whoever stops or starts the
+   * server next aborts what it left open (`abortLeftReceive`), so no temporary file stays open.
+   */
+  readonly receives: Map<string, SnapshotReceiver>;
   /** The `simple_one_for_one` supervisor of per-server supervisors (it may have been restarted). */
   serversSup(): Pid | undefined;
   log(level: 'info' | 'warn' | 'error', message: string): void;
+}
+
+/**
+ * Aborts the snapshot receive a stopped or killed instance of server `uid` left open, if any. Its
+ * temporary file is removed; a failure to remove it is logged (the store removes it on its next
+ * open).
+ */
+export function abortLeftReceive(sys: SystemRuntime, uid: string): Promise<void> {
+  const receiver = sys.receives.get(uid);
+  if (receiver === undefined) return Promise.resolve();
+  sys.receives.delete(uid);
+  return receiver
+    .abort()
+    .catch((err: unknown) =>
+      sys.log('warn', `${uid}: could not drop an interrupted snapshot receive: ${String(err)}`),
+    );
 }
 
 /** The directory key space: one meta "server" holds the system's records by server name. */

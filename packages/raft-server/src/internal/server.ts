@@ -63,7 +63,7 @@ import {
   storedEntry,
 } from './codec.ts';
 import { type ApplyTap, END_OF_LIFE, wrapMachine } from './machine-wrapper.ts';
-import { names, type ServerRecord, type SystemRuntime } from './runtime.ts';
+import { abortLeftReceive, names, type ServerRecord, type SystemRuntime } from './runtime.ts';
 import { snapshotSenderSpec } from './snapshot-sender.ts';
 
 type RaftSnapshot = SnapshotFrom<RaftMachine>;
@@ -453,6 +453,8 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
     if (spec === undefined)
       throw new Error(`machine module not registered on ${sys.node.name}: ${record.module}`);
     ctx.register(record.id.name);
+    // a receive the previous instance of this server left open (it crashed or was killed)
+    await abortLeftReceive(sys, record.uid);
     const tap: ApplyTap = {
       applied: [],
       record: spec.hooks?.onCommandCommitted !== undefined,
@@ -555,7 +557,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
 
   terminate(_reason, state) {
     state.chart.stop();
-    void state.receiver?.receiver.abort().catch(() => undefined);
+    void dropReceive(state);
     // this node no longer knows a leader it hosted
     const leader = state.sys.leaders.get(state.record.cluster);
     if (leader != null && serverIdEquals(leader, state.id)) state.sys.leaders.set(state.record.cluster, null);
@@ -570,16 +572,7 @@ function afterBatch(state: ShellState, ctx: ActorContext, applied: number): Shel
   if (state.receiver !== undefined && core(state).receiving === null) {
     // the core gave this receive up (installed the same snapshot from an earlier transfer, or a
     // new term or leader): its temporary file would wait for the next chunk 0 or the server's end
-    const { receiver } = state.receiver;
-    state.receiver = undefined;
-    receiver
-      .abort()
-      .catch((err: unknown) =>
-        state.sys.log(
-          'warn',
-          `${serverIdKey(state.id)}: could not drop a snapshot receive: ${asError(err).message}`,
-        ),
-      );
+    void dropReceive(state);
   }
   if (state.ending === 1) {
     // The manager stops this server (and its helpers), then deletes its record and data.
@@ -1348,15 +1341,34 @@ async function writeChunk(
   }
   const snapshots = state.sys.storage.snapshots;
   if (chunk === 0 || state.receiver === undefined) {
-    if (state.receiver !== undefined) await state.receiver.receiver.abort().catch(() => undefined);
-    state.receiver = {
-      receiver: await snapshots.beginReceive(state.record.uid, meta as never),
-      meta,
-      checksum: undefined,
-    };
+    await dropReceive(state);
+    const receiver = await snapshots.beginReceive(state.record.uid, meta as never);
+    state.sys.receives.set(state.record.uid, receiver);
+    state.receiver = { receiver, meta, checksum: undefined };
   }
   await state.receiver.receiver.writeChunk(d.bytes);
   if (last) state.receiver.checksum = d.checksum;
+}
+
+/** This server's receive is no longer open (completed or aborted): the system forgets it. */
+function forgetReceive(state: ShellState, receiver: SnapshotReceiver): void {
+  if (state.sys.receives.get(state.record.uid) === receiver) state.sys.receives.delete(state.record.uid);
+}
+
+/** Aborts this server's open snapshot receive, if any (its temporary file is removed). */
+async function dropReceive(state: ShellState): Promise<void> {
+  const open = state.receiver;
+  if (open === undefined) return;
+  state.receiver = undefined;
+  forgetReceive(state, open.receiver);
+  await open.receiver
+    .abort()
+    .catch((err: unknown) =>
+      state.sys.log(
+        'warn',
+        `${serverIdKey(state.id)}: could not drop a snapshot receive: ${asError(err).message}`,
+      ),
+    );
 }
 
 async function installSnapshot(state: ShellState, ctx: ActorContext, meta: SnapshotMeta): Promise<void> {
@@ -1364,6 +1376,7 @@ async function installSnapshot(state: ShellState, ctx: ActorContext, meta: Snaps
   if (receiving === undefined || receiving.checksum === undefined)
     throw new Error('snapshot install without a complete receive');
   state.receiver = undefined;
+  forgetReceive(state, receiving.receiver);
   await receiving.receiver.complete(receiving.checksum);
   await state.sys.storage.log.deletePrefix(state.record.uid, { index: meta.index, term: meta.term });
   const reader = await state.sys.storage.snapshots.openRead(state.record.uid);

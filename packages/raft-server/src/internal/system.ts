@@ -7,7 +7,7 @@ import {
   supervisorBehaviour,
   terminateChild,
 } from '@otra/actors';
-import { type Pid, type ServerId, serverIdKey } from '@otra/protocol';
+import { type Pid, type ServerId, serverIdEquals, serverIdKey } from '@otra/protocol';
 import {
   createMemoryStorage,
   logWriterBehaviour,
@@ -21,6 +21,7 @@ import {
 import type { MachineModuleSpec, MachineRef, RaftSystemHandle, SystemOptions } from '../types.ts';
 import { auxSpec } from './aux.ts';
 import {
+  abortLeftReceive,
   deleteServer,
   names,
   readRecord,
@@ -108,6 +109,13 @@ async function stopLocalServer(sys: SystemRuntime, name: string): Promise<boolea
   const sup = sys.node.whereis(names.serverSup(name));
   if (sup === undefined) return false;
   await terminateChild(sys.node, serversSup(sys), sup);
+  // the server's actor was stopped without its `terminate`: drop what it held on this node
+  const record = readRecord(sys, name);
+  if (record !== undefined) {
+    await abortLeftReceive(sys, record.uid);
+    const leader = sys.leaders.get(record.cluster);
+    if (leader != null && serverIdEquals(leader, record.id)) sys.leaders.set(record.cluster, null);
+  }
   return true;
 }
 
@@ -263,6 +271,7 @@ export async function startSystem(node: Node, options: SystemOptions): Promise<R
     },
     machines: resolveModules(options.machines),
     leaders: new Map(),
+    receives: new Map(),
     serversSup: () => node.whereis(names.servers(name)),
     log: (level, message) => logFn(level, `[${node.name}/${name}] ${message}`),
   };
