@@ -1,5 +1,8 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ServerId } from '@otra/protocol';
-import { createMemoryStorage } from '@otra/raft-log';
+import { createMemoryStorage, openRocksStorage, type RaftStorage } from '@otra/raft-log';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   addMember,
@@ -16,10 +19,20 @@ import {
 import { eventually, type LocalCluster, localCluster, systemOf, watchReceives } from './support.ts';
 
 let cluster: LocalCluster | undefined;
+let dir: string | undefined;
 afterEach(async () => {
   await cluster?.stop();
   cluster = undefined;
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  dir = undefined;
 });
+
+/** Every file under `root`, as paths relative to it. */
+function filesUnder(root: string): string[] {
+  return readdirSync(root, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath ?? e.path, e.name).slice(root.length + 1));
+}
 
 /**
  * A member that joins as `promotable` is sent a snapshot; its server is stopped and started again
@@ -28,8 +41,8 @@ afterEach(async () => {
  */
 async function joinAndInterrupt(
   interrupt: (c: LocalCluster, newcomer: ServerId) => Promise<{ done?: Promise<void> }>,
+  storage: RaftStorage = createMemoryStorage(),
 ) {
-  const storage = createMemoryStorage();
   let stall: (() => void) | undefined;
   let stalled: Promise<void> | undefined;
   let receivesBegun = 0;
@@ -95,6 +108,19 @@ describe('a joining member restarted in the middle of its snapshot transfer', ()
       await new Promise((r) => setTimeout(r, 50));
       return { done };
     });
+  });
+
+  it('on disk: restartServer leaves no temporary snapshot file behind', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'otra-restart-transfer-'));
+    const storage = await openRocksStorage(dir);
+    await joinAndInterrupt(async (c, newcomer) => {
+      const done = restartServer(c.systems[3]!, newcomer, { timeoutMs: 20_000 });
+      await new Promise((r) => setTimeout(r, 50));
+      return { done };
+    }, storage);
+    const snapshots = filesUnder(join(dir, 'snapshots'));
+    expect(snapshots.filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(snapshots.filter((f) => f.endsWith('.snap'))).toHaveLength(1);
   });
 
   it('a crash of its RaftServer actor: restarted by the supervisor, sent the snapshot again', async () => {
