@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { A, ack, ackAll, ae, B, C, D, electedLeader, feed, from, sends } from './helpers.ts';
+import { A, ack, ackAll, ae, B, C, D, electedLeader, feed, fresh, from, type Srv, sends } from './helpers.ts';
 
 const voter = (id: typeof A) => ({ id, membership: 'voter' as const });
 
@@ -92,6 +92,78 @@ describe('membership changes (one at a time)', () => {
     expect(r.effects).toContainEqual({ type: 'hook', hook: 'follower_removed', id: A });
     // Not a voter any more: it never campaigns.
     expect(feed(a, { type: 'election.timeout' }).role).toBe('follower');
+  });
+});
+
+describe('a voter removed by an entry not yet committed', () => {
+  // Two voters, a and b; a led, appended its own removal ({b} alone) and crashed before b had it.
+  // b cannot win: its only peer a refuses it as behind. So a, a voter of the configuration before
+  // its uncommitted removal, still campaigns: it wins b's vote (b is the one voter of a's latest
+  // configuration), commits its removal through b without counting itself, and steps down.
+  const recovered = {
+    currentTerm: 1,
+    votedFor: A,
+    snapshot: null,
+    entries: [
+      { type: 'noop' as const, index: 1, term: 1, machineVersion: 0 },
+      { type: 'config' as const, index: 2, term: 1, cluster: [voter(B)] },
+    ],
+  };
+
+  it('campaigns, leads the remaining voter until its removal commits, then stays quiet', () => {
+    const r = fresh(A, [A, B], recovered);
+    const a: Srv = { role: r.role, state: r.state, effects: r.effects };
+    const pre = feed(a, { type: 'election.timeout' });
+    expect(a.role).toBe('pre_vote');
+    expect(sends(pre.effects, 'pre_vote.request').map((s) => s.to)).toEqual(['b']);
+    const vote = feed(a, { type: 'pre_vote.reply', from: B, term: 2, granted: true });
+    expect(a.role).toBe('candidate');
+    expect(sends(vote.effects, 'vote.request')).toMatchObject([
+      { to: 'b', rpc: { term: 2, lastLogIndex: 2, lastLogTerm: 1 } },
+    ]);
+    feed(a, { type: 'vote.reply', from: B, term: 2, granted: true });
+    expect(a.role).toBe('leader');
+    // its own write does not count: it is not a voter of the configuration it leads
+    feed(a, { type: 'log.written', upTo: 3, term: 2 });
+    expect(a.state.commitIndex).toBe(0);
+    const done = feed(a, {
+      type: 'append_entries.reply',
+      from: B,
+      term: 2,
+      success: true,
+      matchIndex: 3,
+      lastIndex: 3,
+      lastTerm: 2,
+      round: a.state.leader?.round ?? 0,
+    });
+    expect(a.state.commitIndex).toBe(3);
+    expect(a.role).toBe('follower');
+    expect(done.effects).toContainEqual({ type: 'hook', hook: 'follower_removed', id: A });
+    // the removal is committed: outside the configuration, it never campaigns again
+    const after = feed(a, { type: 'election.timeout' });
+    expect(a.role).toBe('follower');
+    expect(sends(after.effects)).toEqual([]);
+  });
+
+  it('a server that was not a voter before an uncommitted configuration does not campaign', () => {
+    const r = fresh(C, [A, B], {
+      currentTerm: 1,
+      votedFor: null,
+      snapshot: null,
+      entries: [
+        { type: 'noop' as const, index: 1, term: 1, machineVersion: 0 },
+        {
+          type: 'config' as const,
+          index: 2,
+          term: 1,
+          cluster: [voter(A), voter(B), { id: C, membership: 'non_voter' }],
+        },
+      ],
+    });
+    const c: Srv = { role: r.role, state: r.state, effects: r.effects };
+    const t = feed(c, { type: 'election.timeout' });
+    expect(c.role).toBe('follower');
+    expect(sends(t.effects, 'pre_vote.request')).toEqual([]);
   });
 });
 

@@ -1,11 +1,12 @@
 /**
  * Long soak of the seeded cluster simulation: `pnpm soak [count] [--from n] [--servers 3|5]
- * [--seed n] [--transcript] [--request-ids] [--group-commit] [--membership] [--quiesce ticks]
+ * [--seed n] [--transcript] [--request-ids] [--group-commit] [--membership [--min-voters 1|2|3]]
+ * [--quiesce ticks]
  * [--driver handle|statechart|roles] [--chunk-chars n]`
  * (`--request-ids`: puts carry request ids and some are sent twice, see
  * `SimulationOptions.requestIds`; `--group-commit`: one log confirmation for appends that complete
  * together, see `SimulationOptions.groupCommit`; `--membership`: joins and leaves during the faults,
- * see `SimulationOptions.membership`; `--quiesce`: idle groups sleep after this many
+ * see `SimulationOptions.membership`, and `--min-voters` the fewest voters a removal may leave; `--quiesce`: idle groups sleep after this many
  * ticks and clients pause now and then, see `SimulationOptions.quiesceAfterTicks`; `--driver`: how each server's core runs, see
  * `ClusterOptions.driver`, `roles` being the RaftServer shell's way; `--chunk-chars`: characters
  * per snapshot chunk, small for long transfers that stall and resume). Without `--servers`, odd
@@ -31,6 +32,11 @@ const transcript = process.argv.includes('--transcript');
 const requestIds = process.argv.includes('--request-ids');
 const groupCommit = process.argv.includes('--group-commit');
 const membership = process.argv.includes('--membership');
+const minVoters = flag('min-voters');
+if (minVoters !== undefined && !['1', '2', '3'].includes(minVoters)) {
+  console.error(`--min-voters is 1, 2 or 3, not ${minVoters}`);
+  process.exit(2);
+}
 const quiesce = flag('quiesce');
 if (quiesce !== undefined && !(Number(quiesce) > 0)) {
   console.error(`--quiesce is a number of ticks above 0, not ${quiesce}`);
@@ -62,6 +68,7 @@ for (let seed = from; seed < from + count; seed++) {
       ...(requestIds ? { requestIds } : {}),
       ...(groupCommit ? { groupCommit } : {}),
       ...(membership ? { membership } : {}),
+      ...(minVoters !== undefined ? { minVoters: Number(minVoters) } : {}),
       ...(quiesce !== undefined ? { quiesceAfterTicks: Number(quiesce) } : {}),
       ...(chunkChars !== undefined ? { snapshotChunkChars: Number(chunkChars) } : {}),
       ...(driver !== undefined ? { driver: driver as Driver } : {}),

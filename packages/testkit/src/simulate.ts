@@ -46,10 +46,16 @@ export interface SimulationOptions {
   /**
    * Membership churn during the fault phase: now and then the leader is asked to add one of two
    * spare servers (as a voter, a promotable member or a non-voter), to remove a member (never
-   * below three voters) or to hand its leadership to a voter. Removed servers keep running, and
+   * below `minVoters` voters) or to hand its leadership to a voter. Removed servers keep running, and
    * may be added again later with the log they kept. Faults reach the spares too. Off by default.
    */
   readonly membership?: boolean;
+  /**
+   * With `membership`: the fewest voters a removal may leave (1-3, default 3). Below three, a
+   * configuration of one voter (which commits with its own write alone) or of two (which needs
+   * both) is reached now and then, the leader removing itself from one included.
+   */
+  readonly minVoters?: number;
 }
 
 export interface SimulationResult {
@@ -319,6 +325,9 @@ function simulate(options: SimulationOptions): SimulationResult {
 
   // ---- membership churn
   const spares = options.membership === true ? [`n${n + 1}`, `n${n + 2}`] : [];
+  const minVoters = options.minVoters ?? 3;
+  if (!Number.isInteger(minVoters) || minVoters < 1 || minVoters > 3)
+    throw new Error(`minVoters is 1, 2 or 3, not ${minVoters}`);
   /** Every server started so far: the initial ones, then spares once first added. */
   const started = () => [...c.servers.keys()];
   let membershipAsked = 0;
@@ -350,7 +359,7 @@ function simulate(options: SimulationOptions): SimulationResult {
     }
     const from = { pid: { node: 'membership', id: 1, creation: 1 }, ref: ++membershipRef };
     const outside = [...names, ...spares].filter((x) => !inConfig(x));
-    if (outside.length > 0 && (rng.chance(0.5) || voters.length <= 3)) {
+    if (outside.length > 0 && (rng.chance(0.5) || voters.length <= minVoters)) {
       const name = rng.pick(outside);
       if (!c.servers.has(name)) {
         c.addServer(name);
@@ -365,7 +374,7 @@ function simulate(options: SimulationOptions): SimulationResult {
         from,
       });
     } else {
-      const candidates = members.filter((m) => m.membership !== 'voter' || voters.length > 3);
+      const candidates = members.filter((m) => m.membership !== 'voter' || voters.length > minVoters);
       if (candidates.length === 0) return;
       const name = rng.pick(candidates).id.name;
       c.transcriptLine(`membership leave ${name}`);

@@ -173,6 +173,31 @@ describe('seeded simulation', () => {
     expect(changes).toBeGreaterThan(200);
   });
 
+  it('a leader that removed itself from two voters and was cut off still commits its removal (seed 930145)', () => {
+    // n2 led {n2, n3}, appended {n3} and was cut off before n3 had it. n3 alone could not win (its
+    // only peer n2 refused it as behind) and n2, outside its own latest configuration, never
+    // campaigned: no leader ever again. A voter of the configuration before an uncommitted one
+    // that removed it now campaigns, and steps down once its removal commits.
+    const r = runSimulation({ seed: 930_145, servers: 3, snapshotEvery: 0, membership: true, minVoters: 1 });
+    expect(r.membershipChanges.committed).toBeGreaterThan(0);
+  });
+
+  it('100 seeds of membership churn down to one voter', () => {
+    let changes = 0;
+    for (let seed = 1; seed <= 100; seed++) {
+      const r = runSimulation({
+        seed,
+        servers: seed % 2 === 1 ? 3 : 5,
+        membership: true,
+        minVoters: 1,
+        snapshotEvery: seed % 3 === 0 ? 7 : 0,
+        driver: seed % 4 === 0 ? 'roles' : 'handle',
+      });
+      changes += r.membershipChanges.committed;
+    }
+    expect(changes).toBeGreaterThan(200);
+  });
+
   it('a duplicated error reply makes its client retry once, not twice (seed 2614322)', () => {
     // client5's put got not_leader twice (the network duplicated the reply) before its delayed
     // retry went out: it sent the put twice, both copies were applied, and a read of the second

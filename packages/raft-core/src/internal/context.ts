@@ -61,6 +61,25 @@ export function isVoter(s: ServerState, key: string): boolean {
   return false;
 }
 
+/**
+ * Whether this server may start an election: it is a voter of its latest configuration, or of the
+ * one before it while the latest (which removed it) is not known to be committed. Until that
+ * removal commits, this server may be the one whose log is ahead of every remaining voter's (it
+ * led, appended its own removal, and was cut off before a majority took it), and then they refuse
+ * each other as behind: it must be able to win their votes, lead them without counting itself,
+ * commit the removal and step down (the Raft thesis, section 4.2.2). Its votes are counted in its
+ * latest configuration, as every candidate's.
+ */
+export function mayCampaign(s: ServerState): boolean {
+  const key = s.cfg.idKey;
+  if (isVoter(s, key)) return true;
+  const n = s.configs.length;
+  if (n < 2 || s.configs[n - 1]!.index <= s.commitIndex) return false;
+  for (const m of s.configs[n - 2]!.members)
+    if (m.membership === 'voter' && serverIdKey(m.id) === key) return true;
+  return false;
+}
+
 export function isMember(s: ServerState, key: string): boolean {
   for (const m of cluster(s)) if (serverIdKey(m.id) === key) return true;
   return false;

@@ -14,6 +14,7 @@ import {
   type Ctx,
   isMember,
   isVoter,
+  mayCampaign,
   persistMetaCoalesced,
   send,
   voterKeys,
@@ -47,7 +48,7 @@ function voterIds(ctx: Ctx) {
 /** The election timer fired (or `trigger_election`): start a pre-vote round if we may vote. */
 export function onElectionTimeout(ctx: Ctx): void {
   if (ctx.role === 'leader' || ctx.role === 'stop') return;
-  if (!isVoter(ctx.s, ctx.s.cfg.idKey)) {
+  if (!mayCampaign(ctx.s)) {
     // Non-voters never campaign; keep a timer so a later promotion starts with one armed. A
     // member asks the voters for the leader (`onLeaderProbe`), as a voter's pre-vote does for it;
     // a server outside the configuration (removed, or not yet told it was added) stays quiet.
