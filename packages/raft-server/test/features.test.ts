@@ -127,4 +127,35 @@ describe('membership', () => {
     const r = await processCommand(s1!, target, { op: 'put', key: 'after', value: 'transfer' });
     expect(r.leader).toEqual(target);
   });
+
+  it('a leader of two that removes itself while cut off commits its removal once healed', async () => {
+    cluster = await localCluster(2);
+    const c = cluster;
+    const s1 = c.systems[0]!;
+    await startCluster(s1, 'kv', { module: 'kv' }, c.ids);
+    const leader = await awaitLeader(s1, c.ids);
+    const other = c.ids.find((id) => id.node !== leader.node)!;
+    await processCommand(s1, leader, { op: 'put', key: 'a', value: '1' });
+    // the removal is appended by the leader alone: the other never gets it before the leader
+    // steps down (check-quorum), and then holds the shorter log
+    c.net.partition(leader.node, other.node);
+    await expect(
+      removeMember(s1, leader, leader, { timeoutMs: 300 }).then(
+        () => 'committed',
+        () => 'no answer',
+      ),
+    ).resolves.toBe('no answer');
+    await eventually(async () => ((await overview(s1, leader)).role !== 'leader' ? true : undefined));
+    c.net.heal(leader.node, other.node);
+    // the removed leader campaigns, commits its removal through the other and steps down; the
+    // other, alone in the configuration, leads it
+    const sOther = c.systems[c.ids.indexOf(other)]!;
+    const led = await eventually(async () => {
+      const v = await overview(sOther, other).catch(() => undefined);
+      return v?.role === 'leader' ? v : undefined;
+    }, 10_000);
+    expect(led.members.map((m) => m.id)).toEqual([other]);
+    const r = await processCommand(sOther, other, { op: 'put', key: 'b', value: '2' });
+    expect(r.leader).toEqual(other);
+  });
 });
