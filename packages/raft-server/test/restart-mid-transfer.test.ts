@@ -1,7 +1,8 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ServerId } from '@otra/protocol';
+import type { ActorInfo, Node } from '@otra/actors';
+import type { Pid, ServerId } from '@otra/protocol';
 import { createMemoryStorage, openRocksStorage, type RaftStorage } from '@otra/raft-log';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -42,6 +43,8 @@ function filesUnder(root: string): string[] {
 async function joinAndInterrupt(
   interrupt: (c: LocalCluster, newcomer: ServerId) => Promise<{ done?: Promise<void> }>,
   storage: RaftStorage = createMemoryStorage(),
+  /** The storage of n1-n3 (the default: in memory). */
+  initialStorage?: (node: string) => RaftStorage,
 ) {
   let stall: (() => void) | undefined;
   let stalled: Promise<void> | undefined;
@@ -62,7 +65,7 @@ async function joinAndInterrupt(
   cluster = await localCluster(4, (node) => ({
     snapshotChunkBytes: 256,
     trailingEntries: 0,
-    ...(node === 'n4' ? { storage } : {}),
+    ...(node === 'n4' ? { storage } : initialStorage === undefined ? {} : { storage: initialStorage(node) }),
   }));
   const c = cluster;
   const [s1] = c.systems;
@@ -97,17 +100,19 @@ async function joinAndInterrupt(
   // the interrupted receive was given up, not left open (a leaked temporary file on disk)
   await eventually(() => (receives.open() === 0 ? true : undefined), 5000);
   expect(receives.open()).toBe(0);
-  expect(receivesBegun).toBeGreaterThanOrEqual(2);
+  return { receivesBegun };
 }
 
 describe('a joining member restarted in the middle of its snapshot transfer', () => {
   it('restartServer: the member is sent the snapshot again and promoted', async () => {
-    await joinAndInterrupt(async (c, newcomer) => {
+    const { receivesBegun } = await joinAndInterrupt(async (c, newcomer) => {
       // the stop waits for the stalled chunk write: it is let go once the stop has begun
       const done = restartServer(c.systems[3]!, newcomer, { timeoutMs: 20_000 });
       await new Promise((r) => setTimeout(r, 50));
       return { done };
     });
+    // the restarted server began a second receive
+    expect(receivesBegun).toBeGreaterThanOrEqual(2);
   });
 
   it('on disk: restartServer leaves no temporary snapshot file behind', async () => {
@@ -124,7 +129,7 @@ describe('a joining member restarted in the middle of its snapshot transfer', ()
   });
 
   it('a crash of its RaftServer actor: restarted by the supervisor, sent the snapshot again', async () => {
-    await joinAndInterrupt(async (c, newcomer) => {
+    const { receivesBegun } = await joinAndInterrupt(async (c, newcomer) => {
       const node = c.nodes[3]!;
       const before = node.whereis(newcomer.name)!;
       node.exit(before, 'crash');
@@ -134,6 +139,71 @@ describe('a joining member restarted in the middle of its snapshot transfer', ()
       });
       return {};
     });
+    expect(receivesBegun).toBeGreaterThanOrEqual(2);
+  });
+});
+
+/** Counts the snapshot readers of `storage` that are open (opened and not closed). */
+function watchReaders(storage: RaftStorage): { open(): number } {
+  let open = 0;
+  const openRead = storage.snapshots.openRead.bind(storage.snapshots);
+  storage.snapshots.openRead = async (uid) => {
+    const reader = await openRead(uid);
+    if (reader === null) return null;
+    open++;
+    let closed = false;
+    return {
+      ...reader,
+      info: reader.info,
+      readChunk: (offset, length) => reader.readChunk(offset, length),
+      chunks: (size) => reader.chunks(size),
+      close: async () => {
+        if (!closed) open--;
+        closed = true;
+        await reader.close();
+      },
+    };
+  };
+  return { open: () => open };
+}
+
+/** The pid of a snapshot sender running on `node`, if any. */
+function senderOn(node: Node): Pid | undefined {
+  const walk = (actors: readonly ActorInfo[]): Pid | undefined => {
+    for (const a of actors) {
+      if (a.childId?.startsWith('snapshot_sender:') === true && a.status === 'running') return a.pid;
+      const found = walk(a.children);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  };
+  return walk(node.inspectTree().roots);
+}
+
+describe('a snapshot sender killed in the middle of a transfer', () => {
+  it('its reader is closed by the server, and a new sender finishes the transfer', async () => {
+    const readers = new Map<string, { open(): number }>();
+    const initial = (node: string) => {
+      const storage = createMemoryStorage();
+      readers.set(node, watchReaders(storage));
+      return storage;
+    };
+    let killed = false;
+    await joinAndInterrupt(
+      async (c) => {
+        // the newcomer stalls its receive at chunk 4, so the leader's sender is still running
+        const leaderNode = await eventually(() => c.nodes.slice(0, 3).find((n) => senderOn(n) !== undefined));
+        leaderNode.exit(senderOn(leaderNode)!, 'kill');
+        killed = true;
+        return {};
+      },
+      createMemoryStorage(),
+      initial,
+    );
+    expect(killed).toBe(true);
+    const open = () => [...readers.values()].reduce((n, r) => n + r.open(), 0);
+    await eventually(() => (open() === 0 ? true : undefined), 5000);
+    expect(open()).toBe(0);
   });
 });
 

@@ -36,7 +36,10 @@ async function chunksSent(fromChunk: number, expected: number): Promise<number[]
     readChunk: async (_offset: number, length: number) => new Uint8Array(length),
     close: async () => undefined,
   };
-  const sys = { storage: { snapshots: { openRead: async () => reader } } } as unknown as SystemRuntime;
+  const sys = {
+    storage: { snapshots: { openRead: async () => reader } },
+    senderReaders: new Map(),
+  } as unknown as SystemRuntime;
   const sup: Pid = await startSupervisor(n, { strategy: 'one_for_one' }, []);
   const spec = snapshotSenderSpec(sys, {
     uid: 'u',

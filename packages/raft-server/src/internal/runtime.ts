@@ -1,6 +1,6 @@
 import type { Node } from '@otra/actors';
-import type { Pid, ServerId } from '@otra/protocol';
-import type { RaftStorage, SnapshotReceiver } from '@otra/raft-log';
+import { type Pid, pidKey, type ServerId } from '@otra/protocol';
+import type { RaftStorage, SnapshotReader, SnapshotReceiver } from '@otra/raft-log';
 import type { MachineModuleSpec } from '../types.ts';
 
 /** What a server's record in the system directory holds: enough to restart it from disk. */
@@ -40,6 +40,12 @@ export interface SystemRuntime {
    * server next aborts what it left open (`abortLeftReceive`), so no temporary file stays open.
    */
   readonly receives: Map<string, SnapshotReceiver>;
+  /**
+   * The snapshot readers of running snapshot senders, by sender pid key. A sender closes its
+   * reader in `terminate`; one that is killed, or whose `init` fails, cannot: its server closes
+   * what is left when the sender's DOWN arrives (`closeLeftReader`).
+   */
+  readonly senderReaders: Map<string, SnapshotReader>;
   /** The `simple_one_for_one` supervisor of per-server supervisors (it may have been restarted). */
   serversSup(): Pid | undefined;
   log(level: 'info' | 'warn' | 'error', message: string): void;
@@ -59,6 +65,17 @@ export function abortLeftReceive(sys: SystemRuntime, uid: string): Promise<void>
     .catch((err: unknown) =>
       sys.log('warn', `${uid}: could not drop an interrupted snapshot receive: ${String(err)}`),
     );
+}
+
+/** Closes the snapshot reader a dead snapshot sender left open, if any. */
+export function closeLeftReader(sys: SystemRuntime, sender: Pid): Promise<void> {
+  const key = pidKey(sender);
+  const reader = sys.senderReaders.get(key);
+  if (reader === undefined) return Promise.resolve();
+  sys.senderReaders.delete(key);
+  return reader
+    .close()
+    .catch((err: unknown) => sys.log('warn', `could not close a snapshot sender's reader: ${String(err)}`));
 }
 
 /** The directory key space: one meta "server" holds the system's records by server name. */

@@ -63,7 +63,13 @@ import {
   storedEntry,
 } from './codec.ts';
 import { type ApplyTap, END_OF_LIFE, wrapMachine } from './machine-wrapper.ts';
-import { abortLeftReceive, names, type ServerRecord, type SystemRuntime } from './runtime.ts';
+import {
+  abortLeftReceive,
+  closeLeftReader,
+  names,
+  type ServerRecord,
+  type SystemRuntime,
+} from './runtime.ts';
 import { snapshotSenderSpec } from './snapshot-sender.ts';
 
 type RaftSnapshot = SnapshotFrom<RaftMachine>;
@@ -805,6 +811,8 @@ function handleItem(state: ShellState, item: BatchItem, effects: Effect[], ctx: 
       state.monitorRefs.delete(down.ref);
       if (what?.kind === 'sender') {
         if (state.senders.get(what.peer)?.id === (down.pid as Pid).id) state.senders.delete(what.peer);
+        // a killed sender, or one whose init failed, could not close its reader
+        void closeLeftReader(state.sys, down.pid as Pid);
       } else if (what?.kind === 'machine') {
         state.machineMonitors.delete(pidKey(down.pid as Pid));
         step(state, { type: 'down', pid: down.pid as Pid, reason: down.reason }, effects);

@@ -1,7 +1,13 @@
 import type { ChildSpec, GenServer } from '@otra/actors';
-import type { InstallSnapshotReply, InstallSnapshotRequest, ServerId, SnapshotMeta } from '@otra/protocol';
+import {
+  type InstallSnapshotReply,
+  type InstallSnapshotRequest,
+  pidKey,
+  type ServerId,
+  type SnapshotMeta,
+} from '@otra/protocol';
 import type { SnapshotReader } from '@otra/raft-log';
-import type { SystemRuntime } from './runtime.ts';
+import { closeLeftReader, type SystemRuntime } from './runtime.ts';
 import type { SnapshotChunkData } from './server.ts';
 
 export interface SenderArgs {
@@ -72,6 +78,8 @@ function senderBehaviour(sys: SystemRuntime): GenServer<SenderState, SenderArgs>
         await reader.close();
         throw new Error(`snapshot ${args.meta.index} is no longer current`);
       }
+      // closed by terminate, or by the server if this sender dies without one
+      sys.senderReaders.set(pidKey(ctx.self), reader);
       const chunks = Math.max(1, Math.ceil(reader.info.size / args.chunkBytes));
       // Chunks before `fromChunk` the follower has (a resumed transfer of this same snapshot file).
       // A follower that acknowledged them all is installing it, or has lost it: the last chunk
@@ -99,8 +107,8 @@ function senderBehaviour(sys: SystemRuntime): GenServer<SenderState, SenderArgs>
       await fill(state, ctx);
       return state;
     },
-    async terminate(_reason, state) {
-      await state.reader.close();
+    async terminate(_reason, _state, ctx) {
+      await closeLeftReader(sys, ctx.self);
     },
   };
 }

@@ -272,6 +272,7 @@ export async function startSystem(node: Node, options: SystemOptions): Promise<R
     machines: resolveModules(options.machines),
     leaders: new Map(),
     receives: new Map(),
+    senderReaders: new Map(),
     serversSup: () => node.whereis(names.servers(name)),
     log: (level, message) => logFn(level, `[${node.name}/${name}] ${message}`),
   };
