@@ -218,6 +218,27 @@ describe('quiescence (idle groups sleep)', () => {
     expect(r.effects.at(-1)).toEqual({ type: 'monitor.leader', leader: null });
   });
 
+  it('a (pre-)vote request from the leader it sleeps on ends its lease and wakes it (seed 1700368)', () => {
+    // The leader sent a quiesce heartbeat and restarted; the heartbeat arrived after, so b watches
+    // the restarted server (alive, a follower now). Its pre-vote says it no longer leads: b stops
+    // watching, re-arms its timer and grants it, instead of refusing it (and everyone) for good.
+    const b = caughtUpFollower();
+    feed(b, quiesceRequest());
+    expect(b.state.quiesced).toBe(true);
+    const r = feed(b, { type: 'pre_vote.request', from: A, term: 2, lastLogIndex: 1, lastLogTerm: 1 });
+    expect(r.state.quiesced).toBe(false);
+    expect(r.state.leaderId).toBeNull();
+    expect(r.effects).toContainEqual({ type: 'monitor.leader', leader: null });
+    expect(r.effects).toContainEqual({ type: 'timer.set', timer: 'election', minMs: 150, maxMs: 300 });
+    expect(sends(r.effects, 'pre_vote.reply')).toMatchObject([{ to: 'a', rpc: { granted: true, term: 2 } }]);
+    // a pre-vote from another server still meets the lease of a follower that has a leader
+    const d = caughtUpFollower();
+    feed(d, quiesceRequest());
+    const other = feed(d, { type: 'pre_vote.request', from: C, term: 2, lastLogIndex: 1, lastLogTerm: 1 });
+    expect(other.state.quiesced).toBe(true);
+    expect(sends(other.effects, 'pre_vote.reply')).toMatchObject([{ to: 'c', rpc: { granted: false } }]);
+  });
+
   it('a sleeping follower that starts an election (trigger_election) stops watching first', () => {
     const b = caughtUpFollower();
     feed(b, quiesceRequest());

@@ -182,6 +182,19 @@ describe('seeded simulation', () => {
     expect(r.membershipChanges.committed).toBeGreaterThan(0);
   });
 
+  it('a follower asleep on the quiesce heartbeat of a leader that restarted wakes at its pre-vote (seed 1700368)', () => {
+    // n4's quiesce heartbeat reached n1, n2 and n5 after n4 had restarted: they slept watching the
+    // restarted n4, a follower now, and refused every pre-vote (n4's too) in its lease for good.
+    const r = runSimulation({
+      seed: 1_700_368,
+      servers: 5,
+      snapshotEvery: 0,
+      membership: true,
+      quiesceAfterTicks: 3,
+    });
+    expect(r.ops.ok).toBeGreaterThan(0);
+  });
+
   it('100 seeds of membership churn down to one voter', () => {
     let changes = 0;
     for (let seed = 1; seed <= 100; seed++) {

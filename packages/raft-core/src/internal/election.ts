@@ -7,7 +7,7 @@ import type {
   VoteReply,
   VoteRequest,
 } from '@otra/protocol';
-import { serverIdKey } from '@otra/protocol';
+import { type ServerId, serverIdKey } from '@otra/protocol';
 import type { Peer } from '../types.ts';
 import {
   armElectionTimer,
@@ -20,6 +20,7 @@ import {
   voterKeys,
 } from './context.ts';
 import { appendOne, isUpToDate, lastIndex, lastTerm } from './log.ts';
+import { wake } from './quiesce.ts';
 import { hasQuorum } from './quorum.ts';
 import { replicateAll } from './replication.ts';
 import { enterRole, observeTerm } from './roles.ts';
@@ -113,8 +114,23 @@ export function startElection(ctx: Ctx, transfer: boolean): void {
   for (const id of voterIds(ctx)) send(ctx, id, rpc);
 }
 
+/**
+ * A (pre-)vote request from the very leader this server follows: that leader no longer leads (its
+ * server restarted, or it stepped down), so the lease it gave is over. Without this, a follower
+ * that went to sleep on a quiesce heartbeat the old leader sent just before it restarted watches
+ * the restarted server, which lives on as a follower: asleep and in lease, it refused every
+ * pre-vote for good.
+ */
+function leaseEndedBy(ctx: Ctx, from: ServerId): void {
+  const s = ctx.s;
+  if (ctx.role === 'leader' || s.leaderId === null || serverIdKey(s.leaderId) !== serverIdKey(from)) return;
+  s.leaderId = null;
+  wake(ctx);
+}
+
 export function onPreVoteRequest(ctx: Ctx, m: PreVoteRequest): void {
   const s = ctx.s;
+  leaseEndedBy(ctx, m.from);
   const granted = m.term > s.currentTerm && !inLease(ctx) && isUpToDate(s.log, m.lastLogIndex, m.lastLogTerm);
   const reply: PreVoteReply = {
     type: 'pre_vote.reply',
@@ -140,6 +156,7 @@ export function onPreVoteReply(ctx: Ctx, m: PreVoteReply): void {
 
 export function onVoteRequest(ctx: Ctx, m: VoteRequest): void {
   const s = ctx.s;
+  leaseEndedBy(ctx, m.from);
   if (m.term > s.currentTerm) {
     // Disruption guard: a live leader's followers ignore higher terms unless it is a transfer.
     if (inLease(ctx) && !m.transfer) {
