@@ -211,6 +211,23 @@ describe('seeded simulation', () => {
     expect(changes).toBeGreaterThan(200);
   });
 
+  it('100 seeds of membership churn down to one voter with quiescence (idle groups sleep)', () => {
+    let changes = 0;
+    for (let seed = 101; seed <= 200; seed++) {
+      const r = runSimulation({
+        seed,
+        servers: seed % 2 === 1 ? 3 : 5,
+        membership: true,
+        minVoters: 1,
+        quiesceAfterTicks: 3,
+        snapshotEvery: seed % 3 === 0 ? 7 : 0,
+        driver: seed % 4 === 0 ? 'roles' : 'handle',
+      });
+      changes += r.membershipChanges.committed;
+    }
+    expect(changes).toBeGreaterThan(200);
+  });
+
   it('a duplicated error reply makes its client retry once, not twice (seed 2614322)', () => {
     // client5's put got not_leader twice (the network duplicated the reply) before its delayed
     // retry went out: it sent the put twice, both copies were applied, and a read of the second
