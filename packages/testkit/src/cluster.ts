@@ -281,7 +281,7 @@ export class Cluster {
     s.timerGen++;
     const cfg = initialMembers === undefined ? this.config(name) : { ...this.config(name), initialMembers };
     const recovered = s.storage.recovered();
-    this.checker.restarted(name);
+    this.checker.restarted(name, recovered.currentTerm);
     let r: HandleResult;
     if (this.opts.driver !== 'handle') {
       const [snap] = initialTransition(raftMachine, { config: cfg, recovered });

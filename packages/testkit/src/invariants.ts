@@ -30,7 +30,8 @@ interface NodeTrack {
  */
 export class SafetyChecker {
   private readonly leaders = new Map<number, string>();
-  private readonly entries = new Map<string, { prevTerm: number; entry: LogEntry }>();
+  /** First seen copy of each (index, term), and the server it was first seen on. */
+  private readonly entries = new Map<string, { prevTerm: number; entry: LogEntry; by: string }>();
   private readonly committed = new Map<number, number>();
   private readonly applied = new Map<number, number>();
   private maxCommitted = 0;
@@ -39,9 +40,21 @@ export class SafetyChecker {
   /** Machine states are compared through this digest (JSON by default). */
   constructor(private readonly digest: (machineState: unknown) => string = (s) => JSON.stringify(s)) {}
 
-  /** The node restarted: its volatile state is gone. */
-  restarted(key: string): void {
+  /**
+   * The node restarted: its volatile state is gone. `durableTerm` is the term it recovered. A term
+   * it had entered but not made durable left no trace outside it: `meta.persist` is a barrier, so
+   * nothing it did in that term (sending, appending, replying) ran. What it was seen holding in such
+   * a term, leadership (a lone voter elects itself in one step) and the entries it appended as that
+   * leader, is forgotten, so that the leader another server may legitimately become in that term is
+   * not taken for a second one.
+   */
+  restarted(key: string, durableTerm?: number): void {
     this.nodes.delete(key);
+    if (durableTerm === undefined) return;
+    for (const [term, leader] of this.leaders)
+      if (leader === key && term > durableTerm) this.leaders.delete(term);
+    for (const [id, known] of this.entries)
+      if (known.by === key && known.entry.term > durableTerm) this.entries.delete(id);
   }
 
   /** The highest index any server has committed. */
@@ -89,7 +102,7 @@ export class SafetyChecker {
       const prevTerm = termAt(log, e.index - 1)!;
       const id = `${e.index}:${e.term}`;
       const known = this.entries.get(id);
-      if (known === undefined) this.entries.set(id, { prevTerm, entry: e });
+      if (known === undefined) this.entries.set(id, { prevTerm, entry: e, by: key });
       else if (
         known.prevTerm !== prevTerm ||
         (known.entry !== e && JSON.stringify(fieldsOf(known.entry)) !== JSON.stringify(fieldsOf(e)))

@@ -195,6 +195,25 @@ describe('seeded simulation', () => {
     expect(r.ops.ok).toBeGreaterThan(0);
   });
 
+  it('a lone voter that elected itself and crashed before its term was durable is no second leader (seed 2504517)', () => {
+    // n2, the one voter of {n2}, elected itself in term 3 in one step and crashed before term 3
+    // was durable: nothing it did in term 3 ran (meta.persist is a barrier). Restarted in term 2,
+    // it voted for n1 (removed by an entry n1 did not know committed) in term 3. The checker took
+    // n2's in-memory term-3 leadership for a second leader; it now forgets what a restarted server
+    // held in a term it never made durable.
+    const r = runSimulation({
+      seed: 2_504_517,
+      servers: 3,
+      snapshotEvery: 7,
+      membership: true,
+      minVoters: 1,
+      groupCommit: true,
+      requestIds: true,
+      snapshotChunkChars: 8,
+    });
+    expect(r.elections).toBeGreaterThan(2);
+  });
+
   it('100 seeds of membership churn down to one voter', () => {
     let changes = 0;
     for (let seed = 1; seed <= 100; seed++) {
