@@ -19,6 +19,27 @@ function seeds(from: number, count: number, servers: number, snapshotEvery: (see
   return { steps, okOps, installs };
 }
 
+/**
+ * Membership churn over seeds `from..to`: odd seeds 3 servers, even 5, every third snapshotting
+ * often, every fourth through the `roles` driver, with `extra` options. Returns the configuration
+ * changes committed in all.
+ */
+function churn(from: number, to: number, extra: Partial<Parameters<typeof runSimulation>[0]>): number {
+  let changes = 0;
+  for (let seed = from; seed <= to; seed++) {
+    const r = runSimulation({
+      seed,
+      servers: seed % 2 === 1 ? 3 : 5,
+      membership: true,
+      snapshotEvery: seed % 3 === 0 ? 7 : 0,
+      driver: seed % 4 === 0 ? 'roles' : 'handle',
+      ...extra,
+    });
+    changes += r.membershipChanges.committed;
+  }
+  return changes;
+}
+
 describe('seeded simulation', () => {
   it('400 seeds of 3 servers (a third with frequent snapshots)', () => {
     const r = seeds(1, 400, 3, (s) => (s % 3 === 0 ? 7 : 0));
@@ -158,19 +179,7 @@ describe('seeded simulation', () => {
   });
 
   it('100 seeds with members joining (voter, promotable, non-voter), leaving and handing over leadership under faults', () => {
-    let changes = 0;
-    for (let seed = 1; seed <= 100; seed++) {
-      const r = runSimulation({
-        seed,
-        servers: seed % 2 === 1 ? 3 : 5,
-        membership: true,
-        snapshotEvery: seed % 3 === 0 ? 7 : 0,
-        snapshotChunkChars: 16,
-        driver: seed % 4 === 0 ? 'roles' : 'handle',
-      });
-      changes += r.membershipChanges.committed;
-    }
-    expect(changes).toBeGreaterThan(200);
+    expect(churn(1, 100, { snapshotChunkChars: 16 })).toBeGreaterThan(200);
   });
 
   it('a leader that removed itself from two voters and was cut off still commits its removal (seed 930145)', () => {
@@ -215,36 +224,11 @@ describe('seeded simulation', () => {
   });
 
   it('100 seeds of membership churn down to one voter', () => {
-    let changes = 0;
-    for (let seed = 1; seed <= 100; seed++) {
-      const r = runSimulation({
-        seed,
-        servers: seed % 2 === 1 ? 3 : 5,
-        membership: true,
-        minVoters: 1,
-        snapshotEvery: seed % 3 === 0 ? 7 : 0,
-        driver: seed % 4 === 0 ? 'roles' : 'handle',
-      });
-      changes += r.membershipChanges.committed;
-    }
-    expect(changes).toBeGreaterThan(200);
+    expect(churn(1, 100, { minVoters: 1 })).toBeGreaterThan(200);
   });
 
   it('100 seeds of membership churn down to one voter with quiescence (idle groups sleep)', () => {
-    let changes = 0;
-    for (let seed = 101; seed <= 200; seed++) {
-      const r = runSimulation({
-        seed,
-        servers: seed % 2 === 1 ? 3 : 5,
-        membership: true,
-        minVoters: 1,
-        quiesceAfterTicks: 3,
-        snapshotEvery: seed % 3 === 0 ? 7 : 0,
-        driver: seed % 4 === 0 ? 'roles' : 'handle',
-      });
-      changes += r.membershipChanges.committed;
-    }
-    expect(changes).toBeGreaterThan(200);
+    expect(churn(101, 200, { minVoters: 1, quiesceAfterTicks: 3 })).toBeGreaterThan(200);
   });
 
   it('a duplicated error reply makes its client retry once, not twice (seed 2614322)', () => {

@@ -1,5 +1,5 @@
 import type { Node } from '@otra/actors';
-import { type Pid, pidKey, type ServerId } from '@otra/protocol';
+import { type Pid, pidKey, type ServerId, serverIdEquals } from '@otra/protocol';
 import type { RaftStorage, SnapshotReader, SnapshotReceiver } from '@otra/raft-log';
 import type { MachineModuleSpec } from '../types.ts';
 
@@ -65,6 +65,12 @@ export function abortLeftReceive(sys: SystemRuntime, uid: string): Promise<void>
     .catch((err: unknown) =>
       sys.log('warn', `${uid}: could not drop an interrupted snapshot receive: ${String(err)}`),
     );
+}
+
+/** Server `id` of `cluster` stopped: this node no longer knows it as that cluster's leader. */
+export function forgetLeader(sys: SystemRuntime, cluster: string, id: ServerId): void {
+  const leader = sys.leaders.get(cluster);
+  if (leader != null && serverIdEquals(leader, id)) sys.leaders.set(cluster, null);
 }
 
 /** Closes the snapshot reader a dead snapshot sender left open, if any. */

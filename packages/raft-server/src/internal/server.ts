@@ -66,6 +66,7 @@ import { type ApplyTap, END_OF_LIFE, wrapMachine } from './machine-wrapper.ts';
 import {
   abortLeftReceive,
   closeLeftReader,
+  forgetLeader,
   names,
   type ServerRecord,
   type SystemRuntime,
@@ -565,8 +566,7 @@ export const raftServerBehaviour: BatchServer<ShellState, ServerArgs> = {
     state.chart.stop();
     void dropReceive(state);
     // this node no longer knows a leader it hosted
-    const leader = state.sys.leaders.get(state.record.cluster);
-    if (leader != null && serverIdEquals(leader, state.id)) state.sys.leaders.set(state.record.cluster, null);
+    forgetLeader(state.sys, state.record.cluster, state.id);
   },
 
   describe: (state) => state.snap.value,

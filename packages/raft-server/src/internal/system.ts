@@ -7,7 +7,7 @@ import {
   supervisorBehaviour,
   terminateChild,
 } from '@otra/actors';
-import { type Pid, type ServerId, serverIdEquals, serverIdKey } from '@otra/protocol';
+import { type Pid, type ServerId, serverIdKey } from '@otra/protocol';
 import {
   createMemoryStorage,
   logWriterBehaviour,
@@ -23,6 +23,7 @@ import { auxSpec } from './aux.ts';
 import {
   abortLeftReceive,
   deleteServer,
+  forgetLeader,
   names,
   readRecord,
   recordedServers,
@@ -113,8 +114,7 @@ async function stopLocalServer(sys: SystemRuntime, name: string): Promise<boolea
   const record = readRecord(sys, name);
   if (record !== undefined) {
     await abortLeftReceive(sys, record.uid);
-    const leader = sys.leaders.get(record.cluster);
-    if (leader != null && serverIdEquals(leader, record.id)) sys.leaders.set(record.cluster, null);
+    forgetLeader(sys, record.cluster, record.id);
   }
   return true;
 }
