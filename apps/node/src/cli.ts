@@ -84,18 +84,26 @@ function only(args: Args, allowed: readonly string[]): void {
 
 /**
  * With `OTRA_CPU_PROFILE=<dir>`, profiles the node's CPU from start to SIGTERM/SIGINT and writes
- * `<dir>/<name>-<pid>.cpuprofile` (open it in Chrome DevTools).
+ * `<dir>/<name>-<pid>.cpuprofile` (open it in Chrome DevTools). `OTRA_CPU_PROFILE_AFTER_MS=<ms>`
+ * starts the profile that long after the node is ready instead, to leave a warm-up out of it.
  */
 async function startCpuProfile(
   dir: string | undefined,
   name: string,
+  afterMs: number,
 ): Promise<(() => Promise<void>) | undefined> {
   if (dir === undefined || dir.length === 0) return undefined;
   const session = new Session();
   session.connect();
   await session.post('Profiler.enable');
-  await session.post('Profiler.start');
+  let started: Promise<unknown> = Promise.resolve();
+  if (afterMs > 0)
+    started = new Promise((resolve) => setTimeout(resolve, afterMs)).then(() =>
+      session.post('Profiler.start'),
+    );
+  else await session.post('Profiler.start');
   return async () => {
+    await started;
     const { profile } = await session.post('Profiler.stop');
     mkdirSync(dir, { recursive: true });
     writeFileSync(`${dir}/${name}-${process.pid}.cpuprofile`, JSON.stringify(profile));
@@ -110,7 +118,11 @@ async function runNode(args: Args): Promise<void> {
     throw new UsageError(`otra node takes no arguments, got ${args.positional.slice(1).join(' ')}`);
   const config = resolveNodeConfig(args.flags, process.env);
   const otra = await startOtraNode(config);
-  const profile = await startCpuProfile(process.env.OTRA_CPU_PROFILE, config.name);
+  const profile = await startCpuProfile(
+    process.env.OTRA_CPU_PROFILE,
+    config.name,
+    Number(process.env.OTRA_CPU_PROFILE_AFTER_MS ?? 0) || 0,
+  );
   process.stdout.write(
     `${JSON.stringify({ ready: { name: config.name, url: otra.url, port: otra.port, http: otra.http?.url ?? null, pid: process.pid } })}\n`,
   );

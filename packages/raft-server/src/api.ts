@@ -29,7 +29,7 @@ import {
   TimeoutError,
 } from './errors.ts';
 import { END_OF_LIFE } from './internal/machine-wrapper.ts';
-import { READ_INDEX_QUERY, type ServerCall, type ShellError } from './internal/server.ts';
+import { pipelineCast, READ_INDEX_QUERY, type ServerCall, type ShellError } from './internal/server.ts';
 import { type ManagerReply, type ManagerRequest, names } from './internal/system.ts';
 import type {
   AppendResult,
@@ -246,12 +246,7 @@ export function pipelineCommand<M extends Machine = Machine>(
 ): 'ok' | 'busy' | 'dropped' {
   checkId(serverId, 'serverId');
   checkCommand(command, requestId);
-  return system.node.cast(
-    address(serverId),
-    requestId === undefined
-      ? { type: 'raft.pipeline', command, correlation, notify, priority }
-      : { type: 'raft.pipeline', command, correlation, notify, priority, requestId },
-  );
+  return system.node.cast(address(serverId), pipelineCast(command, correlation, notify, priority, requestId));
 }
 
 function checkCommand(command: unknown, requestId: unknown): void {

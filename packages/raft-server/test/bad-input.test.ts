@@ -8,8 +8,10 @@ import {
   overview,
   processCommand,
   RaftError,
+  type RaftNotification,
   ServerNotFoundError,
   startCluster,
+  startPipelineClient,
   startSystem,
 } from '../src/index.ts';
 import { type LocalCluster, localCluster } from './support.ts';
@@ -153,6 +155,50 @@ describe('bad input', () => {
       (await localQuery(s1, cluster.ids[0]!, (st: Record<string, string>) => st.d ?? null)).result,
     ).toBeNull();
     expect(logs.some((l) => /or nested too deep/.test(l))).toBe(true);
+  });
+
+  it('pipelined casts: the tuple form and the object form of earlier versions commit; malformed tuples are dropped', async () => {
+    const logs: string[] = [];
+    cluster = await localCluster(3, { log: (_level, message) => logs.push(message) });
+    const s1 = cluster.systems[0]!;
+    const node = cluster.nodes[0]!;
+    await startCluster(s1, 'kv', { module: 'kv' }, cluster.ids);
+    await processCommand(s1, cluster.ids[0]!, { op: 'put', key: 'a', value: '1' });
+    const pid = node.whereis('kv')!;
+    const applied: unknown[] = [];
+    const client = startPipelineClient(s1, (n: RaftNotification) => {
+      if (n.type === 'raft.applied') for (const [correlation] of n.applied) applied.push(correlation);
+    });
+    const put = (key: string) => ({ op: 'put', key, value: key });
+    const malformed: unknown[] = [
+      ['raft.pipeline', put('t1'), 1, client.node, client.id],
+      ['raft.pipeline', put('t2'), 2, client.node, client.id, 1.5, 0],
+      ['raft.pipeline', put('t3'), 3, 42, client.id, client.creation, 0],
+      ['raft.pipeline', put('t4'), {}, client.node, client.id, client.creation, 0],
+      ['raft.pipeline', put('t5'), 5, client.node, client.id, client.creation, 0, { not: 'a string' }],
+      ['raft.pipeline', put('t6'), 6, client.node, client.id, client.creation, 0, 'r', 'extra'],
+    ];
+    for (const msg of malformed) node.cast(pid, msg);
+    // the form earlier versions sent
+    node.cast(pid, {
+      type: 'raft.pipeline',
+      command: put('old'),
+      correlation: 'old',
+      notify: client,
+      priority: 'low',
+    });
+    // the current form, with and without a request id, low priority
+    node.cast(pid, ['raft.pipeline', put('new'), 'new', client.node, client.id, client.creation, 1]);
+    node.cast(pid, ['raft.pipeline', put('rid'), 'rid', client.node, client.id, client.creation, 0, 'req-1']);
+    for (let i = 0; i < 200 && applied.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(applied.sort()).toEqual(['new', 'old', 'rid']);
+    const read = async (key: string) =>
+      (await localQuery(s1, cluster!.ids[0]!, (st: Record<string, string>) => st[key] ?? null)).result;
+    for (const key of ['old', 'new', 'rid']) expect(await read(key)).toBe(key);
+    for (const key of ['t1', 't2', 't3', 't4', 't5', 't6']) expect(await read(key)).toBeNull();
+    const dropped = logs.filter((l) => /dropped a pipelined command without a valid notify pid/.test(l));
+    expect(dropped).toHaveLength(malformed.length);
+    expect((await overview(s1, cluster.ids[0]!)).role).toBe('leader');
   });
 
   it('a cluster of an unregistered machine module is refused with the reason', async () => {

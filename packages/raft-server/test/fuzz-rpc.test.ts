@@ -100,7 +100,7 @@ const GARBAGE: unknown[] = [
 ];
 
 /** One random mutation of `msg` (a deep copy), 1-3 fields at any depth. */
-function mutate(msg: Record<string, unknown>, rnd: () => number): unknown {
+function mutate(msg: Record<string, unknown> | unknown[], rnd: () => number): unknown {
   const copy = structuredClone(msg) as Record<string, unknown>;
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)] as T;
   const edits = 1 + Math.floor(rnd() * 3);
@@ -219,7 +219,7 @@ describe('RPC fuzzing', () => {
       { type: 'raft.leave', id: { name: 3 } },
       { type: 'raft.transfer', to: null },
     ];
-    const casts: Record<string, unknown>[] = [
+    const casts: (Record<string, unknown> | unknown[])[] = [
       {
         type: 'raft.pipeline',
         command: { op: 'put', key: 'p', value: 'v' },
@@ -235,6 +235,18 @@ describe('RPC fuzzing', () => {
         priority: 'low',
         requestId: 'p-1',
       },
+      // the tuple form pipelineCommand sends (the object form above is what earlier versions sent)
+      ['raft.pipeline', { op: 'put', key: 'p', value: 'v' }, 2, notify.node, notify.id, notify.creation, 0],
+      [
+        'raft.pipeline',
+        { op: 'put', key: 'p', value: 'v' },
+        'd',
+        notify.node,
+        notify.id,
+        notify.creation,
+        1,
+        'p-2',
+      ],
     ];
     const rnd = seeded(Number(process.env.FUZZ_SEED ?? 7));
     let answered = 0;
