@@ -114,7 +114,7 @@ export type ServerCall =
 
 /**
  * Pipelined commands arrive as casts of a tuple (no key strings on the wire: encoding the object
- * form was about a third of a pipelining client's CPU): `[PIPELINE, command, correlation,
+ * form was over a quarter of a pipelining client's CPU): `[PIPELINE, command, correlation,
  * notifyNode, notifyId, notifyCreation, priority]`, priority 0 normal and 1 low, plus the request
  * id as an eighth element when there is one.
  */
